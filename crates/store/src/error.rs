@@ -129,6 +129,24 @@ impl StoreError {
         }
     }
 
+    /// A copy of an error that stopped a whole batch, for each of its
+    /// callers (`io::Error` is not `Clone`).
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            StoreError::Io { path, source } => StoreError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StoreError::NoSpace { path } => StoreError::NoSpace { path: path.clone() },
+            StoreError::Corrupt { path, detail } => StoreError::Corrupt {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            StoreError::Closed(why) => StoreError::Closed(why.clone()),
+            other => StoreError::Closed(other.to_string()),
+        }
+    }
+
     /// A short stable name for the kind of error, for comparing backends and
     /// for metrics.
     pub fn kind(&self) -> &'static str {

@@ -14,12 +14,17 @@
 //! [`open`] picks one from a [`StoreSpec`], the form users type on the
 //! command line.
 
+mod embedded;
 mod error;
+mod etcd;
 mod types;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::{Result, StoreError};
+pub use etcd::EtcdStore;
 pub use types::*;
 
 /// The operations both backends provide, with etcd v3's meaning.
@@ -60,7 +65,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The store's current revision.
     async fn current_revision(&self) -> Result<Revision> {
-        Ok(self.range(RangeRequest::key("\0").count_only()).await?.revision)
+        Ok(self
+            .range(RangeRequest::key("\0").count_only())
+            .await?
+            .revision)
     }
 
     /// Says what this store is, for logs and errors ("embedded store at
@@ -116,6 +124,17 @@ impl StoreSpec {
             return Err(StoreError::Invalid("empty store path".into()));
         }
         Ok(StoreSpec::Embedded(PathBuf::from(path)))
+    }
+}
+
+/// Opens the store `spec` names, with default options.
+pub async fn open(spec: &StoreSpec) -> Result<Arc<dyn Store>> {
+    match spec {
+        StoreSpec::Embedded(dir) => {
+            let store = EmbeddedStore::open(dir, EmbeddedOptions::default()).await?;
+            Ok(Arc::new(store))
+        }
+        StoreSpec::Etcd(endpoints) => Ok(Arc::new(EtcdStore::connect(endpoints.clone()).await?)),
     }
 }
 

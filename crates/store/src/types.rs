@@ -573,7 +573,9 @@ pub struct WatchStream {
 
 impl std::fmt::Debug for WatchStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WatchStream").field("done", &self.done).finish()
+        f.debug_struct("WatchStream")
+            .field("done", &self.done)
+            .finish()
     }
 }
 
@@ -622,7 +624,10 @@ mod tests {
 
     #[test]
     fn prefix_end_increments_last_byte_below_ff() {
-        assert_eq!(prefix_end(b"/registry/pods/"), Some(Bytes::from_static(b"/registry/pods0")));
+        assert_eq!(
+            prefix_end(b"/registry/pods/"),
+            Some(Bytes::from_static(b"/registry/pods0"))
+        );
         assert_eq!(prefix_end(b"a\xff\xff"), Some(Bytes::from_static(b"b")));
         assert_eq!(prefix_end(b"\xff\xff"), None);
         assert_eq!(prefix_end(b""), None);

@@ -1,0 +1,34 @@
+//! `gantry-bench`: benchmark programs. Each prints Gantry's figures next to
+//! those of the anchor the issue names, measured in the same run on the same
+//! machine, with the target each ratio must reach.
+
+mod report;
+mod store_bench;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "gantry-bench",
+    about = "Gantry's benchmarks, each next to its anchor"
+)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// The embedded store next to a real single-member etcd on the same disk.
+    Store(store_bench::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.bench {
+        Bench::Store(args) => runtime.block_on(store_bench::run(args)),
+    }
+}
