@@ -80,12 +80,18 @@ impl WatchHub {
             let _ = tx.try_send(Err(StoreError::Closed("store shut down".into())));
             return WatchStream::new(rx);
         }
+        // "Now" is the visible revision, which the writer may not have
+        // published yet (it answers callers first); events up to it are then
+        // filtered out of that publication by the watcher's next revision.
+        let (visible, compacted) = {
+            let state = self.state.read();
+            (state.visible(), state.compacted())
+        };
         let start = if req.start_revision <= 0 {
-            inner.published + 1
+            visible + 1
         } else {
             req.start_revision
         };
-        let compacted = self.state.read().compacted();
         if start < compacted {
             let _ = tx.try_send(Err(StoreError::Compacted {
                 requested: start,

@@ -203,6 +203,8 @@ impl Writer {
                 .collect();
             (events, pruned, revision)
         };
+        // Lease clocks start before callers hear of their grants, so a
+        // keep-alive sent right after a grant finds its lease.
         for effect in &effects {
             match effect {
                 Effect::LeaseGrant { id, ttl } => self.lessor.granted(*id, *ttl, now),
@@ -210,6 +212,10 @@ impl Writer {
                 _ => {}
             }
         }
+        // Callers first: their writes are durable and visible, and the rest
+        // of the turn does not change what they are told.
+        answer(&mut pending);
+        self.hub.publish(&events, revision);
         // A send fails only if the checkpointer is gone (shutting down); the
         // WAL still holds the frame, so nothing is lost.
         let _ = self.checkpoints.send(Applied {
@@ -218,8 +224,6 @@ impl Writer {
             effects: Arc::new(effects),
             pruned,
         });
-        self.hub.publish(&events, revision);
-        answer(&mut pending);
     }
 
     /// A lease identifier no live lease has, positive like etcd's.
