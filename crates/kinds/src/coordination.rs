@@ -1,0 +1,8 @@
+//! coordination.k8s.io/v1: Leases.
+
+use crate::ResourceDef;
+
+/// This group's resources.
+pub(crate) fn resources() -> Vec<ResourceDef> {
+    Vec::new()
+}

@@ -1,0 +1,8 @@
+//! storage.k8s.io/v1: StorageClasses.
+
+use crate::ResourceDef;
+
+/// This group's resources.
+pub(crate) fn resources() -> Vec<ResourceDef> {
+    Vec::new()
+}
