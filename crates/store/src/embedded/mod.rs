@@ -242,6 +242,7 @@ fn open_files(dir: &Path, options: &EmbeddedOptions) -> Result<Opened> {
         loaded.applied_lsn,
         WalOptions {
             segment_size: options.wal_segment_size,
+            ..WalOptions::default()
         },
     )?;
 

@@ -1,13 +1,34 @@
 //! The write-ahead log of the embedded store.
 //!
-//! Every batch of writes becomes one frame, appended with one `pwrite` and
-//! made durable with one `fdatasync` before the writes are acknowledged. The
-//! log is a directory of segment files named `{first_lsn:020}.wal`, each
-//! written full of real zero bytes and synced before its first frame goes in.
-//! Appending therefore never changes a file's size or allocates a block, so
-//! `fdatasync` has only the data pages to flush and no file-system metadata:
-//! measured here that is ~220 µs, against 300-450 µs for appending to a
-//! growing or sparse file.
+//! Every batch of writes becomes one frame, made durable before the writes
+//! are acknowledged. The log is a directory of segment files named
+//! `{first_lsn:020}.wal`, each written full of real zero bytes and synced
+//! before its first frame goes in. Appending therefore never changes a
+//! file's size or allocates a block, so making a frame durable flushes data
+//! alone and no file-system metadata.
+//!
+//! A frame goes out as one `pwrite` on a second descriptor of the active
+//! segment, opened with `O_DIRECT | O_DSYNC`: the write bypasses the page
+//! cache and is durable when it returns, with no `fdatasync` after it.
+//! Measured here (`wal_append_latency`, the two alternating in one run) a
+//! 300-byte append's median is 150-210 µs this way against 165-235 µs for a
+//! buffered `pwrite` and `fdatasync`: 7-11% (15-25 µs) less, and its p90
+//! 6-10% less (appending to a growing or sparse file cost 300-450 µs).
+//!
+//! Direct writes must cover whole 512-byte sectors, from a buffer aligned in
+//! memory, so every frame starts on a sector boundary and is padded with
+//! zeros to the next one: an append then writes only sectors no earlier
+//! frame occupies, and never rewrites an acknowledged frame's bytes (a
+//! buffered write rewrote the whole 4 KiB page around it). A disk whose
+//! physical sectors are 4096 bytes still rewrites the physical sector around
+//! a 512-byte write inside itself; that is the disk's to make safe, as it was
+//! for the page writes before.
+//!
+//! Where the file system refuses direct writes (`EINVAL` when the
+//! descriptor is opened, as on ramfs, or when the first sector is written
+//! through it, as on a disk with 4096-byte logical sectors), or the options
+//! turn them off, an append is one buffered `pwrite` then `fdatasync`
+//! instead. The format is the same either way.
 //!
 //! # On-disk format
 //!
@@ -16,22 +37,23 @@
 //! | bytes  | field                                          |
 //! |--------|------------------------------------------------|
 //! | 0..8   | magic `GANTRYWL`                               |
-//! | 8..12  | format version, 1                              |
+//! | 8..12  | format version, 2                              |
 //! | 12..16 | reserved, zero                                 |
 //! | 16..24 | lsn of the segment's first frame               |
 //! | 24..60 | reserved, zero                                 |
 //! | 60..64 | CRC32C of bytes 0..60                          |
 //!
-//! Frames follow from offset 64, each starting on an 8-byte boundary:
+//! Zeros follow up to offset 512, where the first frame starts. Every frame
+//! starts on a 512-byte boundary:
 //!
-//! | bytes  | field                                          |
-//! |--------|------------------------------------------------|
-//! | 0..4   | magic `0x4D52_4657` (`WFRM`)                   |
-//! | 4..8   | payload length                                 |
-//! | 8..16  | lsn (log sequence number)                      |
-//! | 16..20 | CRC32C of the payload                          |
-//! | 20..24 | CRC32C of bytes 0..20 of this header           |
-//! | 24..   | payload, then zero padding to 8-byte alignment |
+//! | bytes  | field                                             |
+//! |--------|---------------------------------------------------|
+//! | 0..4   | magic `0x4D52_4657` (`WFRM`)                      |
+//! | 4..8   | payload length                                    |
+//! | 8..16  | lsn (log sequence number)                         |
+//! | 16..20 | CRC32C of the payload                             |
+//! | 20..24 | CRC32C of bytes 0..20 of this header              |
+//! | 24..   | payload, then zeros to the next 512-byte boundary |
 //!
 //! Lsns start at 1 and are contiguous across frames and segments. The rest of
 //! a segment after its last frame is zeros, so the log ends at the first
@@ -53,7 +75,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,10 +88,11 @@ use crate::error::StoreError;
 /// The first bytes of every segment file.
 const SEGMENT_MAGIC: [u8; 8] = *b"GANTRYWL";
 
-/// The segment format this code writes and reads.
-const FORMAT_VERSION: u32 = 1;
+/// The segment format this code writes and reads. Version 1 padded frames
+/// to 8 bytes only; it was never released.
+const FORMAT_VERSION: u32 = 2;
 
-/// Length of the segment header; the first frame starts right after it.
+/// Length of the segment header; zeros follow it up to [`FIRST_FRAME_AT`].
 const SEGMENT_HEADER_LEN: usize = 64;
 
 /// Offset of the header CRC inside the segment header.
@@ -85,9 +108,21 @@ const FRAME_HEADER_LEN: usize = 24;
 /// Offset of the header CRC inside a frame header.
 const FRAME_CRC_AT: usize = FRAME_HEADER_LEN - 4;
 
-/// Frames start on multiples of this, so that recovery can look for frame
-/// headers at a few positions rather than at every byte.
-const FRAME_ALIGN: usize = 8;
+/// Frames start on multiples of this, the sector size direct writes are
+/// made of: an append then writes whole sectors of its own and never one an
+/// earlier frame occupies. Recovery also looks for frame headers only at
+/// these positions.
+const FRAME_ALIGN: usize = 512;
+
+/// Where a segment's first frame starts: the header's sector is its own.
+const FIRST_FRAME_AT: usize = FRAME_ALIGN;
+
+/// The memory alignment of the buffer frames are written from. Direct writes
+/// need the logical block size (512 here); a page suits every disk.
+const BUF_ALIGN: usize = 4096;
+
+/// The frame buffer's first size; it grows for bigger frames and stays so.
+const INITIAL_BUF: usize = 64 << 10;
 
 /// Segment sizes are multiples of this, a page on every machine we run on.
 const SEGMENT_GRANULE: u64 = 4096;
@@ -107,14 +142,20 @@ pub(crate) struct WalOptions {
     /// Size of a standard segment file in bytes, a multiple of 4096 and at
     /// least 4096. A frame too big for it gets a segment of its own.
     pub segment_size: u64,
+    /// Append through an `O_DIRECT | O_DSYNC` descriptor where the file
+    /// system allows it; `false` always uses a buffered `pwrite` and
+    /// `fdatasync`.
+    pub direct_io: bool,
 }
 
 impl Default for WalOptions {
     /// 64 MiB segments: big enough that rollovers are rare, small enough
-    /// that checkpointed segments are released soon.
+    /// that checkpointed segments are released soon. Direct writes, because
+    /// they make the flush cheaper.
     fn default() -> Self {
         WalOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
+            direct_io: true,
         }
     }
 }
@@ -144,14 +185,22 @@ pub(crate) struct Wal {
     /// Set after a failed write or sync: the message every later append
     /// returns, because the state of the file is then unknown.
     poisoned: Option<String>,
-    /// Reused buffer in which a frame is assembled before its one `pwrite`.
-    buf: Vec<u8>,
+    /// Whether new active segments get a direct descriptor: the options ask
+    /// for it and the file system has not refused it yet.
+    direct_io: bool,
+    /// Reused buffer in which a frame is assembled before its one `pwrite`,
+    /// aligned as direct writes need.
+    buf: AlignedBuf,
     /// The background thread keeping a spare segment ready, if it started.
     spare: Option<SpareMaker>,
     /// Segments prepared synchronously, for tests that check the spare is
     /// used.
     #[cfg(test)]
     sync_prepares: u64,
+    /// The segment and byte range of every frame write, for tests that
+    /// check an append never touches an earlier frame's sectors.
+    #[cfg(test)]
+    frame_writes: Vec<(u64, Range<u64>)>,
     /// A failure a test has armed for the next write or sync.
     #[cfg(test)]
     fault: Option<FaultPoint>,
@@ -168,8 +217,13 @@ struct SegmentEntry {
 
 /// The segment being appended to.
 struct ActiveSegment {
-    /// Open for writing.
+    /// Open for buffered reading and writing.
     file: File,
+    /// The same file opened with `O_DIRECT | O_DSYNC`, through which frames
+    /// are written; `None` where the file system refuses direct writes (or
+    /// the options turn them off), and frames go through `file` and are
+    /// flushed with `fdatasync`.
+    direct: Option<File>,
     /// Its path, for errors.
     path: PathBuf,
     /// The lsn of its first frame.
@@ -185,7 +239,8 @@ struct ActiveSegment {
 enum FaultPoint {
     /// The `pwrite` of a frame.
     Write,
-    /// The `fdatasync` after it.
+    /// Making it durable: the `fdatasync` after a buffered write, or the
+    /// synchronous part of a direct write, failing after the bytes went out.
     Sync,
 }
 
@@ -298,8 +353,10 @@ impl Wal {
         // Only now, with every segment checked, change anything on disk: wipe
         // what a torn append left behind, so that no stale bytes can ever be
         // read as a frame once new frames are written before them.
+        let mut direct_io = opts.direct_io;
+        let mut buf = AlignedBuf::new(INITIAL_BUF);
         let active = match active {
-            Some(last) => Some(last.into_active()?),
+            Some(last) => Some(last.into_active(&mut direct_io, &mut buf)?),
             None => None,
         };
 
@@ -315,10 +372,13 @@ impl Wal {
             active,
             next_lsn,
             poisoned: None,
-            buf: Vec::new(),
+            direct_io,
+            buf,
             spare,
             #[cfg(test)]
             sync_prepares: 0,
+            #[cfg(test)]
+            frame_writes: Vec::new(),
             #[cfg(test)]
             fault: None,
         };
@@ -326,8 +386,9 @@ impl Wal {
         Ok((wal, frames))
     }
 
-    /// Appends one frame with one `pwrite`, then `fdatasync`s; the frame is
-    /// durable when this returns `Ok`. Returns its lsn.
+    /// Appends one frame with one direct, synchronous `pwrite` (or a
+    /// buffered one and `fdatasync`); the frame is durable when this returns
+    /// `Ok`. Returns its lsn.
     pub(crate) fn append(&mut self, payload: &[u8]) -> Result<u64, StoreError> {
         if let Some(message) = &self.poisoned {
             return Err(StoreError::Closed(message.clone()));
@@ -351,21 +412,32 @@ impl Wal {
         }
 
         let lsn = self.next_lsn;
-        encode_frame(&mut self.buf, lsn, payload);
+        encode_frame(self.buf.prepare(frame_len as usize), lsn, payload);
         let written = self.injected(FaultPoint::Write).and_then(|()| {
             let active = self.active()?;
             // `write_all_at` issues a single `pwrite` for the whole frame and
-            // only loops if the kernel writes less (or is interrupted).
-            active.file.write_all_at(&self.buf, active.write_pos)
+            // only loops if the kernel writes less (or is interrupted). The
+            // frame starts and ends on sector boundaries and the buffer is
+            // aligned, so a direct write takes it as it is.
+            let file = active.direct.as_ref().unwrap_or(&active.file);
+            file.write_all_at(self.buf.as_slice(), active.write_pos)
         });
         let synced = written.and_then(|()| {
             self.injected(FaultPoint::Sync)?;
-            self.active()?.file.sync_data()
+            let active = self.active()?;
+            // A direct write is durable when it returns (`O_DSYNC`); a
+            // buffered one only sits in the page cache until the flush.
+            match active.direct {
+                Some(_) => Ok(()),
+                None => active.file.sync_data(),
+            }
         });
         if let Err(err) = synced {
             // After a failed write or fsync the kernel may have dropped dirty
-            // pages or marked them clean, so what is on disk is unknown:
-            // writing on could acknowledge frames that are not durable.
+            // pages or marked them clean, and a failed direct write may have
+            // reached some sectors and not others, so what is on disk is
+            // unknown: writing on could acknowledge frames that are not
+            // durable.
             let path = self
                 .active
                 .as_ref()
@@ -374,6 +446,11 @@ impl Wal {
             return Err(StoreError::io(path, err));
         }
         if let Some(active) = self.active.as_mut() {
+            #[cfg(test)]
+            self.frame_writes.push((
+                active.first_lsn,
+                active.write_pos..active.write_pos + frame_len,
+            ));
             active.write_pos += frame_len;
         }
         self.next_lsn += 1;
@@ -417,6 +494,12 @@ impl Wal {
         &self.dir
     }
 
+    /// Whether appends to the active segment go through a direct descriptor.
+    #[cfg(test)]
+    fn writes_direct(&self) -> bool {
+        self.active.as_ref().is_some_and(|a| a.direct.is_some())
+    }
+
     /// The active segment, which exists whenever a frame is being written.
     fn active(&self) -> io::Result<&ActiveSegment> {
         self.active
@@ -437,14 +520,13 @@ impl Wal {
     fn roll_over(&mut self, frame_len: u64) -> Result<(), StoreError> {
         let first_lsn = self.next_lsn;
         let standard = self.opts.segment_size;
-        let needed = SEGMENT_HEADER_LEN as u64 + frame_len;
+        let needed = FIRST_FRAME_AT as u64 + frame_len;
         let size = if needed <= standard {
             standard
         } else {
             needed.div_ceil(SEGMENT_GRANULE) * SEGMENT_GRANULE
         };
         let final_path = segment_path(&self.dir, first_lsn);
-        let header = encode_segment_header(first_lsn);
 
         let spare = if size == standard {
             self.spare.as_mut().and_then(SpareMaker::take)
@@ -452,26 +534,23 @@ impl Wal {
             None
         };
         let zeroed = match spare {
-            Some(spare) => {
-                // The spare is zeros already; give it its header, and make
-                // the header durable before the name that makes it count.
-                let headed = spare
-                    .file
-                    .write_all_at(&header, 0)
-                    .and_then(|()| spare.file.sync_data());
-                if let Err(err) = headed {
-                    let _ = fs::remove_file(&spare.path);
-                    return Err(StoreError::io(&spare.path, err));
-                }
-                spare
-            }
+            Some(spare) => spare,
             None => {
                 #[cfg(test)]
                 {
                     self.sync_prepares += 1;
                 }
                 let tmp = self.dir.join(format!("{first_lsn:020}.wal.tmp"));
-                write_zeroed(&tmp, size, &header, None)?
+                write_zeroed(&tmp, size, None)?
+            }
+        };
+        // The file is zeros; give it its header, durable before the name
+        // that makes it count.
+        let direct = match self.write_segment_header(&zeroed, first_lsn) {
+            Ok(direct) => direct,
+            Err(err) => {
+                let _ = fs::remove_file(&zeroed.path);
+                return Err(StoreError::io(&zeroed.path, err));
             }
         };
         // The rename is atomic: the segment either exists complete under its
@@ -501,13 +580,42 @@ impl Wal {
         });
         self.active = Some(ActiveSegment {
             file: zeroed.file,
+            direct,
             path: final_path,
             first_lsn,
             len: size,
-            write_pos: SEGMENT_HEADER_LEN as u64,
+            write_pos: FIRST_FRAME_AT as u64,
         });
         self.request_spare();
         Ok(())
+    }
+
+    /// Writes and makes durable the header of the zero-filled segment that
+    /// is to start at `first_lsn`. Where direct writes are wanted, the header
+    /// goes out as the segment's first sector through a new direct
+    /// descriptor, which is returned for the frames: that one write both
+    /// proves the file system takes direct writes and makes the header
+    /// durable. Otherwise it is a buffered write and `fdatasync`.
+    fn write_segment_header(
+        &mut self,
+        zeroed: &ZeroedFile,
+        first_lsn: u64,
+    ) -> io::Result<Option<File>> {
+        let header = encode_segment_header(first_lsn);
+        if self.direct_io {
+            let mut sector = [0u8; FIRST_FRAME_AT];
+            sector[..SEGMENT_HEADER_LEN].copy_from_slice(&header);
+            match open_direct(&zeroed.path, 0, &sector, &mut self.buf)? {
+                Some(direct) => return Ok(Some(direct)),
+                None => {
+                    self.direct_io = false;
+                    log_direct_refused(&self.dir);
+                }
+            }
+        }
+        zeroed.file.write_all_at(&header, 0)?;
+        zeroed.file.sync_data()?;
+        Ok(None)
     }
 
     /// Asks the background thread for a spare segment if none is on its way.
@@ -553,16 +661,15 @@ struct ZeroedFile {
     path: PathBuf,
 }
 
-/// Writes `header` and then zeros up to `size` bytes into a new file at
-/// `path`, in chunks of 1 MiB, and syncs it. On any failure (a full disk, or
-/// `cancel` being set) removes the partial file.
+/// Writes `size` zero bytes into a new file at `path`, in chunks of 1 MiB,
+/// and syncs it. On any failure (a full disk, or `cancel` being set) removes
+/// the partial file.
 fn write_zeroed(
     path: &Path,
     size: u64,
-    header: &[u8],
     cancel: Option<&AtomicBool>,
 ) -> Result<ZeroedFile, StoreError> {
-    match create_zeroed(path, size, header, cancel) {
+    match create_zeroed(path, size, cancel) {
         Ok(file) => Ok(ZeroedFile {
             file,
             path: path.to_path_buf(),
@@ -575,22 +682,14 @@ fn write_zeroed(
 }
 
 /// The IO of [`write_zeroed`], leaving the clean-up to it.
-fn create_zeroed(
-    path: &Path,
-    size: u64,
-    header: &[u8],
-    cancel: Option<&AtomicBool>,
-) -> io::Result<File> {
+fn create_zeroed(path: &Path, size: u64, cancel: Option<&AtomicBool>) -> io::Result<File> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
         .open(path)?;
-    // The header goes out with the first chunk, so that every write covers
-    // whole pages.
-    let mut chunk = vec![0u8; ZERO_CHUNK];
-    chunk[..header.len()].copy_from_slice(header);
+    let chunk = vec![0u8; ZERO_CHUNK];
     let mut at = 0u64;
     while at < size {
         if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -601,9 +700,6 @@ fn create_zeroed(
         }
         let n = (size - at).min(ZERO_CHUNK as u64) as usize;
         file.write_all(&chunk[..n])?;
-        if at == 0 {
-            chunk[..header.len()].fill(0);
-        }
         at += n as u64;
     }
     // Real zeros, synced: later appends then overwrite allocated blocks and
@@ -622,6 +718,96 @@ fn zero_range(file: &File, range: Range<u64>) -> io::Result<()> {
         at += n as u64;
     }
     file.sync_data()
+}
+
+/// Opens `path` for direct, synchronous writes and writes `sector` (a
+/// multiple of 512 bytes) at `at` through the new descriptor, which both
+/// puts it on disk and proves that the file system takes direct writes as
+/// the log makes them. Returns `None` if it does not: `EINVAL` from the open
+/// (no direct I/O at all) or from the write (offset, length or buffer not
+/// aligned as it needs, as on a disk with 4096-byte logical sectors), both
+/// refused before anything is written.
+///
+/// Whatever the page cache holds of the file must already be on disk: the
+/// kernel flushes and drops the cached pages a direct write covers, but a
+/// dirty page written back later would undo it. A file system that takes
+/// `O_DIRECT` but quietly buffers the write (tmpfs, ext4 journalling data)
+/// still honours `O_DSYNC`, so a write through the descriptor is durable
+/// when it returns either way.
+fn open_direct(
+    path: &Path,
+    at: u64,
+    sector: &[u8],
+    buf: &mut AlignedBuf,
+) -> io::Result<Option<File>> {
+    let opened = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+        .open(path);
+    let direct = match opened {
+        Ok(direct) => direct,
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    buf.prepare(sector.len()).copy_from_slice(sector);
+    match direct.write_all_at(buf.as_slice(), at) {
+        Ok(()) => Ok(Some(direct)),
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Says, once per log, that appends fall back to buffered writes.
+fn log_direct_refused(dir: &Path) {
+    tracing::info!(
+        "write-ahead log {}: the file system refuses direct writes; appending with buffered \
+         writes and fdatasync",
+        dir.display()
+    );
+}
+
+/// A reusable byte buffer whose contents start at a multiple of
+/// [`BUF_ALIGN`] in memory, as direct writes need. Safe code cannot ask the
+/// allocator for alignment, so the buffer allocates [`BUF_ALIGN`] bytes more
+/// than it holds and uses the part that starts on an aligned address. A
+/// `Vec` moves its heap memory only when it grows, and this one never does
+/// (a bigger buffer replaces it), so the offset stays right.
+struct AlignedBuf {
+    /// The allocation, over-sized by [`BUF_ALIGN`].
+    storage: Vec<u8>,
+    /// Where the aligned part starts in `storage`.
+    start: usize,
+    /// How many bytes of the aligned part are in use.
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// A buffer that holds `capacity` bytes before it has to grow.
+    fn new(capacity: usize) -> AlignedBuf {
+        let storage = vec![0u8; capacity + BUF_ALIGN];
+        let start = storage.as_ptr().addr().next_multiple_of(BUF_ALIGN) - storage.as_ptr().addr();
+        AlignedBuf {
+            storage,
+            start,
+            len: 0,
+        }
+    }
+
+    /// Makes the buffer `len` bytes long, reallocating only if it never was
+    /// that long before, and returns them to be filled (their contents are
+    /// left over from earlier use).
+    fn prepare(&mut self, len: usize) -> &mut [u8] {
+        if self.start + len > self.storage.len() {
+            *self = AlignedBuf::new(len.next_power_of_two());
+        }
+        self.len = len;
+        &mut self.storage[self.start..self.start + len]
+    }
+
+    /// The bytes in use, starting at an aligned address.
+    fn as_slice(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
 }
 
 /// The background thread that keeps one zero-filled spare segment ready, so
@@ -655,7 +841,7 @@ impl SpareMaker {
             .name("wal-spare".into())
             .spawn(move || {
                 for size in request_rx {
-                    let result = write_zeroed(&path, size, &[], Some(&thread_cancel));
+                    let result = write_zeroed(&path, size, Some(&thread_cancel));
                     if let Err(unsent) = result_tx.send(result) {
                         if let Ok(spare) = unsent.0 {
                             let _ = fs::remove_file(&spare.path);
@@ -845,14 +1031,35 @@ struct RecoveredSegment {
 
 impl RecoveredSegment {
     /// Makes this last segment the active one, first zeroing and syncing
-    /// what a torn append left after the log's end.
-    fn into_active(self) -> Result<ActiveSegment, StoreError> {
+    /// what a torn append left after the log's end, then, if `direct_io` is
+    /// set and the segment has room for a frame, opening its direct
+    /// descriptor (clearing `direct_io` if the file system refuses).
+    fn into_active(
+        self,
+        direct_io: &mut bool,
+        buf: &mut AlignedBuf,
+    ) -> Result<ActiveSegment, StoreError> {
+        // Buffered, and synced before any direct write, so that no dirty
+        // page of the zeroing is left to be written back over a frame.
         if let Some(dirty_to) = self.dirty_to {
             zero_range(&self.file, self.end..dirty_to)
                 .map_err(|e| StoreError::io(&self.path, e))?;
         }
+        // The sector at the log's end is zeros now; writing it again as
+        // zeros is the harmless write that proves direct writes work. A full
+        // segment needs no descriptor: the next append rolls over.
+        let mut direct = None;
+        if *direct_io && self.end + FRAME_ALIGN as u64 <= self.len {
+            direct = open_direct(&self.path, self.end, &[0u8; FRAME_ALIGN], buf)
+                .map_err(|e| StoreError::io(&self.path, e))?;
+            if direct.is_none() {
+                *direct_io = false;
+                log_direct_refused(self.path.parent().unwrap_or(&self.path));
+            }
+        }
         Ok(ActiveSegment {
             file: self.file,
+            direct,
             path: self.path,
             first_lsn: self.first_lsn,
             len: self.len,
@@ -889,6 +1096,18 @@ fn recover_segment(
             format!(
                 "segment is {} bytes, not a multiple of {FRAME_ALIGN}",
                 bytes.len()
+            ),
+        ));
+    }
+    if let Some(i) = bytes[SEGMENT_HEADER_LEN..FIRST_FRAME_AT]
+        .iter()
+        .position(|b| *b != 0)
+    {
+        return Err(corrupt(
+            path,
+            format!(
+                "non-zero byte at offset {} between the segment header and the first frame",
+                SEGMENT_HEADER_LEN + i
             ),
         ));
     }
@@ -983,11 +1202,12 @@ fn decode_segment_header(bytes: &[u8]) -> Result<u64, String> {
 /// The bytes a frame with a payload of `payload_len` bytes takes, padding
 /// included.
 fn frame_len(payload_len: u32) -> usize {
-    FRAME_HEADER_LEN + (payload_len as usize).next_multiple_of(FRAME_ALIGN)
+    (FRAME_HEADER_LEN + payload_len as usize).next_multiple_of(FRAME_ALIGN)
 }
 
-/// Assembles the frame for `payload` with `lsn` into `buf`.
-fn encode_frame(buf: &mut Vec<u8>, lsn: u64, payload: &[u8]) {
+/// Assembles the frame for `payload` with `lsn` into `buf`, which is
+/// exactly [`frame_len`] long, padding included.
+fn encode_frame(buf: &mut [u8], lsn: u64, payload: &[u8]) {
     let mut header = [0u8; FRAME_HEADER_LEN];
     header[0..4].copy_from_slice(&FRAME_MAGIC.to_le_bytes());
     header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -995,10 +1215,12 @@ fn encode_frame(buf: &mut Vec<u8>, lsn: u64, payload: &[u8]) {
     header[16..20].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
     let crc = crc32c::crc32c(&header[..FRAME_CRC_AT]);
     header[FRAME_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
-    buf.clear();
-    buf.extend_from_slice(&header);
-    buf.extend_from_slice(payload);
-    buf.resize(frame_len(payload.len() as u32), 0);
+    let (head, rest) = buf.split_at_mut(FRAME_HEADER_LEN);
+    let (body, padding) = rest.split_at_mut(payload.len());
+    head.copy_from_slice(&header);
+    body.copy_from_slice(payload);
+    // The buffer is reused, so the padding holds an earlier frame's bytes.
+    padding.fill(0);
 }
 
 /// A frame header that passed its magic and checksum.
@@ -1049,7 +1271,7 @@ struct Damage {
     header_lsn: Option<u64>,
     /// Where to look for later frames: past the frame if its header is
     /// intact and its extent fits (its payload bytes are data, not headers),
-    /// else right after its first 8 bytes.
+    /// else at the next frame boundary after its start.
     resume: usize,
 }
 
@@ -1059,7 +1281,7 @@ struct Damage {
 fn scan_frames(bytes: &[u8], first_lsn: u64) -> FrameScan {
     let mut frames = Vec::new();
     let mut next_lsn = first_lsn;
-    let mut pos = SEGMENT_HEADER_LEN;
+    let mut pos = FIRST_FRAME_AT;
     let damage = loop {
         if pos + FRAME_HEADER_LEN > bytes.len() {
             break None;
@@ -1225,9 +1447,22 @@ mod tests {
     /// Small segments, so that tests roll over often.
     const SMALL: u64 = 4096;
 
-    /// Options with segments of `segment_size` bytes.
+    /// Options with segments of `segment_size` bytes, writing directly
+    /// where the file system allows.
     fn opts(segment_size: u64) -> WalOptions {
-        WalOptions { segment_size }
+        WalOptions {
+            segment_size,
+            direct_io: true,
+        }
+    }
+
+    /// Options with segments of `segment_size` bytes, never writing
+    /// directly.
+    fn buffered(segment_size: u64) -> WalOptions {
+        WalOptions {
+            segment_size,
+            direct_io: false,
+        }
     }
 
     /// The payload tests append as frame `lsn`: recognisable, of varying
@@ -1323,7 +1558,7 @@ mod tests {
 
     /// The offset of each frame in a segment's bytes, with its length.
     fn frame_offsets(bytes: &[u8]) -> Vec<(usize, usize)> {
-        let mut pos = SEGMENT_HEADER_LEN;
+        let mut pos = FIRST_FRAME_AT;
         let mut out = Vec::new();
         while pos + FRAME_HEADER_LEN <= bytes.len()
             && bytes[pos..pos + FRAME_HEADER_LEN].iter().any(|b| *b != 0)
@@ -1424,7 +1659,7 @@ mod tests {
         let (mut wal, _) = open_plain(dir, 0, SMALL);
         let mut expected = Vec::new();
         let sizes = [
-            100usize, 3000, 4000, 4032, 4033, 10_000, 0, 50, 100_000, 7, 1,
+            100usize, 3000, 3560, 3561, 3000, 10_000, 0, 50, 100_000, 7, 1,
         ];
         for (i, size) in sizes.iter().enumerate() {
             let data: Vec<u8> = (0..*size).map(|j| (i * 7 + j) as u8).collect();
@@ -1434,11 +1669,12 @@ mod tests {
         }
         drop(wal);
 
-        // Frames 1-2 share the first segment; 3 (4024 bytes on disk) fills
-        // the next exactly but for 8 bytes; 4 (4056) is too big for a
-        // standard segment and gets one of 8 KiB, where 5 still fits; 6
-        // gets 12 KiB, shared with 7 and 8; 9 gets its own, shared with 10
-        // and 11.
+        // A standard segment has 3584 bytes for frames after its header's
+        // sector. Frames 1-2 (512 and 3072 bytes on disk) fill the first
+        // exactly; 3 (3584) fills the next alone; 4 (4096) is too big for a
+        // standard segment and gets one of 8 KiB, where 5 (3072) still
+        // fits; 6 gets 12 KiB, shared with 7 and 8; 9 gets its own, shared
+        // with 10 and 11.
         let files = segment_files(dir);
         let firsts: Vec<PathBuf> = [1, 3, 4, 6, 9].map(|lsn| segment_path(dir, lsn)).into();
         assert_eq!(files, firsts);
@@ -1450,10 +1686,20 @@ mod tests {
         // The 100 000-byte frame (lsn 9) got a segment of its own, sized to fit.
         let big = dir.join("00000000000000000009.wal");
         let len = fs::metadata(&big).unwrap().len();
-        assert!(
-            (100_000 + 88..100_000 + 88 + SEGMENT_GRANULE).contains(&len),
-            "{len}"
-        );
+        let needed = (FIRST_FRAME_AT + FRAME_HEADER_LEN + 100_000) as u64;
+        assert!((needed..needed + SEGMENT_GRANULE).contains(&len), "{len}");
+        // Every frame starts on a sector boundary.
+        for file in &files {
+            let bytes = fs::read(file).unwrap();
+            let offsets = frame_offsets(&bytes);
+            assert!(!offsets.is_empty());
+            assert_eq!(offsets[0].0, FIRST_FRAME_AT);
+            assert!(
+                offsets
+                    .iter()
+                    .all(|(at, len)| at % 512 == 0 && len % 512 == 0)
+            );
+        }
 
         let (mut wal, frames) = open_plain(dir, 0, SMALL);
         assert_eq!(frames, expected);
@@ -1559,12 +1805,16 @@ mod tests {
     fn wal_torn_tail_at_every_offset() {
         let tmp = tempfile::tempdir().unwrap();
         let template = tmp.path().join("template");
-        // Several segments of 8 KiB; the last holds a few frames, the last
-        // of them lsn 60 with a 113-byte payload (24 + 120 bytes on disk).
-        let (last_path, pristine) = pristine_log(&template, 60, 8192);
+        // Several segments of 8 KiB (15 frames of one sector each); the last
+        // holds seven, the last of them lsn 52 with a 118-byte payload (24 +
+        // 118 bytes, padded to one 512-byte sector on disk). The segment has
+        // room after it, so the appends after recovery overwrite what
+        // recovery zeroed.
+        let (last_path, pristine) = pristine_log(&template, 52, 8192);
         let offsets = frame_offsets(&pristine);
         let (torn_at, torn_len) = *offsets.last().unwrap();
-        assert_eq!(torn_len, 144);
+        assert_eq!(torn_len, 512);
+        assert_eq!(offsets.len(), 7);
         let first_in_last: u64 = last_path
             .file_stem()
             .unwrap()
@@ -1601,7 +1851,7 @@ mod tests {
                 let seg = case.join(last_path.file_name().unwrap());
                 fs::write(&seg, &bytes).unwrap();
 
-                let last_kept = if intact { 60 } else { 59 };
+                let last_kept = if intact { 52 } else { 51 };
                 let (mut wal, frames) = open_plain(&case, 0, 8192);
                 assert_frames(&frames, 1, last_kept);
                 assert_eq!(wal.next_lsn(), last_kept + 1, "{tear:?} keeping {keep}");
@@ -1611,6 +1861,7 @@ mod tests {
                     assert!(after[torn_at..].iter().all(|b| *b == 0), "{tear:?} {keep}");
                 }
                 append_range(&mut wal, last_kept + 1, last_kept + 2);
+                assert_eq!(wal.segments.len(), others.len() + 1);
                 drop(wal);
                 let (_, frames) = open_plain(&case, 0, 8192);
                 assert_frames(&frames, 1, last_kept + 2);
@@ -1638,7 +1889,7 @@ mod tests {
         let seg = wal.segments.back().unwrap().path.clone();
         drop(wal);
         let mut bytes = fs::read(&seg).unwrap();
-        bytes[SEGMENT_HEADER_LEN + 3] ^= 0x10;
+        bytes[FIRST_FRAME_AT + 3] ^= 0x10;
         fs::write(&seg, &bytes).unwrap();
         let (mut wal, frames) = open_plain(dir, 0, SMALL);
         assert_frames(&frames, 1, last - 1);
@@ -1718,21 +1969,25 @@ mod tests {
         let dir = tmp.path();
         let (mut wal, _) = open_plain(dir, 0, SMALL);
         append_range(&mut wal, 1, 60);
+        // A frame too big for what is left of the segment goes to a new
+        // one, so that the older segment ends in zeros.
+        let older = &wal.segments.back().unwrap().path.clone();
+        let big = wal.append(&[3u8; 3000]).unwrap();
+        assert_eq!(wal.segments.back().unwrap().first_lsn, big);
         drop(wal);
-        let files = segment_files(dir);
-        let older = &files[files.len() - 2];
         let mut bytes = fs::read(older).unwrap();
         let (at, len) = *frame_offsets(&bytes).last().unwrap();
         // Its last frame torn, as it could be in the last segment.
-        bytes[at + len - 9] ^= 0xff;
+        bytes[at + FRAME_HEADER_LEN + 2] ^= 0xff;
         fs::write(older, &bytes).unwrap();
         let err = open_err(dir, 0, SMALL);
         assert_corrupt(&err, older, &format!("offset {at}"));
         assert!(err.to_string().contains("not the last"), "{err}");
 
         // Garbage after its frames is refused too.
-        bytes[at + len - 9] ^= 0xff;
+        bytes[at + FRAME_HEADER_LEN + 2] ^= 0xff;
         let stray = bytes.len() - 16;
+        assert!(stray >= at + len);
         bytes[stray] = 1;
         fs::write(older, &bytes).unwrap();
         let err = open_err(dir, 0, SMALL);
@@ -1756,13 +2011,23 @@ mod tests {
             }
             fs::write(path, bytes).unwrap();
         }
-        // A version from the future, checksummed properly.
-        let mut future = pristine.clone();
-        future[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let crc = crc32c::crc32c(&future[..SEGMENT_CRC_AT]);
-        future[SEGMENT_CRC_AT..SEGMENT_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
-        fs::write(&last, &future).unwrap();
-        assert_corrupt(&open_err(dir, 0, SMALL), &last, "version 2");
+        // Another version (the unreleased 1, or one from the future),
+        // checksummed properly.
+        for version in [1u32, FORMAT_VERSION + 1] {
+            let mut other = pristine.clone();
+            other[8..12].copy_from_slice(&version.to_le_bytes());
+            let crc = crc32c::crc32c(&other[..SEGMENT_CRC_AT]);
+            other[SEGMENT_CRC_AT..SEGMENT_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+            fs::write(&last, &other).unwrap();
+            let err = open_err(dir, 0, SMALL);
+            assert_corrupt(&err, &last, &format!("version {version}"));
+        }
+        // A stray byte between the header and the first frame.
+        let mut stray = pristine.clone();
+        stray[300] = 1;
+        fs::write(&last, &stray).unwrap();
+        let err = open_err(dir, 0, SMALL);
+        assert_corrupt(&err, &last, "offset 300 between the segment header");
         fs::write(&last, &pristine).unwrap();
         let (_, frames) = open_plain(dir, 0, SMALL);
         assert_frames(&frames, 1, 40);
@@ -1838,10 +2103,20 @@ mod tests {
 
     #[test]
     fn wal_write_failure_poisons() {
-        for point in [FaultPoint::Write, FaultPoint::Sync] {
+        let cases = [true, false].into_iter().flat_map(|direct_io| {
+            [
+                (direct_io, FaultPoint::Write),
+                (direct_io, FaultPoint::Sync),
+            ]
+        });
+        for (direct_io, point) in cases {
             let tmp = tempfile::tempdir().unwrap();
             let dir = tmp.path();
-            let (mut wal, _) = open_plain(dir, 0, SMALL);
+            let options = WalOptions {
+                segment_size: SMALL,
+                direct_io,
+            };
+            let (mut wal, _) = Wal::open_with(dir, 0, options, false).unwrap();
             append_range(&mut wal, 1, 3);
             wal.fault = Some(point);
             let err = wal.append(b"lost").unwrap_err();
@@ -1889,30 +2164,43 @@ mod tests {
             .unwrap_or(false)
     }
 
-    /// A mounted tmpfs, unmounted on drop even when the test panics.
-    struct TmpfsMount {
+    /// Runs `program` with `args`, returning its standard output, or says
+    /// why it failed.
+    fn run(program: &str, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{program} {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// A file system mounted for one test, unmounted on drop even when the
+    /// test panics.
+    struct TestMount {
         /// The mount point.
         path: PathBuf,
     }
 
-    impl TmpfsMount {
-        /// Mounts a tmpfs of `size` at `path`, or says why not.
-        fn mount(path: &Path, size: &str) -> Result<TmpfsMount, String> {
-            let out = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-                .arg(path)
-                .output()
-                .map_err(|e| format!("cannot run mount: {e}"))?;
-            if !out.status.success() {
-                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-            }
-            Ok(TmpfsMount {
+    impl TestMount {
+        /// Runs `mount <args> <path>`, or says why it failed.
+        fn mount(args: &[&str], path: &Path) -> Result<TestMount, String> {
+            let mut all = args.to_vec();
+            all.push(path.to_str().ok_or("mount point is not UTF-8")?);
+            run("mount", &all)?;
+            Ok(TestMount {
                 path: path.to_path_buf(),
             })
         }
     }
 
-    impl Drop for TmpfsMount {
+    impl Drop for TestMount {
         /// Unmounts, lazily if something still holds the file system.
         fn drop(&mut self) {
             let ok = Command::new("umount")
@@ -1931,11 +2219,20 @@ mod tests {
             eprintln!("note: wal_full_disk_then_space_freed skipped: needs root to mount a tmpfs");
             return;
         }
+        // Buffered writes, as where the file system refuses direct ones (as
+        // tmpfs does on older kernels), and direct writes, which recent
+        // kernels' tmpfs takes.
+        full_disk_then_space_freed(false);
+        full_disk_then_space_freed(true);
+    }
+
+    /// [`wal_full_disk_then_space_freed`] with or without direct writes.
+    fn full_disk_then_space_freed(direct_io: bool) {
         let tmp = tempfile::tempdir().unwrap();
         let mnt = tmp.path().join("mnt");
         fs::create_dir(&mnt).unwrap();
         // Declared before the log, so it is dropped (unmounted) after it.
-        let _mount = match TmpfsMount::mount(&mnt, "256k") {
+        let _mount = match TestMount::mount(&["-t", "tmpfs", "-o", "size=256k", "tmpfs"], &mnt) {
             Ok(mount) => mount,
             Err(why) => {
                 eprintln!("note: wal_full_disk_then_space_freed skipped: mount failed: {why}");
@@ -1944,11 +2241,18 @@ mod tests {
         };
         let dir = mnt.join("wal");
         let segment = 16 * 1024;
-        let (mut wal, _) = open(&dir, 0, segment);
+        let options = WalOptions {
+            segment_size: segment,
+            direct_io,
+        };
+        let (mut wal, _) = Wal::open(&dir, 0, options).unwrap();
         let data = |lsn: u64| vec![(lsn % 251) as u8; 1000];
         let mut lsn = 1;
         assert!(wal.spare.as_mut().unwrap().wait());
         assert_eq!(wal.append(&data(lsn)).unwrap(), lsn);
+        // Whether tmpfs takes direct writes depends on the kernel; turned
+        // off, they are never used.
+        assert!(direct_io || !wal.writes_direct());
         lsn += 1;
         // Have a spare ready, so that the first rollover on the full disk
         // succeeds and the second finds neither spare nor room.
@@ -1994,13 +2298,248 @@ mod tests {
             assert_eq!(wal.append(&data(lsn)).unwrap(), lsn);
             lsn += 1;
         }
+        assert!(direct_io || !wal.writes_direct());
         drop(wal);
-        let (_, frames) = open(&dir, 0, segment);
+        let (_, frames) = Wal::open(&dir, 0, options).unwrap();
         assert_eq!(frames.len() as u64, lsn - 1);
         for (i, frame) in frames.iter().enumerate() {
             assert_eq!(frame.lsn, i as u64 + 1);
             assert_eq!(frame.payload, data(frame.lsn));
         }
+    }
+
+    #[test]
+    fn wal_aligned_buf_is_aligned() {
+        let mut buf = AlignedBuf::new(100);
+        for len in [0, 1, 100, 512, 5000, 100, 1 << 20, 7] {
+            buf.prepare(len).fill(0xa5);
+            assert_eq!(buf.as_slice().len(), len);
+            assert_eq!(buf.as_slice().as_ptr().addr() % BUF_ALIGN, 0, "{len}");
+            assert!(buf.as_slice().iter().all(|b| *b == 0xa5));
+        }
+    }
+
+    #[test]
+    fn wal_frames_start_on_sectors_and_appends_leave_earlier_frames_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (mut wal, _) = open_plain(dir, 0, 8192);
+        // Payloads around the sector sizes, and frames of several sectors.
+        let sizes = [0usize, 1, 300, 487, 488, 489, 1000, 2000, 3000, 5];
+        let mut expected = Vec::new();
+        let prefix = |path: &Path, len: u64| {
+            let bytes = fs::read(path).unwrap();
+            crc32c::crc32c(&bytes[..len as usize])
+        };
+        for i in 0..60 {
+            let data: Vec<u8> = (0..sizes[i % sizes.len()])
+                .map(|j| (i * 13 + j) as u8 | 1)
+                .collect();
+            let before = wal.active.as_ref().map(|a| (a.path.clone(), a.write_pos));
+            let prefix_before = before.as_ref().map(|(path, end)| prefix(path, *end));
+            let lsn = wal.append(&data).unwrap();
+            expected.push(RecoveredFrame { lsn, payload: data });
+
+            let (segment, written) = wal.frame_writes.last().unwrap().clone();
+            let active = wal.active.as_ref().unwrap();
+            assert_eq!(segment, active.first_lsn);
+            // Whole sectors, from the first sector after the header's on.
+            assert_eq!(written.start % 512, 0, "{written:?}");
+            assert_eq!(written.end % 512, 0, "{written:?}");
+            assert!(written.start >= FIRST_FRAME_AT as u64, "{written:?}");
+            // Nothing earlier in the segment was written, and its bytes are
+            // as they were.
+            let earlier = wal.frame_writes[..wal.frame_writes.len() - 1]
+                .iter()
+                .filter(|(s, _)| *s == segment);
+            for (_, range) in earlier {
+                assert!(range.end <= written.start, "{range:?} then {written:?}");
+            }
+            if let (Some((path, end)), Some(crc)) = (before, prefix_before)
+                && path == active.path
+            {
+                assert_eq!(written.start, end);
+                assert_eq!(
+                    prefix(&path, end),
+                    crc,
+                    "frame {lsn} changed what came before it"
+                );
+            }
+        }
+        drop(wal);
+        for file in segment_files(dir) {
+            let bytes = fs::read(&file).unwrap();
+            for (at, len) in frame_offsets(&bytes) {
+                assert_eq!(at % 512, 0);
+                assert_eq!(len % 512, 0);
+            }
+        }
+        let (_, frames) = open_plain(dir, 0, 8192);
+        assert_eq!(frames, expected);
+    }
+
+    #[test]
+    fn wal_direct_writes_are_recovered() {
+        let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+        let dir = tmp.path();
+        let (mut wal, _) = open_plain(dir, 0, 8192);
+        append_range(&mut wal, 1, 3);
+        if !wal.writes_direct() {
+            eprintln!(
+                "note: wal_direct_writes_are_recovered skipped: /var/tmp refuses direct writes"
+            );
+            return;
+        }
+        // Segments were written with buffered zeros, and opening read them
+        // through the page cache; appends after that go around it.
+        append_range(&mut wal, 4, 40);
+        assert!(wal.writes_direct());
+        assert!(wal.segments.len() > 2);
+        // While the log is open, a buffered read sees what was written.
+        let last = wal.segments.back().unwrap().path.clone();
+        let bytes = fs::read(&last).unwrap();
+        assert_eq!(
+            scan_frames(&bytes, wal.active.as_ref().unwrap().first_lsn).next_lsn,
+            41
+        );
+        drop(wal);
+
+        // Recovery reads through the page cache too; then appends go on
+        // directly after the recovered frames, also after a torn tail.
+        let (mut wal, frames) = open_plain(dir, 0, 8192);
+        assert_frames(&frames, 1, 40);
+        assert!(wal.writes_direct());
+        append_range(&mut wal, 41, 45);
+        drop(wal);
+        // Tear frame 45 and leave garbage past it, where direct writes go
+        // next (as far as the segment has room).
+        let last = segment_files(dir).pop().unwrap();
+        let mut bytes = fs::read(&last).unwrap();
+        let (at, len) = *frame_offsets(&bytes).last().unwrap();
+        let garbage_end = (at + len + 700).min(bytes.len());
+        bytes[at + 30..garbage_end].fill(0x77);
+        fs::write(&last, &bytes).unwrap();
+        let (mut wal, frames) = open_plain(dir, 0, 8192);
+        assert_frames(&frames, 1, 44);
+        assert!(wal.writes_direct());
+        append_range(&mut wal, 45, 50);
+        drop(wal);
+        let (_, frames) = open_plain(dir, 0, 8192);
+        assert_frames(&frames, 1, 50);
+    }
+
+    #[test]
+    fn wal_buffered_writes_when_turned_off() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let options = buffered(SMALL);
+        let (mut wal, _) = Wal::open(dir, 0, options).unwrap();
+        append_range(&mut wal, 1, 30);
+        assert!(!wal.writes_direct());
+        drop(wal);
+        let (mut wal, frames) = Wal::open(dir, 0, options).unwrap();
+        assert_frames(&frames, 1, 30);
+        assert!(!wal.writes_direct());
+        append_range(&mut wal, 31, 35);
+        drop(wal);
+        // A log written either way reads the same and can go on the other.
+        let (mut wal, frames) = open(dir, 0, SMALL);
+        assert_frames(&frames, 1, 35);
+        append_range(&mut wal, 36, 40);
+        drop(wal);
+        let (_, frames) = Wal::open(dir, 0, options).unwrap();
+        assert_frames(&frames, 1, 40);
+    }
+
+    #[test]
+    fn wal_falls_back_where_direct_open_is_refused() {
+        if !is_root() {
+            eprintln!("note: wal_falls_back_where_direct_open_is_refused skipped: needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mnt = tmp.path().join("mnt");
+        fs::create_dir(&mnt).unwrap();
+        // ramfs refuses `O_DIRECT` when the file is opened.
+        let _mount = match TestMount::mount(&["-t", "ramfs", "ramfs"], &mnt) {
+            Ok(mount) => mount,
+            Err(why) => {
+                eprintln!("note: wal_falls_back_where_direct_open_is_refused skipped: {why}");
+                return;
+            }
+        };
+        refused_direct_writes_fall_back(&mnt.join("wal"));
+    }
+
+    #[test]
+    fn wal_falls_back_where_direct_writes_of_a_sector_are_refused() {
+        let name = "wal_falls_back_where_direct_writes_of_a_sector_are_refused";
+        if !is_root() {
+            eprintln!("note: {name} skipped: needs root");
+            return;
+        }
+        // ext4 on a loop device with 4096-byte logical sectors: it opens
+        // files with `O_DIRECT` but refuses writes of 512 bytes.
+        let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+        let image = tmp.path().join("disk.img");
+        File::create(&image).unwrap().set_len(32 << 20).unwrap();
+        let image = image.to_str().unwrap();
+        let device = match run(
+            "losetup",
+            &["--find", "--show", "--sector-size", "4096", image],
+        ) {
+            Ok(device) => LoopDevice { device },
+            Err(why) => {
+                eprintln!("note: {name} skipped: {why}");
+                return;
+            }
+        };
+        if let Err(why) = run("mkfs.ext4", &["-q", &device.device]) {
+            eprintln!("note: {name} skipped: {why}");
+            return;
+        }
+        let mnt = tmp.path().join("mnt");
+        fs::create_dir(&mnt).unwrap();
+        let _mount = match TestMount::mount(&[&device.device], &mnt) {
+            Ok(mount) => mount,
+            Err(why) => {
+                eprintln!("note: {name} skipped: {why}");
+                return;
+            }
+        };
+        refused_direct_writes_fall_back(&mnt.join("wal"));
+    }
+
+    /// A loop device, detached on drop even when the test panics.
+    struct LoopDevice {
+        /// Its path, `/dev/loopN`.
+        device: String,
+    }
+
+    impl Drop for LoopDevice {
+        /// Detaches the device.
+        fn drop(&mut self) {
+            let _ = run("losetup", &["-d", &self.device]);
+        }
+    }
+
+    /// Checks a log in `dir`, on a file system that refuses the log's direct
+    /// writes, falls back to buffered ones: when it starts its first
+    /// segment, when it rolls over and when it reopens its last segment.
+    fn refused_direct_writes_fall_back(dir: &Path) {
+        let (mut wal, _) = open(dir, 0, SMALL);
+        append_range(&mut wal, 1, 30);
+        assert!(!wal.writes_direct());
+        assert!(!wal.direct_io);
+        drop(wal);
+        let (mut wal, frames) = open(dir, 0, SMALL);
+        assert_frames(&frames, 1, 30);
+        assert!(!wal.direct_io);
+        append_range(&mut wal, 31, 40);
+        assert!(!wal.writes_direct());
+        drop(wal);
+        let (_, frames) = open(dir, 0, SMALL);
+        assert_frames(&frames, 1, 40);
     }
 
     /// The environment variable that turns `wal_crash_child` into the
@@ -2087,39 +2626,77 @@ mod tests {
         assert!(segments_seen > 8, "{segments_seen} segments");
     }
 
-    /// Appends 2000 frames of 300 bytes and prints the latency quantiles.
-    fn measure_appends(wal: &mut Wal, what: &str) {
+    /// Appends `rounds` frames of 300 bytes to each log in turn, the two
+    /// taking turns at going first so that the disk's moods hit both alike,
+    /// and prints each one's latency quantiles.
+    fn measure_appends(direct: &mut Wal, buffered: &mut Wal, rounds: usize, what: &str) {
         let data = vec![0x5au8; 300];
-        let mut samples: Vec<Duration> = (0..2000)
-            .map(|_| {
+        let mut samples = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
+        for round in 0..rounds {
+            for turn in 0..2 {
+                let which = (round + turn) % 2;
+                let wal = if which == 0 {
+                    &mut *direct
+                } else {
+                    &mut *buffered
+                };
                 let start = Instant::now();
                 wal.append(&data).unwrap();
-                start.elapsed()
-            })
-            .collect();
-        samples.sort();
-        let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
-        println!(
-            "wal append, 300-byte payload, 2000 appends on /var/tmp, {what}: median {:?}, \
-             p90 {:?}, p99 {:?}, max {:?}",
-            at(0.5),
-            at(0.9),
-            at(0.99),
-            samples[samples.len() - 1]
-        );
+                samples[which].push(start.elapsed());
+            }
+        }
+        println!("wal append, 300-byte payload, {rounds} appends each on /var/tmp, {what}:");
+        for (name, samples) in ["O_DIRECT|O_DSYNC pwrite", "pwrite + fdatasync"]
+            .iter()
+            .zip(&mut samples)
+        {
+            samples.sort();
+            let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+            println!(
+                "  {name:<24} median {:>9.1?}  p90 {:>9.1?}  p99 {:>9.1?}  max {:>9.1?}",
+                at(0.5),
+                at(0.9),
+                at(0.99),
+                samples[samples.len() - 1]
+            );
+        }
     }
 
     #[test]
     #[ignore = "measurement; run with --ignored --nocapture"]
     fn wal_append_latency() {
         let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
-        let (mut wal, _) = open(tmp.path(), 0, WalOptions::default().segment_size);
+        let segment_size = WalOptions::default().segment_size;
+        let open_as = |name: &str, direct_io: bool| {
+            let options = WalOptions {
+                segment_size,
+                direct_io,
+            };
+            Wal::open(&tmp.path().join(name), 0, options).unwrap().0
+        };
+        let mut direct = open_as("direct", true);
+        let mut buffered = open_as("buffered", false);
         // The first append prepares the first 64 MiB segment; then the spare
-        // thread writes the next one, which competes with the appends for the
-        // disk until it is done.
-        wal.append(b"first").unwrap();
-        measure_appends(&mut wal, "while the spare segment is being written");
-        wal.spare.as_mut().unwrap().wait();
-        measure_appends(&mut wal, "spare ready (steady state)");
+        // threads write the next ones, which compete with the appends for
+        // the disk until they are done.
+        direct.append(b"first").unwrap();
+        buffered.append(b"first").unwrap();
+        if !direct.writes_direct() {
+            println!("note: /var/tmp refuses direct writes; both logs write buffered");
+        }
+        measure_appends(
+            &mut direct,
+            &mut buffered,
+            1000,
+            "while the spare segments are being written",
+        );
+        direct.spare.as_mut().unwrap().wait();
+        buffered.spare.as_mut().unwrap().wait();
+        measure_appends(
+            &mut direct,
+            &mut buffered,
+            3000,
+            "spares ready (steady state)",
+        );
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Each turn of the loop takes every request waiting (up to a limit), so
 //! callers that arrive while a flush is under way share the next one: with
-//! one caller each write costs one `fdatasync`; with 64, one flush serves
+//! one caller each write costs one flush of the WAL; with 64, one serves
 //! dozens of writes. A turn:
 //! 1. executes the requests in arrival order against the state; each sees the
 //!    effects of the ones before it, but readers do not (they read at the
