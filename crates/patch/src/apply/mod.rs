@@ -813,6 +813,8 @@ fn apply_once(
     };
     take_changed_fields(live, &merged, &mut managed, &id, force, schema)
         .map_err(ApplyError::Conflicts)?;
+    let mut merged = merged;
+    typed::drop_config_nulls(&mut merged, config);
     strip_server_fields(&mut managed, &id);
     if let Some(i) = managed.position(&id) {
         // The entry's time moves when the object changed, and is set on a

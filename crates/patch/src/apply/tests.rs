@@ -229,6 +229,29 @@ fn conflicting_apply_fails_until_forced() {
 }
 
 #[test]
+fn a_null_in_the_configuration_claims_and_unsets_the_field() {
+    let set = schemas();
+    let schema = node(&set, DEPLOYMENT);
+    let live = apply(
+        None,
+        &deployment(Some(3), nginx()),
+        "a",
+        "apps/v1",
+        false,
+        schema,
+        T1,
+    )
+    .unwrap();
+    let config = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": null}});
+    let err = apply(Some(&live), &config, "b", "apps/v1", false, schema, T2).unwrap_err();
+    assert_eq!(conflicts(err)[0].field, ".spec.replicas");
+    let out = apply(Some(&live), &config, "b", "apps/v1", true, schema, T2).unwrap();
+    assert!(out["spec"].get("replicas").is_none());
+    assert_eq!(fields_of(&out, "b"), [".spec.replicas"]);
+    assert!(!fields_of(&out, "a").contains(&".spec.replicas".to_owned()));
+}
+
+#[test]
 fn apply_after_a_client_side_create_conflicts_with_the_update_entry() {
     let set = schemas();
     let schema = node(&set, DEPLOYMENT);

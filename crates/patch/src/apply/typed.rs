@@ -479,11 +479,6 @@ fn merge_at(
             for key in union_keys(l, r) {
                 let lv = l.and_then(|m| m.get(&key));
                 let rv = r.and_then(|m| m.get(&key));
-                if rv.is_some_and(Value::is_null) {
-                    // A null in the configuration claims the field and
-                    // leaves it unset.
-                    continue;
-                }
                 path.push(PathElement::Field(key.clone()));
                 let merged = merge_at(path, lv, rv, child(node, &key))?;
                 path.pop();
@@ -603,6 +598,26 @@ fn merge_lists(
         }
     }
     Ok((!out.is_empty()).then_some(Value::Array(out)))
+}
+
+/// Removes from `merged` the nulls that came from `config`: such a null
+/// claims the field (and conflicts like any other value while the merge is
+/// checked) but leaves it unset, as Kubernetes' typed decoding does.
+pub(crate) fn drop_config_nulls(merged: &mut Value, config: &Value) {
+    let (Value::Object(out), Value::Object(config)) = (merged, config) else {
+        return;
+    };
+    for (key, value) in config {
+        if value.is_null() {
+            // A null over a granular map or list merges to the live value,
+            // which stays; a null that won is dropped.
+            if out.get(key).is_some_and(Value::is_null) {
+                out.remove(key);
+            }
+        } else if let Some(inner) = out.get_mut(key) {
+            drop_config_nulls(inner, value);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -744,5 +759,104 @@ fn validate_at(
                 path.pop();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{node, schemas};
+    use serde_json::json;
+
+    fn names(value: &Value) -> Vec<&str> {
+        value["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn merged_lists_keep_live_order_around_the_configuration_order() {
+        let set = schemas();
+        let pod = Some(node(&set, "io.k8s.api.core.v1.Pod"));
+        let live = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}});
+        let config = json!({"spec": {"containers": [{"name": "c", "image": "x"}, {"name": "a"}]}});
+        let merged = merge(&live, &config, pod).unwrap();
+        // b, which the configuration does not mention, keeps its place
+        // before the shared elements, which follow the configuration.
+        assert_eq!(names(&merged), ["b", "c", "a"]);
+        assert_eq!(merged["spec"]["containers"][1]["image"], "x");
+        let config = json!({"spec": {"containers": [{"name": "d"}, {"name": "b"}]}});
+        assert_eq!(
+            names(&merge(&live, &config, pod).unwrap()),
+            ["a", "d", "b", "c"]
+        );
+        let dup = json!({"spec": {"containers": [{"name": "d"}, {"name": "d"}]}});
+        assert_eq!(
+            merge(&live, &dup, pod).unwrap_err(),
+            ".spec.containers: duplicate entries for key [name=\"d\"]"
+        );
+    }
+
+    #[test]
+    fn comparison_reports_granular_changes() {
+        let set = schemas();
+        let pod = Some(node(&set, "io.k8s.api.core.v1.Pod"));
+        let old = json!({"metadata": {"labels": {"a": "1", "b": "2"}},
+            "spec": {"containers": [{"name": "x", "image": "1", "args": ["p"]}], "nodeSelector": {"k": "v"}}});
+        let new = json!({"metadata": {"labels": {"a": "1", "c": "3"}},
+            "spec": {"containers": [{"name": "x", "image": "2", "args": ["q"]}, {"name": "y"}], "nodeSelector": {"k": "w"}}});
+        let c = compare(&old, &new, pod);
+        assert_eq!(c.removed.paths(), [".metadata.labels.b"]);
+        assert_eq!(
+            c.modified.paths(),
+            [
+                ".spec.nodeSelector",
+                ".spec.containers[name=\"x\"].args",
+                ".spec.containers[name=\"x\"].image"
+            ]
+        );
+        assert_eq!(
+            c.added.paths(),
+            [
+                ".metadata.labels.c",
+                ".spec.containers[name=\"y\"]",
+                ".spec.containers[name=\"y\"].name"
+            ]
+        );
+        // Numbers compare by value.
+        assert!(
+            compare(
+                &json!({"spec": {"hostname": 1}}),
+                &json!({"spec": {"hostname": 1.0}}),
+                pod
+            )
+            .modified
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn removal_takes_whole_subtrees_and_empty_parents() {
+        let set = schemas();
+        let pod = Some(node(&set, "io.k8s.api.core.v1.Pod"));
+        let value = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "x"}, {"name": "y", "image": "i"}]}});
+        let mut remove_set = FieldSet::new();
+        remove_set.insert(&[
+            PathElement::Field("metadata".into()),
+            PathElement::Field("labels".into()),
+            PathElement::Field("a".into()),
+        ]);
+        remove_set.insert(&[
+            PathElement::Field("spec".into()),
+            PathElement::Field("containers".into()),
+            PathElement::Key(vec![("name".into(), json!("x"))]),
+        ]);
+        assert_eq!(
+            remove(&value, &remove_set, pod),
+            json!({"spec": {"containers": [{"name": "y", "image": "i"}]}})
+        );
     }
 }
