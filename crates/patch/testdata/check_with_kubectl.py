@@ -16,10 +16,11 @@ def same(a, b):
 
 here = os.path.dirname(os.path.abspath(__file__))
 cases = json.load(open(os.path.join(here, "strategic.json")))
-bad = 0
+bad = checked = 0
 for case in cases:
     if case["schema"] is None or case["name"].startswith("unknown field"):
         continue
+    checked += 1
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(case["doc"], f)
     r = subprocess.run(["kubectl", "patch", "--local", "-f", f.name, "--type", "strategic",
@@ -32,5 +33,5 @@ for case in cases:
     if not ok:
         bad += 1
         print("MISMATCH", case["name"], r.stdout or r.stderr)
-print(f"{len(cases) - bad} passed, {bad} failed")
+print(f"{checked - bad} passed, {bad} failed, {len(cases) - checked} skipped")
 sys.exit(1 if bad else 0)
