@@ -225,6 +225,7 @@ pub trait Conversion: Send + Sync {
     fn to_storage(&self, obj: Value) -> Result<Value, FieldError>;
 
     /// Converts a stored object to the served version.
+    #[allow(clippy::wrong_self_convention)]
     fn from_storage(&self, obj: Value) -> Value;
 }
 
@@ -292,6 +293,10 @@ pub enum FieldErrorKind {
     TooLong,
     /// A value has the wrong JSON type (`Invalid value`, decoding error).
     TypeInvalid,
+    /// A referenced value does not exist (`Not found`).
+    NotFound,
+    /// A list has too many items (`Too many`).
+    TooMany,
 }
 
 impl FieldErrorKind {
@@ -304,6 +309,8 @@ impl FieldErrorKind {
             FieldErrorKind::Duplicate => "FieldValueDuplicate",
             FieldErrorKind::Forbidden => "FieldValueForbidden",
             FieldErrorKind::TooLong => "FieldValueTooLong",
+            FieldErrorKind::NotFound => "FieldValueNotFound",
+            FieldErrorKind::TooMany => "FieldValueTooMany",
         }
     }
 }
@@ -377,6 +384,8 @@ impl FieldError {
             FieldErrorKind::Duplicate => "Duplicate value",
             FieldErrorKind::Forbidden => "Forbidden",
             FieldErrorKind::TooLong => "Too long",
+            FieldErrorKind::NotFound => "Not found",
+            FieldErrorKind::TooMany => "Too many",
         };
         match (&self.value, self.detail.is_empty()) {
             (Some(v), false) => format!("{head}: {v}: {}", self.detail),

@@ -53,10 +53,10 @@ pub(crate) fn not_supported(
 /// one place that renders it; see the report on `FieldErrorKind`.
 pub(crate) fn not_found(field: impl Into<String>, value: &str) -> FieldError {
     FieldError {
-        kind: FieldErrorKind::Invalid,
+        kind: FieldErrorKind::NotFound,
         field: field.into(),
         value: Some(quote(value)),
-        detail: "not found".into(),
+        detail: String::new(),
     }
 }
 
