@@ -2372,6 +2372,91 @@ mod tests {
     }
 
     #[test]
+    fn strict_field_validation_reads_the_definitions() {
+        let defs = definitions();
+        let unknown =
+            |name: &str, value: Value| schema::unknown_fields(defs.get(name).unwrap(), &value);
+        let deployment = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "web",
+                "labels": {"app": "web"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "1"}],
+                "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]
+            },
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "containers": [{
+                            "name": "c",
+                            "image": "nginx",
+                            "ports": [{"containerPort": 80}],
+                            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+                            "env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+                        }],
+                        "volumes": [{"name": "v", "configMap": {"name": "cm"}}]
+                    }
+                }
+            },
+            "status": {"replicas": 1, "conditions": [{"type": "Available", "status": "True"}]}
+        });
+        assert!(unknown("io.k8s.api.apps.v1.Deployment", deployment.clone()).is_empty());
+        let mut bad = deployment;
+        bad["spec"]["template"]["spec"]["containers"][0]["bar"] = json!(1);
+        bad["spec"]["foo"] = json!(1);
+        bad["metadata"]["nope"] = json!(1);
+        assert_eq!(
+            unknown("io.k8s.api.apps.v1.Deployment", bad),
+            [
+                "metadata.nope",
+                "spec.template.spec.containers[0].bar",
+                "spec.foo"
+            ]
+        );
+        // Open built-in types hold anything.
+        let revision = json!({"metadata": {"name": "r"}, "revision": 1, "data": {"spec": {"anything": [1, 2]}}});
+        assert!(unknown("io.k8s.api.apps.v1.ControllerRevision", revision).is_empty());
+        // A CRD's schema is data, not structure: its defaults, enums and
+        // nested schemas pass, and its own fields are checked.
+        let crd = json!({
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {
+                "group": "example.com",
+                "names": {"plural": "widgets", "kind": "Widget"},
+                "scope": "Namespaced",
+                "versions": [{
+                    "name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {"spec": {
+                            "type": "object",
+                            "default": {"size": 1},
+                            "x-kubernetes-preserve-unknown-fields": true,
+                            "properties": {
+                                "size": {"type": "integer", "enum": [1, 2]},
+                                "items": {"type": "array", "items": {"type": "string"}}
+                            }
+                        }}
+                    }},
+                    "bogus": true
+                }]
+            }
+        });
+        assert_eq!(
+            unknown(
+                "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+                crd
+            ),
+            ["spec.versions[0].bogus"]
+        );
+    }
+
+    #[test]
     fn generation_cost() {
         let start = Instant::now();
         let set = build_definitions();
