@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub mod catalog;
+pub mod openapi;
 pub mod table;
 pub mod typed;
 pub mod validation;
@@ -29,6 +30,7 @@ mod coordination;
 mod core;
 mod legacy;
 mod networking;
+mod overlay;
 mod policy;
 mod rbac;
 mod scheduling;

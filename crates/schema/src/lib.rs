@@ -19,6 +19,17 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+mod defaults;
+mod formats;
+mod prune;
+mod structural;
+mod validate;
+
+pub use defaults::apply_defaults;
+pub use prune::{prune, unknown_fields};
+pub use structural::{check_structural, structural_issues};
+pub use validate::{Issue, IssueKind, validate};
+
 /// Named schema definitions, as in an OpenAPI document's
 /// `components.schemas` (v3) or `definitions` (v2).
 #[derive(Clone, Debug, Default)]
