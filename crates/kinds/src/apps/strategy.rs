@@ -142,3 +142,35 @@ pub(crate) fn keep_labels(new: &mut Value, old: &Value) {
         }
     }
 }
+
+/// The columns of kinds Kubernetes prints with its default table: `Name`
+/// and `Created At` (RBAC roles, CustomResourceDefinitions).
+pub(crate) fn created_at_columns() -> Vec<Column> {
+    vec![
+        crate::table::name_column(),
+        Column {
+            ty: "date".into(),
+            ..crate::table::column(
+                "Created At",
+                "date",
+                "CreationTimestamp is a timestamp representing the server time when this object was created.",
+            )
+        },
+    ]
+}
+
+/// The cells of the default table: the name and the creation time in
+/// RFC 3339 (UTC), Go's zero time when unknown.
+pub(crate) fn created_at_row(obj: &Value, _now: i64) -> Vec<Value> {
+    let created = obj
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        })
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+    vec![crate::table::name(obj), Value::String(created)]
+}
