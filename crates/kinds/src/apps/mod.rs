@@ -1092,7 +1092,7 @@ fn daemon_set_row(obj: &Value, now: i64) -> Vec<Value> {
 // ---------------------------------------------------------------------------
 // ControllerRevisions
 
-fn controller_revision_strategy() -> KindStrategy<apps::ControllerRevision> {
+pub(crate) fn controller_revision_strategy() -> KindStrategy<apps::ControllerRevision> {
     KindStrategy {
         validate: validate_controller_revision,
         ..KindStrategy::new(controller_revision_columns, controller_revision_row)
