@@ -81,12 +81,7 @@ pub(crate) fn go_label_selector(selector: Option<&Value>) -> String {
     let Some(selector) = selector.filter(|s| !s.is_null()) else {
         return "\"null\"".into();
     };
-    let labels = go_string_map(
-        selector
-            .get("matchLabels")
-            .and_then(Value::as_object)
-            .filter(|_| selector.get("matchLabels").is_some_and(|v| !v.is_null())),
-    );
+    let labels = go_string_map(selector.get("matchLabels").and_then(Value::as_object));
     let expressions = match selector.get("matchExpressions").and_then(Value::as_array) {
         None => "[]v1.LabelSelectorRequirement(nil)".to_owned(),
         Some(list) => {
