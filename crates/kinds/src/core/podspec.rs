@@ -1719,7 +1719,7 @@ mod tests {
             "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
             "spec.containers[0].ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
             "spec.containers[0].env[0].name: Required value",
-            "spec.containers[0].volumeMounts[0].name: Invalid value: \"data\": not found",
+            "spec.containers[0].volumeMounts[0].name: Not found: \"data\"",
             "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1",
             "spec.containers[2].name: Duplicate value: \"side\"",
             "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
