@@ -71,10 +71,8 @@ pub fn schema_name(group: &str, version: &str, kind: &str) -> String {
                 "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{version}.{kind}"
             );
         }
-        g => g
-            .trim_end_matches(".k8s.io")
-            .replace(".authorization", "")
-            .to_owned(),
+        // Kubernetes' Go package is the group's first label.
+        g => g.split('.').next().unwrap_or(g).to_owned(),
     };
     format!("io.k8s.api.{package}.{version}.{kind}")
 }
@@ -209,6 +207,10 @@ mod tests {
         assert_eq!(
             schema_name("networking.k8s.io", "v1", "Ingress"),
             "io.k8s.api.networking.v1.Ingress"
+        );
+        assert_eq!(
+            schema_name("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema"),
+            "io.k8s.api.flowcontrol.v1.FlowSchema"
         );
         assert_eq!(
             schema_name("events.k8s.io", "v1", "Event"),
