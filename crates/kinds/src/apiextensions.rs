@@ -8,9 +8,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext
 use serde_json::{Value, json};
 
 use crate::apps::fields::{self, child, default_str, default_value, get, items};
-use crate::apps::messages::{immutable, render};
+use crate::apps::messages::render;
 use crate::apps::strategy::{KindStrategy, created_at_columns, created_at_row};
 use crate::catalog::resource;
+use crate::core::field::{immutable, not_supported};
 use crate::validation::{dns1035_label, dns1123_subdomain, quote};
 use crate::{FieldError, ResourceDef};
 
@@ -130,7 +131,7 @@ fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     match fields::str_or_empty(&spec, "/scope") {
         "" => errs.push(FieldError::required("spec.scope", "")),
         "Cluster" | "Namespaced" => {}
-        other => errs.push(crate::apps::messages::not_supported(
+        other => errs.push(not_supported(
             "spec.scope",
             other,
             &["Cluster", "Namespaced"],
@@ -482,7 +483,7 @@ fn validate_conversion(spec: &Value) -> Vec<FieldError> {
                 }
             }
         },
-        other => errs.push(crate::apps::messages::not_supported(
+        other => errs.push(not_supported(
             "spec.conversion.strategy",
             other,
             &["None", "Webhook"],

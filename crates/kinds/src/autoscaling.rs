@@ -8,9 +8,10 @@ use k8s_openapi::api::autoscaling::v2 as autoscaling;
 use serde_json::{Map, Value, json};
 
 use crate::apps::fields::{self, child, default_value, get, int_or_zero};
-use crate::apps::messages::not_supported;
+use crate::apps::messages::nonnegative_at;
 use crate::apps::strategy::KindStrategy;
 use crate::catalog::resource;
+use crate::core::field::not_supported;
 use crate::table::{self, age_column, column, name_column};
 use crate::validation::{path_segment, quote};
 use crate::{Column, Conversion, FieldError, FieldErrorKind, ResourceDef};
@@ -69,7 +70,7 @@ fn hpa_strategy() -> KindStrategy<autoscaling::HorizontalPodAutoscaler> {
         validate_status: |obj, _| {
             let mut errs = Vec::new();
             for key in ["currentReplicas", "desiredReplicas"] {
-                errs.extend(crate::apps::template::nonnegative_at(
+                errs.extend(nonnegative_at(
                     obj,
                     &format!("/status/{key}"),
                     &format!("status.{key}"),
@@ -216,7 +217,7 @@ fn validate_metric(metric: &Value, path: &str) -> Vec<FieldError> {
                 }
             }
         }
-        None => errs.push(not_supported(&format!("{path}.type"), kind, &supported)),
+        None => errs.push(not_supported(format!("{path}.type"), kind, &supported)),
     }
     errs
 }
@@ -328,7 +329,7 @@ fn validate_scaling_rules(rules: &Value, path: &str) -> Vec<FieldError> {
         && !["Max", "Min", "Disabled"].contains(&p)
     {
         errs.push(not_supported(
-            &format!("{path}.selectPolicy"),
+            format!("{path}.selectPolicy"),
             p,
             &["Disabled", "Max", "Min"],
         ));
@@ -345,7 +346,7 @@ fn validate_scaling_rules(rules: &Value, path: &str) -> Vec<FieldError> {
         let kind = fields::str_or_empty(policy, "/type");
         if kind != "Pods" && kind != "Percent" {
             errs.push(not_supported(
-                &format!("{p}.type"),
+                format!("{p}.type"),
                 kind,
                 &["Percent", "Pods"],
             ));

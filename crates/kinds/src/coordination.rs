@@ -50,7 +50,7 @@ fn validate_lease(obj: &Value) -> Vec<FieldError> {
     }
     let strategy = fields::get_str(obj, "/spec/strategy").unwrap_or_default();
     if !strategy.is_empty() && strategy != "OldestEmulationVersion" {
-        errs.push(crate::apps::messages::not_supported(
+        errs.push(crate::core::field::not_supported(
             "spec.strategy",
             strategy,
             &["OldestEmulationVersion"],

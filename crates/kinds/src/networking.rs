@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 
 use crate::apps::fields::{self, child, default_str, default_value, get, items};
 use crate::apps::intstr::IntOrString;
-use crate::apps::messages::{immutable, not_supported, render};
+use crate::apps::messages::render;
 use crate::apps::selector::{format_label_selector, validate_selector};
 use crate::apps::strategy::KindStrategy;
-use crate::apps::template::{port_name_problems, port_range};
 use crate::catalog::resource;
+use crate::core::field::{immutable, not_supported, port_name, port_number};
 use crate::table::{self, age_column, column, name_column};
 use crate::validation::{dns1035_label, dns1123_subdomain, path_segment, quote};
 use crate::{Column, FieldError, ResourceDef};
@@ -231,7 +231,7 @@ fn validate_http_path(p: &Value, path: &str) -> Vec<FieldError> {
             }
         }
         other => errs.push(not_supported(
-            &format!("{path}.pathType"),
+            format!("{path}.pathType"),
             other,
             &["Exact", "ImplementationSpecific", "Prefix"],
         )),
@@ -290,30 +290,22 @@ fn validate_backend(backend: &Value, path: &str) -> Vec<FieldError> {
                     ));
                 }
             }
-            let port_name = fields::str_or_empty(s, "/port/name");
-            let port_number = fields::int_or_zero(s, "/port/number");
-            match (!port_name.is_empty(), port_number != 0) {
+            let by_name = fields::str_or_empty(s, "/port/name");
+            let by_number = fields::int_or_zero(s, "/port/number");
+            match (!by_name.is_empty(), by_number != 0) {
                 (true, true) => errs.push(FieldError::invalid(
                     path,
                     "\"\"",
                     "cannot set both port name & port number",
                 )),
                 (true, false) => {
-                    for p in port_name_problems(port_name) {
-                        errs.push(FieldError::invalid(
-                            format!("{path}.service.port.name"),
-                            quote(port_name),
-                            p,
-                        ));
-                    }
+                    errs.extend(port_name(&format!("{path}.service.port.name"), by_name));
                 }
                 (false, true) => {
-                    if !(1..=65535).contains(&port_number) {
-                        errs.push(port_range(
-                            &format!("{path}.service.port.number"),
-                            port_number,
-                        ));
-                    }
+                    errs.extend(port_number(
+                        &format!("{path}.service.port.number"),
+                        by_number,
+                    ));
                 }
                 (false, false) => errs.push(FieldError::required(
                     path,
@@ -517,7 +509,7 @@ fn validate_ingress_class(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
             }
             "" => errs.push(FieldError::required(format!("{path}.scope"), "")),
             other => errs.push(not_supported(
-                &format!("{path}.scope"),
+                format!("{path}.scope"),
                 other,
                 &["Cluster", "Namespace"],
             )),
@@ -629,7 +621,7 @@ fn validate_network_policy(obj: &Value) -> Vec<FieldError> {
         let t = t.as_str().unwrap_or_default();
         if t != "Ingress" && t != "Egress" {
             errs.push(not_supported(
-                &format!("spec.policyTypes[{i}]"),
+                format!("spec.policyTypes[{i}]"),
                 t,
                 &["Ingress", "Egress"],
             ));
@@ -644,7 +636,7 @@ fn validate_policy_port(port: &Value, path: &str) -> Vec<FieldError> {
         && !["TCP", "UDP", "SCTP"].contains(&protocol)
     {
         errs.push(not_supported(
-            &format!("{path}.protocol"),
+            format!("{path}.protocol"),
             protocol,
             &["TCP", "UDP", "SCTP"],
         ));
@@ -652,9 +644,7 @@ fn validate_policy_port(port: &Value, path: &str) -> Vec<FieldError> {
     let end = fields::get_i64(port, "/endPort");
     match get(port, "/port").map(|p| IntOrString::from_json(Some(p))) {
         Some(IntOrString::Int(n)) => {
-            if !(1..=65535).contains(&n) {
-                errs.push(port_range(&format!("{path}.port"), n));
-            }
+            errs.extend(port_number(&format!("{path}.port"), n));
             if let Some(e) = end {
                 if e < n {
                     errs.push(FieldError::invalid(
@@ -663,9 +653,7 @@ fn validate_policy_port(port: &Value, path: &str) -> Vec<FieldError> {
                         "must be greater than or equal to `port`",
                     ));
                 }
-                if !(1..=65535).contains(&e) {
-                    errs.push(port_range(&format!("{path}.endPort"), e));
-                }
+                errs.extend(port_number(&format!("{path}.endPort"), e));
             }
         }
         Some(IntOrString::Str(name)) => {
@@ -676,9 +664,7 @@ fn validate_policy_port(port: &Value, path: &str) -> Vec<FieldError> {
                     "may not be specified when `port` is non-numeric",
                 ));
             }
-            for p in port_name_problems(&name) {
-                errs.push(FieldError::invalid(format!("{path}.port"), quote(&name), p));
-            }
+            errs.extend(port_name(&format!("{path}.port"), &name));
         }
         None => {
             if let Some(e) = end {

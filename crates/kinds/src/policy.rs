@@ -9,11 +9,11 @@ use crate::apps::fields::{self, get, int_or_zero};
 use crate::apps::intstr::{
     IntOrString, not_more_than_100_percent, validate_positive_int_or_percent,
 };
-use crate::apps::messages::{not_supported, render};
+use crate::apps::messages::{nonnegative_at, render};
 use crate::apps::selector::validate_selector;
 use crate::apps::strategy::KindStrategy;
-use crate::apps::template::nonnegative_at;
 use crate::catalog::resource;
+use crate::core::field::not_supported;
 use crate::table::{self, age_column, column, name_column};
 use crate::{Column, FieldError, ResourceDef};
 

@@ -8,10 +8,11 @@ use k8s_openapi::api::rbac::v1 as rbac;
 use serde_json::{Value, json};
 
 use crate::apps::fields::{self, child, default_value, get, items};
-use crate::apps::messages::{go_label_selector, not_supported};
+use crate::apps::messages::go_label_selector;
 use crate::apps::selector::{Selector, validate_selector};
 use crate::apps::strategy::{KindStrategy, created_at_columns, created_at_row};
 use crate::catalog::resource;
+use crate::core::field::not_supported;
 use crate::table::{self, age_column, column, name_column, wide};
 use crate::validation::{dns1123_subdomain, path_segment, quote};
 use crate::{Column, FieldError, NameRule, ResourceDef};
@@ -245,7 +246,7 @@ fn validate_subject(subject: &Value, path: &str, namespaced: bool) -> Vec<FieldE
                 }
             }
             if !group.is_empty() {
-                errs.push(not_supported(&format!("{path}.apiGroup"), group, &[""]));
+                errs.push(not_supported(format!("{path}.apiGroup"), group, &[""]));
             }
             if !namespaced && fields::str_or_empty(subject, "/namespace").is_empty() {
                 errs.push(FieldError::required(format!("{path}.namespace"), ""));
@@ -253,11 +254,11 @@ fn validate_subject(subject: &Value, path: &str, namespaced: bool) -> Vec<FieldE
         }
         "User" | "Group" => {
             if group != GROUP {
-                errs.push(not_supported(&format!("{path}.apiGroup"), group, &[GROUP]));
+                errs.push(not_supported(format!("{path}.apiGroup"), group, &[GROUP]));
             }
         }
         other => errs.push(not_supported(
-            &format!("{path}.kind"),
+            format!("{path}.kind"),
             other,
             &["ServiceAccount", "User", "Group"],
         )),

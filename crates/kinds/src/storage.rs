@@ -6,9 +6,10 @@ use k8s_openapi::api::storage::v1 as storage;
 use serde_json::{Value, json};
 
 use crate::apps::fields::{self, default_value, get};
-use crate::apps::messages::{immutable, not_supported, render};
+use crate::apps::messages::render;
 use crate::apps::strategy::KindStrategy;
 use crate::catalog::resource;
+use crate::core::field::{immutable, not_supported};
 use crate::table::{self, age_column, column, name_column};
 use crate::validation::{qualified_name, quote};
 use crate::{Column, FieldError, ResourceDef};

@@ -6,6 +6,8 @@
 //! selector), and Kubernetes answers the two differently. JSON `null` counts
 //! as absent everywhere, as a nil pointer does in Go.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 /// The value at a JSON pointer (`/spec/replicas`), `None` when absent or null.
@@ -49,6 +51,15 @@ pub(crate) fn items<'a>(obj: &'a Value, pointer: &str) -> &'a [Value] {
 /// The object at a JSON pointer.
 pub(crate) fn get_map<'a>(obj: &'a Value, pointer: &str) -> Option<&'a Map<String, Value>> {
     get(obj, pointer).and_then(Value::as_object)
+}
+
+/// A JSON object of strings (labels, annotations, a node selector) as the
+/// map Go decodes it into; a value that is not a string counts as "" (the
+/// type check reports it).
+pub(crate) fn string_map(map: &Map<String, Value>) -> BTreeMap<String, String> {
+    map.iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        .collect()
 }
 
 /// The child `key` of an object, created as `{}` when absent or null.

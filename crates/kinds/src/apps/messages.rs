@@ -1,5 +1,5 @@
-//! Field errors worded as Kubernetes words them, and values rendered as its
-//! messages render them.
+//! Field errors and value renderings for kinds held as JSON, on top of the
+//! validators and wordings every kind shares (`core::field`).
 //!
 //! Kubernetes formats the offending value of an `Invalid value` error with
 //! Go's `%#v` when it is not a plain number or string, so users read
@@ -8,37 +8,17 @@
 
 use serde_json::{Map, Value};
 
+use super::fields::{self, string_map};
 use crate::FieldError;
+use crate::core::field::{go_map, go_strings, nonnegative};
 use crate::validation::quote;
 
-/// `field: Invalid value: <n>: must be greater than or equal to 0` when `n`
-/// is negative (Kubernetes' `ValidateNonnegativeField`).
-pub(crate) fn nonnegative(field: &str, value: i64) -> Vec<FieldError> {
-    if value < 0 {
-        vec![FieldError::invalid(
-            field,
-            value.to_string(),
-            "must be greater than or equal to 0",
-        )]
-    } else {
-        Vec::new()
-    }
-}
-
-/// `Unsupported value: "x": supported values: "A", "B"`.
-pub(crate) fn not_supported(field: &str, value: &str, supported: &[&str]) -> FieldError {
-    FieldError::not_supported(field, quote(value), supported_values(supported))
-}
-
-/// The detail of an `Unsupported value` error.
-pub(crate) fn supported_values(supported: &[&str]) -> String {
-    let list: Vec<String> = supported.iter().map(|s| quote(s)).collect();
-    format!("supported values: {}", list.join(", "))
-}
-
-/// `field: Invalid value: <rendered>: field is immutable`.
-pub(crate) fn immutable(field: &str, rendered: impl Into<String>) -> FieldError {
-    FieldError::invalid(field, rendered, "field is immutable")
+/// Kubernetes' `ValidateNonnegativeField` for an optional integer at
+/// `pointer` of `obj`, reported at `field`.
+pub(crate) fn nonnegative_at(obj: &Value, pointer: &str, field: &str) -> Vec<FieldError> {
+    fields::get_i64(obj, pointer)
+        .map(|v| nonnegative(field, v))
+        .unwrap_or_default()
 }
 
 /// A string-to-string map as Go's `%#v` prints it:
@@ -47,15 +27,7 @@ pub(crate) fn immutable(field: &str, rendered: impl Into<String>) -> FieldError 
 pub(crate) fn go_string_map(map: Option<&Map<String, Value>>) -> String {
     match map {
         None => "map[string]string(nil)".into(),
-        Some(m) => {
-            let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
-            pairs.sort_by(|a, b| a.0.cmp(b.0));
-            let body: Vec<String> = pairs
-                .iter()
-                .map(|(k, v)| format!("{}:{}", quote(k), quote(v.as_str().unwrap_or_default())))
-                .collect();
-            format!("map[string]string{{{}}}", body.join(", "))
-        }
+        Some(m) => go_map(&string_map(m)),
     }
 }
 
@@ -65,11 +37,11 @@ pub(crate) fn go_string_slice(list: Option<&Value>) -> String {
     match list.and_then(Value::as_array) {
         None => "[]string(nil)".into(),
         Some(items) => {
-            let body: Vec<String> = items
+            let items: Vec<String> = items
                 .iter()
-                .map(|v| quote(v.as_str().unwrap_or_default()))
+                .map(|v| v.as_str().unwrap_or_default().to_owned())
                 .collect();
-            format!("[]string{{{}}}", body.join(", "))
+            go_strings(&items)
         }
     }
 }
@@ -141,11 +113,16 @@ mod tests {
             r#"v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{Key:"k", Operator:"In", Values:[]string{"a", "b"}}}}"#
         );
         assert_eq!(
-            not_supported("f", "x", &["A", "B"]).to_string(),
-            r#"f: Unsupported value: "x": supported values: "A", "B""#
+            go_string_slice(Some(&json!(["a", "b"]))),
+            r#"[]string{"a", "b"}"#
         );
         assert_eq!(
-            nonnegative("spec.replicas", -1)[0].to_string(),
+            nonnegative_at(
+                &json!({"spec": {"replicas": -1}}),
+                "/spec/replicas",
+                "spec.replicas"
+            )[0]
+            .to_string(),
             "spec.replicas: Invalid value: -1: must be greater than or equal to 0"
         );
     }

@@ -1,11 +1,12 @@
 //! apps/v1: Deployments, ReplicaSets, StatefulSets, DaemonSets and
 //! ControllerRevisions.
 //!
-//! The submodules hold what the other groups' workloads share: pod template
-//! defaults and validation (`template`), label selectors (`selector`),
-//! counts-or-percentages (`intstr`), Kubernetes' message renderings
-//! (`messages`), JSON field access (`fields`) and the generic strategy
-//! (`strategy`).
+//! Pod templates are defaulted and validated by `core::podspec`, the one
+//! implementation every kind with a pod spec shares; the kinds here add
+//! only their own rules. The submodules hold what the other JSON-based
+//! groups share: label selectors (`selector`), counts-or-percentages
+//! (`intstr`), Kubernetes' message renderings (`messages`), JSON field
+//! access (`fields`) and the generic strategy (`strategy`).
 
 use std::sync::Arc;
 
@@ -21,17 +22,21 @@ pub(crate) mod intstr;
 pub(crate) mod messages;
 pub(crate) mod selector;
 pub(crate) mod strategy;
-pub(crate) mod template;
 
 use fields::{child, default_str, default_value, get, get_map, int_or_zero};
 use intstr::{IntOrString, not_more_than_100_percent, validate_positive_int_or_percent};
-use messages::{go_label_selector, go_string_map, immutable, nonnegative, not_supported};
+use messages::{go_label_selector, go_string_map, nonnegative_at};
 use selector::{Selector, format_label_selector, format_labels, has_no_terms, validate_selector};
 use strategy::{KindStrategy, keep_labels};
-use template::{
-    container_cells, default_pod_template, nonnegative_at, validate_long_running,
-    validate_pod_template,
+
+use crate::core::field::{immutable, nonnegative, not_supported, supported_values};
+use crate::core::podspec::{
+    self, container_columns, default_template_json, template_cells, validate_long_running,
+    validate_pod_template_spec,
 };
+
+/// Where the apps kinds keep their pod template.
+const TEMPLATE: &str = "/spec/template";
 
 /// The annotation apps/v1 keeps a DaemonSet's template generation in
 /// (extensions/v1beta1 had it as `spec.templateGeneration`).
@@ -168,12 +173,6 @@ fn spec_of(obj: &Value) -> Value {
     obj.get("spec").cloned().unwrap_or(Value::Null)
 }
 
-fn template_of(obj: &Value) -> Value {
-    obj.pointer("/spec/template")
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 /// The wide `Selector` cell: the selector's text, `<none>` when empty.
 fn selector_cell(obj: &Value) -> Value {
     Value::String(format_label_selector(get(obj, "/spec/selector")))
@@ -247,6 +246,7 @@ pub(crate) fn deployment_strategy(selector_immutable: bool) -> KindStrategy<apps
             validate_deployment_mutable_selector
         },
         validate_status: validate_deployment_status,
+        template: Some(TEMPLATE),
         ..KindStrategy::new(deployment_columns, deployment_row)
     }
 }
@@ -269,7 +269,7 @@ pub(crate) fn default_deployment(obj: &mut Value) {
     default_value(spec, "revisionHistoryLimit", json!(10));
     default_value(spec, "progressDeadlineSeconds", json!(600));
     if let Some(template) = child(spec, "template") {
-        default_pod_template(template);
+        default_template_json(template);
     }
 }
 
@@ -286,12 +286,7 @@ fn validate_deployment_mutable_selector(obj: &Value, _old: Option<&Value>) -> Ve
     let mut errs = nonnegative("spec.replicas", int_or_zero(&spec, "/replicas"));
     errs.extend(validate_required_selector(&spec, "deployment", true));
     if Selector::parse(get(&spec, "/selector")).is_ok() {
-        errs.extend(validate_pod_template(&template_of(obj), "spec.template"));
-        errs.extend(validate_long_running(
-            &template_of(obj),
-            "spec.template",
-            "ReplicaSet",
-        ));
+        errs.extend(validate_replica_set_template(obj));
     }
     errs.extend(validate_deployment_strategy(&spec));
     let min_ready = int_or_zero(&spec, "/minReadySeconds");
@@ -359,7 +354,7 @@ fn validate_deployment_strategy(spec: &Value) -> Vec<FieldError> {
         other => errs.push(FieldError::not_supported(
             "spec.strategy",
             strategy_rendering(other, ru),
-            messages::supported_values(&["Recreate", "RollingUpdate"]),
+            supported_values(&["Recreate", "RollingUpdate"]),
         )),
     }
     errs
@@ -398,6 +393,7 @@ fn validate_deployment_status(obj: &Value, old: &Value) -> Vec<FieldError> {
 }
 
 fn deployment_columns() -> Vec<Column> {
+    let [containers, images] = container_columns();
     vec![
         name_column(),
         column(
@@ -412,16 +408,8 @@ fn deployment_columns() -> Vec<Column> {
             "Pods available to serve for at least minReadySeconds.",
         ),
         age_column(),
-        wide(
-            "Containers",
-            "string",
-            "Names of each container in the template.",
-        ),
-        wide(
-            "Images",
-            "string",
-            "Images referenced by each container in the template.",
-        ),
+        containers,
+        images,
         wide(
             "Selector",
             "string",
@@ -431,7 +419,7 @@ fn deployment_columns() -> Vec<Column> {
 }
 
 fn deployment_row(obj: &Value, now: i64) -> Vec<Value> {
-    let (names, images) = container_cells(&template_of(obj));
+    let (names, images) = template_cells(obj, TEMPLATE);
     // Kubernetes prints the selector here without the `<none>` stand-in.
     let selector = match Selector::parse(get(obj, "/spec/selector")) {
         Ok(s) => s.to_string(),
@@ -476,6 +464,7 @@ pub(crate) fn replica_set_strategy(selector_immutable: bool) -> KindStrategy<app
                 int_or_zero(obj, "/status/replicas").to_string(),
             )]
         },
+        template: Some(TEMPLATE),
         ..KindStrategy::new(replica_set_columns, replica_set_row)
     }
 }
@@ -486,7 +475,7 @@ fn default_replica_set(obj: &mut Value) {
     };
     default_value(spec, "replicas", json!(1));
     if let Some(template) = child(spec, "template") {
-        default_pod_template(template);
+        default_template_json(template);
     }
 }
 
@@ -507,13 +496,22 @@ fn validate_replica_set_mutable_selector(obj: &Value, _old: Option<&Value>) -> V
     ));
     errs.extend(validate_required_selector(&spec, "deployment", true));
     if Selector::parse(get(&spec, "/selector")).is_ok() {
-        errs.extend(validate_pod_template(&template_of(obj), "spec.template"));
-        errs.extend(validate_long_running(
-            &template_of(obj),
-            "spec.template",
-            "ReplicaSet",
-        ));
+        errs.extend(validate_replica_set_template(obj));
     }
+    errs
+}
+
+/// Kubernetes' `ValidatePodTemplateSpecForReplicaSet` past the selector,
+/// which Deployments share: the template, and pods that run until replaced
+/// (Kubernetes names ReplicaSets in the message for both kinds).
+fn validate_replica_set_template(obj: &Value) -> Vec<FieldError> {
+    let template = podspec::template_at(obj, TEMPLATE);
+    let mut errs = validate_pod_template_spec(&template, "spec.template");
+    errs.extend(validate_long_running(
+        &template,
+        "spec.template",
+        "ReplicaSet",
+    ));
     errs
 }
 
@@ -533,6 +531,7 @@ fn validate_replica_set_status(obj: &Value, _old: &Value) -> Vec<FieldError> {
 }
 
 fn replica_set_columns() -> Vec<Column> {
+    let [containers, images] = container_columns();
     vec![
         name_column(),
         column(
@@ -547,16 +546,8 @@ fn replica_set_columns() -> Vec<Column> {
         ),
         column("Ready", "integer", "Number of those pods that are ready."),
         age_column(),
-        wide(
-            "Containers",
-            "string",
-            "Names of each container in the template.",
-        ),
-        wide(
-            "Images",
-            "string",
-            "Images referenced by each container in the template.",
-        ),
+        containers,
+        images,
         wide(
             "Selector",
             "string",
@@ -566,7 +557,7 @@ fn replica_set_columns() -> Vec<Column> {
 }
 
 fn replica_set_row(obj: &Value, now: i64) -> Vec<Value> {
-    let (names, images) = container_cells(&template_of(obj));
+    let (names, images) = template_cells(obj, TEMPLATE);
     vec![
         table::name(obj),
         json!(int_or_zero(obj, "/spec/replicas")),
@@ -592,6 +583,7 @@ pub(crate) fn stateful_set_strategy() -> KindStrategy<apps::StatefulSet> {
         prepare_status: keep_labels,
         validate: validate_stateful_set,
         validate_status: validate_stateful_set_status,
+        template: Some(TEMPLATE),
         ..KindStrategy::new(stateful_set_columns, stateful_set_row)
     }
 }
@@ -620,18 +612,14 @@ pub(crate) fn default_stateful_set(obj: &mut Value) {
     default_value(spec, "replicas", json!(1));
     default_value(spec, "revisionHistoryLimit", json!(10));
     if let Some(template) = child(spec, "template") {
-        default_pod_template(template);
+        default_template_json(template);
     }
     for claim in fields::each_mut(spec, "volumeClaimTemplates") {
         // apps/v1 writes claim templates as full PersistentVolumeClaims,
         // with the claim defaults Kubernetes gives them.
         default_value(claim, "apiVersion", json!("v1"));
         default_value(claim, "kind", json!("PersistentVolumeClaim"));
-        if let Some(meta) = child(claim, "metadata")
-            && meta.get("creationTimestamp").is_none()
-        {
-            fields::set(meta, "creationTimestamp", Value::Null);
-        }
+        podspec::null_template_timestamp(claim, "");
         if let Some(claim_spec) = child(claim, "spec") {
             default_str(claim_spec, "volumeMode", "Filesystem");
         }
@@ -697,7 +685,7 @@ fn validate_stateful_set(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
             );
             if value != "Retain" && value != "Delete" {
                 errs.push(not_supported(
-                    &format!("spec.persistentVolumeClaimRetentionPolicy.{key}"),
+                    format!("spec.persistentVolumeClaimRetentionPolicy.{key}"),
                     value,
                     &["Retain", "Delete"],
                 ));
@@ -722,14 +710,10 @@ fn validate_stateful_set(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     // only for labels and annotations (Kubernetes leaves its PodSpec
     // unchecked because volume claims complete the volumes).
     errs.extend(validate_required_selector(&spec, "statefulset", true));
-    let template = template_of(obj);
-    errs.extend(selector::validate_labels(
-        get_map(&template, "/metadata/labels"),
-        "spec.template.labels",
-    ));
-    errs.extend(template::validate_annotations(
-        get_map(&template, "/metadata/annotations"),
-        "spec.template.annotations",
+    let template = podspec::template_at(obj, TEMPLATE);
+    errs.extend(podspec::validate_template_metadata(
+        &template,
+        "spec.template",
     ));
     errs.extend(validate_long_running(
         &template,
@@ -787,6 +771,7 @@ fn validate_stateful_set_status(obj: &Value, old: &Value) -> Vec<FieldError> {
 }
 
 fn stateful_set_columns() -> Vec<Column> {
+    let [containers, images] = container_columns();
     vec![
         name_column(),
         column(
@@ -795,21 +780,13 @@ fn stateful_set_columns() -> Vec<Column> {
             "Pods that are ready, out of the desired number.",
         ),
         age_column(),
-        wide(
-            "Containers",
-            "string",
-            "Names of each container in the template.",
-        ),
-        wide(
-            "Images",
-            "string",
-            "Images referenced by each container in the template.",
-        ),
+        containers,
+        images,
     ]
 }
 
 fn stateful_set_row(obj: &Value, now: i64) -> Vec<Value> {
-    let (names, images) = container_cells(&template_of(obj));
+    let (names, images) = template_cells(obj, TEMPLATE);
     vec![
         table::name(obj),
         json!(format!(
@@ -842,6 +819,7 @@ pub(crate) fn daemon_set_strategy(selector_immutable: bool) -> KindStrategy<apps
             validate_daemon_set_mutable_selector
         },
         validate_status: validate_daemon_set_status,
+        template: Some(TEMPLATE),
         ..KindStrategy::new(daemon_set_columns, daemon_set_row)
     }
 }
@@ -862,7 +840,7 @@ pub(crate) fn default_daemon_set(obj: &mut Value) {
     }
     default_value(spec, "revisionHistoryLimit", json!(10));
     if let Some(template) = child(spec, "template") {
-        default_pod_template(template);
+        default_template_json(template);
     }
 }
 
@@ -919,8 +897,8 @@ fn validate_daemon_set_mutable_selector(obj: &Value, _old: Option<&Value>) -> Ve
             "empty selector is invalid for daemonset",
         ));
     }
-    let template = template_of(obj);
-    errs.extend(validate_pod_template(&template, "spec.template"));
+    let template = podspec::template_at(obj, TEMPLATE);
+    errs.extend(validate_pod_template_spec(&template, "spec.template"));
     errs.extend(validate_long_running(
         &template,
         "spec.template",
@@ -983,7 +961,7 @@ fn validate_daemon_set_mutable_selector(obj: &Value, _old: Option<&Value>) -> Ve
                     "(*apps.RollingUpdateDaemonSet)(nil)"
                 }
             ),
-            messages::supported_values(&["RollingUpdate", "OnDelete"]),
+            supported_values(&["RollingUpdate", "OnDelete"]),
         )),
     }
     errs.extend(nonnegative_at(
@@ -1018,6 +996,7 @@ fn validate_daemon_set_status(obj: &Value, old: &Value) -> Vec<FieldError> {
 }
 
 fn daemon_set_columns() -> Vec<Column> {
+    let [containers, images] = container_columns();
     vec![
         name_column(),
         column(
@@ -1051,16 +1030,8 @@ fn daemon_set_columns() -> Vec<Column> {
             "Labels a node must have to run the daemon pod.",
         ),
         age_column(),
-        wide(
-            "Containers",
-            "string",
-            "Names of each container in the template.",
-        ),
-        wide(
-            "Images",
-            "string",
-            "Images referenced by each container in the template.",
-        ),
+        containers,
+        images,
         wide(
             "Selector",
             "string",
@@ -1070,7 +1041,7 @@ fn daemon_set_columns() -> Vec<Column> {
 }
 
 fn daemon_set_row(obj: &Value, now: i64) -> Vec<Value> {
-    let (names, images) = container_cells(&template_of(obj));
+    let (names, images) = template_cells(obj, TEMPLATE);
     vec![
         table::name(obj),
         json!(int_or_zero(obj, "/status/desiredNumberScheduled")),

@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::fields::string_map;
 use crate::FieldError;
 use crate::validation::{label_value, qualified_name, quote};
 
@@ -198,25 +199,10 @@ pub(crate) fn format_labels(labels: Option<&Map<String, Value>>) -> String {
     }
 }
 
-/// Kubernetes' `ValidateLabels`: every key a qualified name, every value a
-/// label value; errors name the map's path, not the key.
+/// Kubernetes' `ValidateLabels` (`core::field::labels`) for a label map
+/// held as JSON.
 pub(crate) fn validate_labels(labels: Option<&Map<String, Value>>, field: &str) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let mut keys: Vec<&String> = labels.into_iter().flat_map(|l| l.keys()).collect();
-    keys.sort();
-    for key in keys {
-        for problem in qualified_name(key) {
-            errs.push(FieldError::invalid(field, quote(key), problem));
-        }
-        let value = labels
-            .and_then(|l| l.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        for problem in label_value(value) {
-            errs.push(FieldError::invalid(field, quote(value), problem));
-        }
-    }
-    errs
+    crate::core::field::labels(field, labels.map(string_map).as_ref())
 }
 
 /// Kubernetes' `ValidateLabelSelector` (strict about label values).

@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::core::podspec;
 use crate::typed;
 use crate::{Column, FieldError, NameRule, Strategy};
 
@@ -22,6 +23,9 @@ pub(crate) struct KindStrategy<T> {
     pub generation: bool,
     /// Which names objects may have.
     pub names: NameRule,
+    /// Where a workload keeps its pod template (a JSON pointer such as
+    /// `/spec/template`), whose quantities are checked with the types.
+    pub template: Option<&'static str>,
     /// Fills in defaults.
     pub default: fn(&mut Value),
     /// Resets what a create may not set, after the status is cleared.
@@ -52,6 +56,7 @@ impl<T> KindStrategy<T> {
             status: false,
             generation: false,
             names: NameRule::DnsSubdomain,
+            template: None,
             default: |_| {},
             prepare_create: |_| {},
             prepare_update: |_, _| {},
@@ -68,7 +73,13 @@ impl<T> KindStrategy<T> {
 
 impl<T: DeserializeOwned> Strategy for KindStrategy<T> {
     fn check_types(&self, obj: &Value) -> Result<(), FieldError> {
-        typed::decode::<T>(obj).map(|_| ())
+        typed::decode::<T>(obj)?;
+        // Kubernetes rejects a malformed quantity while decoding, before
+        // defaults and validation, as it does for Pods.
+        match self.template {
+            Some(pointer) => podspec::check_template_quantities(obj, pointer),
+            None => Ok(()),
+        }
     }
 
     fn default(&self, obj: &mut Value) {

@@ -126,6 +126,45 @@ fn deployment_rejections_read_like_kubernetes() {
 }
 
 #[test]
+fn deployment_templates_are_checked_as_pods_are() {
+    let s = deployment_strategy(true);
+    // The template goes through the same checks as a Pod's spec: mounts
+    // must name a volume, and quantities must parse while decoding.
+    let mut d = nginx_deployment();
+    d["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "data", "mountPath": "/data"}]);
+    d["spec"]["template"]["spec"]["activeDeadlineSeconds"] = json!(30);
+    let (_, errs) = create(&s, d);
+    assert_eq!(
+        errs,
+        [
+            "spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"data\"",
+            "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported",
+        ]
+    );
+    let mut d = nginx_deployment();
+    d["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"cpu": "lots"}});
+    let err = s.check_types(&d).unwrap_err();
+    assert_eq!(
+        err.field,
+        "spec.template.spec.containers[0].resources.limits.cpu"
+    );
+    // A Deployment without a template still gets a defaulted one (Go
+    // embeds it), so only its containers are reported.
+    let mut d = nginx_deployment();
+    d["spec"]["selector"] = json!({"matchLabels": {}, "matchExpressions": [
+        {"key": "app", "operator": "DoesNotExist"}]});
+    d["spec"].as_object_mut().unwrap().remove("template");
+    let (d, errs) = create(&s, d);
+    assert_eq!(errs, ["spec.template.spec.containers: Required value"]);
+    assert_eq!(
+        d["spec"]["template"]["metadata"],
+        json!({"creationTimestamp": null})
+    );
+}
+
+#[test]
 fn deployment_selector_is_immutable_in_apps_v1_only() {
     let (old, _) = create(&deployment_strategy(true), nginx_deployment());
     let mut d = nginx_deployment();
@@ -302,6 +341,21 @@ fn stateful_set_defaults_and_forbidden_updates() {
             "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
         ]
     );
+    // Only the template's metadata and restart rule are checked: mounts
+    // may name the claim templates, which are not volumes.
+    let mut claims = stateful_set();
+    claims["spec"]["template"]["metadata"]["annotations"] = json!({"bad key": "x"});
+    claims["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "data", "mountPath": "/var/lib/postgresql"}]);
+    claims["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+    let errs = create(&s, claims).1;
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].starts_with("spec.template.annotations: Invalid value: \"bad key\""));
+    assert_eq!(
+        errs[1],
+        "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""
+    );
+
     let mut rs = sts.clone();
     rs["status"] = json!({"readyReplicas": 1, "replicas": 3});
     let now = parse_time("2026-01-01T00:00:00Z").unwrap();

@@ -6,18 +6,22 @@ use k8s_openapi::api::batch::v1 as batch;
 use serde_json::{Map, Value, json};
 
 use crate::apps::fields::{self, child, default_str, default_value, get, get_map, int_or_zero};
-use crate::apps::messages::{go_label_selector, go_string_map, immutable, not_supported, render};
+use crate::apps::messages::{go_label_selector, go_string_map, nonnegative_at, render};
 use crate::apps::selector::{Selector, format_label_selector, validate_selector};
 use crate::apps::strategy::KindStrategy;
-use crate::apps::template::{
-    container_cells, default_pod_template, nonnegative_at, validate_pod_template,
-};
 use crate::catalog::resource;
+use crate::core::field::{immutable, not_supported, supported_values};
+use crate::core::podspec::{self, container_columns, default_template_json, template_cells};
 use crate::table::{self, age_column, column, human_duration, name_column, parse_time, wide};
 use crate::validation::{dns1123_label, quote};
 use crate::{Column, FieldError, ResourceDef};
 
 mod cron;
+
+/// Where a Job keeps its pod template.
+const JOB_TEMPLATE: &str = "/spec/template";
+/// Where a CronJob keeps the pod template of its Jobs.
+const CRON_JOB_TEMPLATE: &str = "/spec/jobTemplate/spec/template";
 
 /// The label Kubernetes puts the Job's uid under on its pods (and selects).
 const CONTROLLER_UID: &str = "batch.kubernetes.io/controller-uid";
@@ -66,6 +70,7 @@ fn job_strategy() -> KindStrategy<batch::Job> {
                 int_or_zero(obj, "/status/succeeded").to_string(),
             )]
         },
+        template: Some(JOB_TEMPLATE),
         ..KindStrategy::new(job_columns, job_row)
     }
 }
@@ -108,7 +113,7 @@ fn default_job(obj: &mut Value) {
     default_value(spec, "podReplacementPolicy", json!(replacement));
     default_value(spec, "manualSelector", json!(false));
     if let Some(template) = child(spec, "template") {
-        default_pod_template(template);
+        default_template_json(template);
     }
     // A Job without labels takes its template's.
     if let Some(labels) = template_labels
@@ -290,7 +295,7 @@ fn validate_job_spec(spec: &Value, path: &str) -> Vec<FieldError> {
     if let Some(mode) = fields::get_str(spec, "/completionMode") {
         if mode != "NonIndexed" && mode != "Indexed" {
             errs.push(not_supported(
-                &format!("{path}.completionMode"),
+                format!("{path}.completionMode"),
                 mode,
                 &["NonIndexed", "Indexed"],
             ));
@@ -325,15 +330,16 @@ fn validate_job_spec(spec: &Value, path: &str) -> Vec<FieldError> {
             ));
         }
     }
-    let template = spec.get("template").cloned().unwrap_or(Value::Null);
-    errs.extend(validate_pod_template(
+    let template = podspec::template_at(spec, "/template");
+    errs.extend(podspec::validate_pod_template_spec(
         &template,
         &format!("{path}.template"),
     ));
     // An unset restartPolicy was defaulted to Always, so both mean the user
     // has not chosen one a Job can use.
     let restart_field = format!("{path}.template.spec.restartPolicy");
-    match fields::str_or_empty(&template, "/spec/restartPolicy") {
+    let restart = template.spec.and_then(|s| s.restart_policy);
+    match restart.as_deref().unwrap_or_default() {
         "" | "Always" => errs.push(FieldError::required(
             restart_field,
             "valid values: \"OnFailure\", \"Never\"",
@@ -407,7 +413,7 @@ fn validate_job_update(obj: &Value, old: &Value) -> Vec<FieldError> {
     ] {
         if fields::changed(obj, old, &format!("/spec/{key}")) {
             errs.push(immutable(
-                &format!("spec.{key}"),
+                format!("spec.{key}"),
                 render(get(obj, &format!("/spec/{key}"))),
             ));
         }
@@ -428,6 +434,7 @@ fn validate_job_status(obj: &Value, _old: &Value) -> Vec<FieldError> {
 }
 
 fn job_columns() -> Vec<Column> {
+    let [containers, images] = container_columns();
     vec![
         name_column(),
         column("Status", "string", "Status of the job."),
@@ -442,16 +449,8 @@ fn job_columns() -> Vec<Column> {
             "How long the job ran or has been running.",
         ),
         age_column(),
-        wide(
-            "Containers",
-            "string",
-            "Names of each container in the template.",
-        ),
-        wide(
-            "Images",
-            "string",
-            "Images referenced by each container in the template.",
-        ),
+        containers,
+        images,
         wide(
             "Selector",
             "string",
@@ -497,11 +496,7 @@ fn job_row(obj: &Value, now: i64) -> Vec<Value> {
     } else {
         "Running"
     };
-    let template = obj
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let (names, images) = container_cells(&template);
+    let (names, images) = template_cells(obj, JOB_TEMPLATE);
     vec![
         table::name(obj),
         json!(status),
@@ -523,6 +518,7 @@ fn cron_job_strategy() -> KindStrategy<batch::CronJob> {
         generation: true,
         default: default_cron_job,
         validate: validate_cron_job,
+        template: Some(CRON_JOB_TEMPLATE),
         ..KindStrategy::new(cron_job_columns, cron_job_row)
     }
 }
@@ -538,13 +534,9 @@ fn default_cron_job(obj: &mut Value) {
     default_value(spec, "successfulJobsHistoryLimit", json!(3));
     default_value(spec, "failedJobsHistoryLimit", json!(1));
     if let Some(job_template) = child(spec, "jobTemplate") {
-        if let Some(meta) = child(job_template, "metadata")
-            && meta.get("creationTimestamp").is_none()
-        {
-            fields::set(meta, "creationTimestamp", Value::Null);
-        }
+        podspec::null_template_timestamp(job_template, "");
         if let Some(template) = child(job_template, "spec").and_then(|s| child(s, "template")) {
-            default_pod_template(template);
+            default_template_json(template);
         }
     }
 }
@@ -629,7 +621,7 @@ fn validate_cron_job(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         errs.push(FieldError::not_supported(
             "spec.jobTemplate.spec.manualSelector",
             "true",
-            crate::apps::messages::supported_values(&["nil", "false"]),
+            supported_values(&["nil", "false"]),
         ));
     }
     for key in ["successfulJobsHistoryLimit", "failedJobsHistoryLimit"] {
@@ -653,6 +645,7 @@ fn validate_cron_job(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
 }
 
 fn cron_job_columns() -> Vec<Column> {
+    let [containers, images] = container_columns();
     vec![
         name_column(),
         column("Schedule", "string", "The schedule in cron format."),
@@ -665,16 +658,8 @@ fn cron_job_columns() -> Vec<Column> {
         column("Active", "integer", "Number of jobs running now."),
         column("Last Schedule", "string", "When a job was last scheduled."),
         age_column(),
-        wide(
-            "Containers",
-            "string",
-            "Names of each container in the template.",
-        ),
-        wide(
-            "Images",
-            "string",
-            "Images referenced by each container in the template.",
-        ),
+        containers,
+        images,
         wide(
             "Selector",
             "string",
@@ -693,11 +678,7 @@ fn cron_job_row(obj: &Value, now: i64) -> Vec<Value> {
         Some(false) => "False",
         None => "<unset>",
     };
-    let template = obj
-        .pointer("/spec/jobTemplate/spec/template")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let (names, images) = container_cells(&template);
+    let (names, images) = template_cells(obj, CRON_JOB_TEMPLATE);
     vec![
         table::name(obj),
         json!(fields::str_or_empty(obj, "/spec/schedule")),

@@ -197,6 +197,24 @@ fn cron_jobs() {
         ]
     );
 
+    let mut heavy = cron_job("@daily");
+    heavy["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"requests": {"memory": "1 Gi"}});
+    assert_eq!(
+        s.check_types(&heavy).unwrap_err().field,
+        "spec.jobTemplate.spec.template.spec.containers[0].resources.requests.memory"
+    );
+    let mut unnamed = cron_job("@daily");
+    unnamed["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "", "value": "x"}]);
+    assert_eq!(
+        create(&s, unnamed).1,
+        [
+            "spec.jobTemplate.spec.template.spec.containers[0].env[0].name: Required value",
+            "spec.jobTemplate.spec.template.spec.containers[0].env[0].name: Invalid value: \"\": environment variable name must be non-empty",
+        ]
+    );
+
     let mut running = cj.clone();
     running["status"] =
         json!({"active": [{"name": "hello-1"}], "lastScheduleTime": "2026-01-01T00:09:00Z"});

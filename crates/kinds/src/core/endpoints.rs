@@ -147,15 +147,11 @@ impl Strategy for EndpointsStrategy {
                     &format!("{pp}.port"),
                     i64::from(port.port),
                 ));
-                match port.protocol.as_deref().unwrap_or_default() {
-                    "" => errs.push(FieldError::required(format!("{pp}.protocol"), "")),
-                    "TCP" | "UDP" | "SCTP" => {}
-                    other => errs.push(not_supported(
-                        format!("{pp}.protocol"),
-                        other,
-                        &["SCTP", "TCP", "UDP"],
-                    )),
-                }
+                errs.extend(field::required_one_of(
+                    &format!("{pp}.protocol"),
+                    port.protocol.as_deref().unwrap_or_default(),
+                    &["SCTP", "TCP", "UDP"],
+                ));
             }
         }
         // Subsets older Kubernetes accepted stay acceptable when unchanged.
@@ -237,15 +233,11 @@ impl Strategy for EndpointSliceStrategy {
         };
         let mut errs = Vec::new();
         let address_type = slice.address_type.as_str();
-        match address_type {
-            "" => errs.push(FieldError::required("addressType", "")),
-            "IPv4" | "IPv6" | "FQDN" => {}
-            other => errs.push(not_supported(
-                "addressType",
-                other,
-                &["FQDN", "IPv4", "IPv6"],
-            )),
-        }
+        errs.extend(field::required_one_of(
+            "addressType",
+            address_type,
+            &["FQDN", "IPv4", "IPv6"],
+        ));
         if slice.endpoints.len() > 1000 {
             errs.push(FieldError {
                 kind: crate::FieldErrorKind::TooLong,

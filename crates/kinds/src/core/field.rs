@@ -1,6 +1,8 @@
-//! Field errors shared by the core kinds: Kubernetes' small validators
-//! (ports, keys, environment variable names, IPs, resource names and
-//! quantities) and the way Go prints the offending values.
+//! Kubernetes' small validators, shared by every kind (typed or held as
+//! JSON): ports, labels and annotations, keys, environment variable names,
+//! IPs, non-negative numbers, resource names and quantities; the wording of
+//! `Unsupported value` and `field is immutable`; and the way Go prints the
+//! offending values.
 
 use std::collections::BTreeMap;
 
@@ -40,12 +42,25 @@ pub(crate) fn not_supported(
     value: &str,
     supported: &[&str],
 ) -> FieldError {
+    FieldError::not_supported(field, quote(value), supported_values(supported))
+}
+
+/// Errors for a value that must be one of a fixed set: `Required value`
+/// when empty, `Unsupported value` (listing `supported`) when not in it.
+pub(crate) fn required_one_of(field: &str, value: &str, supported: &[&str]) -> Vec<FieldError> {
+    if value.is_empty() {
+        vec![FieldError::required(field, "")]
+    } else if supported.contains(&value) {
+        Vec::new()
+    } else {
+        vec![not_supported(field, value, supported)]
+    }
+}
+
+/// The detail of an `Unsupported value` error: `supported values: "A", "B"`.
+pub(crate) fn supported_values(supported: &[&str]) -> String {
     let list: Vec<String> = supported.iter().map(|s| quote(s)).collect();
-    FieldError::not_supported(
-        field,
-        quote(value),
-        format!("supported values: {}", list.join(", ")),
-    )
+    format!("supported values: {}", list.join(", "))
 }
 
 /// A reference to something that does not exist (`Not found` in
@@ -103,6 +118,41 @@ pub(crate) fn labels(field: &str, labels: Option<&BTreeMap<String, String>>) -> 
     errs
 }
 
+/// The most bytes the keys and values of an object's annotations may
+/// take together (Kubernetes' `TotalAnnotationSizeLimitB`).
+const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
+
+/// Errors for a map of annotations (`ValidateAnnotations`): keys are
+/// qualified names, compared without case, and the whole map is at most
+/// 256 KiB.
+pub(crate) fn annotations(
+    field: &str,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for key in annotations.into_iter().flat_map(BTreeMap::keys) {
+        errs.extend(validation::field_errors(
+            field,
+            key,
+            validation::qualified_name(&key.to_lowercase()),
+        ));
+    }
+    let total: usize = annotations
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if total > ANNOTATIONS_MAX_BYTES {
+        errs.push(FieldError {
+            kind: FieldErrorKind::TooLong,
+            field: field.to_owned(),
+            value: None,
+            detail: format!("may not be more than {ANNOTATIONS_MAX_BYTES} bytes"),
+        });
+    }
+    errs
+}
+
 /// Errors for a port number (1-65535).
 pub(crate) fn port_number(field: &str, port: i64) -> Vec<FieldError> {
     if (1..=65535).contains(&port) {
@@ -116,7 +166,8 @@ pub(crate) fn port_number(field: &str, port: i64) -> Vec<FieldError> {
     }
 }
 
-/// Problems with a port name (IANA service name rules).
+/// Problems with a port name (`IsValidPortName`: an IANA service name).
+/// Each rule is checked on its own, so `HTTP` breaks two.
 pub(crate) fn port_name_problems(name: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if name.len() > 15 {
@@ -128,7 +179,8 @@ pub(crate) fn port_name_problems(name: &str) -> Vec<String> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !charset {
         errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".into());
-    } else if !name.chars().any(|c| c.is_ascii_lowercase()) {
+    }
+    if !name.chars().any(|c| c.is_ascii_lowercase()) {
         errs.push("must contain at least one letter (a-z)".into());
     }
     if name.contains("--") {
@@ -191,21 +243,29 @@ pub(crate) fn config_key(field: &str, key: &str) -> Vec<FieldError> {
 }
 
 /// Errors for an environment variable name, under the relaxed rules that
-/// are on by default in Kubernetes 1.32 (printable ASCII but `=`).
+/// are on by default in Kubernetes 1.32 (`IsRelaxedEnvVarName`: not empty,
+/// printable ASCII but `=`).
 pub(crate) fn env_var_name(field: &str, name: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if name.is_empty() {
+        errs.push(FieldError::invalid(
+            field,
+            quote(name),
+            "environment variable name must be non-empty",
+        ));
+    }
     let bad = name
         .chars()
         .any(|c| !c.is_ascii() || c.is_ascii_control() || c == '=');
     if bad {
-        vec![FieldError::invalid(
+        errs.push(FieldError::invalid(
             field,
             quote(name),
             "a valid environment variable name must consist only of printable ASCII characters \
              other than '='",
-        )]
-    } else {
-        Vec::new()
+        ));
     }
+    errs
 }
 
 /// Errors for an IP address field.
@@ -420,6 +480,24 @@ mod tests {
             port_name_problems("a--b"),
             ["must not contain consecutive hyphens"]
         );
+        // Kubernetes checks the character set and the letter separately.
+        let both = [
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+            "must contain at least one letter (a-z)",
+        ];
+        assert_eq!(port_name_problems("HTTP"), both);
+        assert_eq!(port_name_problems(""), both);
+        let notes = BTreeMap::from([
+            ("Example.com/Note".to_owned(), "x".repeat(10)),
+            ("ok".into(), "y".repeat(256 * 1024)),
+        ]);
+        let errs = annotations("metadata.annotations", Some(&notes));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].to_string(),
+            "metadata.annotations: Too long: may not be more than 262144 bytes"
+        );
+        assert_eq!(env_var_name("f", "").len(), 1);
         assert!(config_key_problems("app.properties").is_empty());
         assert_eq!(config_key_problems("..x"), ["must not start with '..'"]);
         assert!(env_var_name("f", "1-weird.NAME").is_empty());

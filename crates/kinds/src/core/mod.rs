@@ -7,9 +7,10 @@
 //! Each kind's module holds its strategy: Kubernetes' v1 defaults, what its
 //! registry strategy resets on create and update, its validation (field
 //! paths and messages as Kubernetes words them), its `kubectl get` columns
-//! and its field selectors. `podspec` holds what pods and pod templates
-//! share, `field` the small validators every kind uses, `quantity` resource
-//! quantities.
+//! and its field selectors. `podspec` defaults and validates pod specs and
+//! pod templates for every kind that holds one (the apps and batch
+//! workloads too), `field` holds the small validators every kind uses,
+//! `quantity` resource quantities.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Node, NodeStatus, Taint};
 use serde_json::Value;
 
 use super::cell;
-use super::field::{self, not_supported};
+use super::field;
 use super::quantity;
 use crate::table::{self, column, wide};
 use crate::validation::{self, quote};
@@ -52,15 +52,11 @@ fn validate_taints(taints: &[Taint]) -> Vec<FieldError> {
                 problems.join(";"),
             ));
         }
-        match t.effect.as_str() {
-            "" => errs.push(FieldError::required(format!("{p}.effect"), "")),
-            "NoSchedule" | "PreferNoSchedule" | "NoExecute" => {}
-            other => errs.push(not_supported(
-                format!("{p}.effect"),
-                other,
-                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
-            )),
-        }
+        errs.extend(field::required_one_of(
+            &format!("{p}.effect"),
+            t.effect.as_str(),
+            &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+        ));
         if !seen.insert((t.effect.clone(), t.key.clone())) {
             let mut e = FieldError::duplicate(&p, go_taint(t));
             e.detail = "taints must be unique by key and effect pair".into();

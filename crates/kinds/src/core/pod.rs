@@ -567,17 +567,6 @@ pub(crate) fn pod_cells(pod: &Pod, now: i64) -> PodCells {
     }
 }
 
-/// Pod templates and other objects show their containers this way.
-pub(crate) fn container_cells(spec: Option<&PodSpec>) -> (String, String) {
-    let containers = spec.map(|s| s.containers.clone()).unwrap_or_default();
-    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
-    let images: Vec<&str> = containers
-        .iter()
-        .map(|c| c.image.as_deref().unwrap_or_default())
-        .collect();
-    (names.join(","), images.join(","))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

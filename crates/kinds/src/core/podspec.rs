@@ -1,6 +1,10 @@
-//! Defaults and validation of pod specs, shared by Pods, PodTemplates,
-//! ReplicationControllers and (through `default_pod_template_spec` and
-//! `validate_pod_template_spec`) every workload that embeds a pod template.
+//! Defaults and validation of pod specs: the one implementation for Pods,
+//! PodTemplates, ReplicationControllers and every workload that embeds a
+//! pod template (Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
+//! CronJobs, and their removed versions). The workload strategies, which
+//! work on JSON, reach it through `template_at`, `default_template_json`
+//! and `check_template_quantities`, and add only their own rules
+//! (`validate_long_running`, a Job's restart policy) on top.
 //!
 //! The behaviour follows Kubernetes 1.32's v1 defaulters and
 //! `ValidatePodSpec`: field paths and messages are Kubernetes' own, so that
@@ -17,8 +21,9 @@ use serde_json::Value;
 
 use super::field::{self, not_supported};
 use super::quantity::{self, Quantity};
+use crate::table::wide;
 use crate::validation::quote;
-use crate::{FieldError, typed};
+use crate::{Column, FieldError, typed};
 
 /// Sets `slot` to `value` when it is unset.
 fn default_str(slot: &mut Option<String>, value: &str) {
@@ -27,33 +32,56 @@ fn default_str(slot: &mut Option<String>, value: &str) {
     }
 }
 
-/// The pull policy Kubernetes gives an image without one: `Always` for
-/// `:latest` or no tag, `IfNotPresent` otherwise (including images pinned
-/// by digest and names that do not parse).
+/// The pull policy Kubernetes gives an image without one
+/// (`SetDefaults_Container`): `Always` when the image's tag is `latest`
+/// (also when it names neither tag nor digest), `IfNotPresent` otherwise,
+/// including references that do not parse.
 pub(crate) fn default_pull_policy(image: &str) -> &'static str {
+    if image_tag(image).as_deref() == Some("latest") {
+        "Always"
+    } else {
+        "IfNotPresent"
+    }
+}
+
+/// The tag Kubernetes' `ParseImageName` finds in an image reference: the
+/// explicit tag, `latest` when there is neither tag nor digest, "" for a
+/// digest alone, and `None` when the reference does not parse.
+fn image_tag(image: &str) -> Option<String> {
+    if image.is_empty() || image.chars().any(char::is_whitespace) {
+        return None;
+    }
     let (name, digest) = match image.split_once('@') {
-        Some((name, _)) => (name, true),
-        None => (image, false),
+        Some((name, digest)) => (name, Some(digest)),
+        None => (image, None),
     };
     // A colon in the last path component is a tag; one earlier belongs to a
     // registry host and port.
     let last = name.rsplit('/').next().unwrap_or(name);
-    let tag = last.split_once(':').map(|(_, tag)| tag);
-    let repository = name.strip_suffix(&format!(":{}", tag.unwrap_or_default()));
-    let parses = !name.is_empty()
-        && !repository
-            .unwrap_or(name)
-            .chars()
-            .any(|c| c.is_ascii_uppercase() || c.is_whitespace());
-    let tag = match tag {
-        Some(t) => t,
-        None if digest => "",
-        None => "latest",
+    let (path, tag) = match last.rsplit_once(':') {
+        Some((_, tag)) => (&name[..name.len() - tag.len() - 1], Some(tag)),
+        None => (name, None),
     };
-    if parses && tag == "latest" {
-        "Always"
-    } else {
-        "IfNotPresent"
+    // The first component is a registry host when it looks like one (a dot,
+    // a port, `localhost`, or capitals, which repositories may not have);
+    // the repository path after it must be lowercase.
+    let repository = match path.split_once('/') {
+        Some((host, rest))
+            if host.contains(['.', ':'])
+                || host == "localhost"
+                || host.chars().any(|c| c.is_ascii_uppercase()) =>
+        {
+            rest
+        }
+        _ => path,
+    };
+    if repository.is_empty() || repository.chars().any(|c| c.is_ascii_uppercase()) {
+        return None;
+    }
+    match (tag, digest) {
+        (Some(tag), _) => Some(tag.to_owned()),
+        (None, Some(_)) => Some(String::new()),
+        (None, None) => Some("latest".into()),
     }
 }
 
@@ -77,6 +105,9 @@ fn default_probe(probe: &mut Probe) {
     }
     if let Some(http) = probe.http_get.as_mut() {
         default_http_get(http);
+    }
+    if let Some(grpc) = probe.grpc.as_mut() {
+        grpc.service.get_or_insert_with(String::new);
     }
 }
 
@@ -253,11 +284,12 @@ pub(crate) fn default_pod_spec(spec: &mut PodSpec) {
     quantity::default_resource_list(&mut spec.overhead);
 }
 
-/// Defaults of a pod template (its spec; the template's metadata has none).
+/// Defaults of a pod template. Go embeds the template's metadata and spec
+/// as structs, not pointers, so both always exist and the spec is always
+/// defaulted, even when the client sent none.
 pub(crate) fn default_pod_template_spec(template: &mut PodTemplateSpec) {
-    if let Some(spec) = template.spec.as_mut() {
-        default_pod_spec(spec);
-    }
+    template.metadata.get_or_insert_with(Default::default);
+    default_pod_spec(template.spec.get_or_insert_with(Default::default));
 }
 
 /// The defaults only Pods get (`SetDefaults_Pod`), and the service account
@@ -672,9 +704,8 @@ fn validate_env(c: &Container, path: &str) -> Vec<FieldError> {
         let p = format!("{path}.env[{i}]");
         if env.name.is_empty() {
             errs.push(FieldError::required(format!("{p}.name"), ""));
-        } else {
-            errs.extend(field::env_var_name(&format!("{p}.name"), &env.name));
         }
+        errs.extend(field::env_var_name(&format!("{p}.name"), &env.name));
         let Some(from) = &env.value_from else {
             continue;
         };
@@ -848,15 +879,11 @@ fn validate_ports(c: &Container, path: &str) -> Vec<FieldError> {
                 i64::from(host_port),
             ));
         }
-        match port.protocol.as_deref().unwrap_or_default() {
-            "" => errs.push(FieldError::required(format!("{p}.protocol"), "")),
-            "TCP" | "UDP" | "SCTP" => {}
-            other => errs.push(not_supported(
-                format!("{p}.protocol"),
-                other,
-                &["SCTP", "TCP", "UDP"],
-            )),
-        }
+        errs.extend(field::required_one_of(
+            &format!("{p}.protocol"),
+            port.protocol.as_deref().unwrap_or_default(),
+            &["SCTP", "TCP", "UDP"],
+        ));
     }
     errs
 }
@@ -1136,30 +1163,19 @@ fn validate_container_common(
     if c.image.as_deref().unwrap_or_default().is_empty() {
         errs.push(FieldError::required(format!("{path}.image"), ""));
     }
-    match c.termination_message_policy.as_deref().unwrap_or_default() {
-        "File" | "FallbackToLogsOnError" => {}
-        "" => errs.push(FieldError::required(
-            format!("{path}.terminationMessagePolicy"),
-            "",
-        )),
-        other => errs.push(not_supported(
-            format!("{path}.terminationMessagePolicy"),
-            other,
-            &["File", "FallbackToLogsOnError"],
-        )),
-    }
+    errs.extend(field::required_one_of(
+        &format!("{path}.terminationMessagePolicy"),
+        c.termination_message_policy.as_deref().unwrap_or_default(),
+        &["File", "FallbackToLogsOnError"],
+    ));
     errs.extend(validate_ports(c, path));
     errs.extend(validate_env(c, path));
     errs.extend(validate_mounts(c, path, volumes));
-    match c.image_pull_policy.as_deref().unwrap_or_default() {
-        "Always" | "IfNotPresent" | "Never" => {}
-        "" => errs.push(FieldError::required(format!("{path}.imagePullPolicy"), "")),
-        other => errs.push(not_supported(
-            format!("{path}.imagePullPolicy"),
-            other,
-            &["Always", "IfNotPresent", "Never"],
-        )),
-    }
+    errs.extend(field::required_one_of(
+        &format!("{path}.imagePullPolicy"),
+        c.image_pull_policy.as_deref().unwrap_or_default(),
+        &["Always", "IfNotPresent", "Never"],
+    ));
     errs.extend(validate_resources(
         c.resources.as_ref(),
         &format!("{path}.resources"),
@@ -1396,25 +1412,17 @@ pub(crate) fn validate_pod_spec(spec: &PodSpec, path: &str, owner: SpecOwner) ->
         }
     }
 
-    match spec.restart_policy.as_deref().unwrap_or_default() {
-        "Always" | "OnFailure" | "Never" => {}
-        "" => errs.push(FieldError::required(format!("{path}.restartPolicy"), "")),
-        other => errs.push(not_supported(
-            format!("{path}.restartPolicy"),
-            other,
-            &["Always", "OnFailure", "Never"],
-        )),
-    }
+    errs.extend(field::required_one_of(
+        &format!("{path}.restartPolicy"),
+        spec.restart_policy.as_deref().unwrap_or_default(),
+        &["Always", "OnFailure", "Never"],
+    ));
     let dns_policy = spec.dns_policy.as_deref().unwrap_or_default();
-    match dns_policy {
-        "ClusterFirstWithHostNet" | "ClusterFirst" | "Default" | "None" => {}
-        "" => errs.push(FieldError::required(format!("{path}.dnsPolicy"), "")),
-        other => errs.push(not_supported(
-            format!("{path}.dnsPolicy"),
-            other,
-            &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
-        )),
-    }
+    errs.extend(field::required_one_of(
+        &format!("{path}.dnsPolicy"),
+        dns_policy,
+        &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+    ));
     errs.extend(field::labels(
         &format!("{path}.nodeSelector"),
         spec.node_selector.as_ref(),
@@ -1504,15 +1512,11 @@ pub(crate) fn validate_pod_spec(spec: &PodSpec, path: &str, owner: SpecOwner) ->
         }
     }
     if let Some(policy) = spec.preemption_policy.as_deref() {
-        match policy {
-            "PreemptLowerPriority" | "Never" => {}
-            "" => errs.push(FieldError::required(format!("{path}.preemptionPolicy"), "")),
-            other => errs.push(not_supported(
-                format!("{path}.preemptionPolicy"),
-                other,
-                &["PreemptLowerPriority", "Never"],
-            )),
-        }
+        errs.extend(field::required_one_of(
+            &format!("{path}.preemptionPolicy"),
+            policy,
+            &["PreemptLowerPriority", "Never"],
+        ));
     }
     if owner == SpecOwner::Pod {
         for (list, items) in [
@@ -1537,18 +1541,30 @@ pub(crate) fn validate_pod_spec(spec: &PodSpec, path: &str, owner: SpecOwner) ->
     errs
 }
 
+/// Errors for a pod template's labels and annotations, which Kubernetes
+/// reports at `<path>.labels` and `<path>.annotations`.
+pub(crate) fn validate_template_metadata(
+    template: &PodTemplateSpec,
+    path: &str,
+) -> Vec<FieldError> {
+    let meta = template.metadata.as_ref();
+    let mut errs = field::labels(
+        &format!("{path}.labels"),
+        meta.and_then(|m| m.labels.as_ref()),
+    );
+    errs.extend(field::annotations(
+        &format!("{path}.annotations"),
+        meta.and_then(|m| m.annotations.as_ref()),
+    ));
+    errs
+}
+
 /// Validates a pod template inside another object (`ValidatePodTemplateSpec`).
-/// Kubernetes reports the template's labels at `<path>.labels`.
 pub(crate) fn validate_pod_template_spec(
     template: &PodTemplateSpec,
     path: &str,
 ) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let meta = template.metadata.as_ref();
-    errs.extend(field::labels(
-        &format!("{path}.labels"),
-        meta.and_then(|m| m.labels.as_ref()),
-    ));
+    let mut errs = validate_template_metadata(template, path);
     let spec = template.spec.clone().unwrap_or_default();
     errs.extend(validate_pod_spec(
         &spec,
@@ -1563,6 +1579,37 @@ pub(crate) fn validate_pod_template_spec(
         errs.push(FieldError::forbidden(
             format!("{path}.spec.ephemeralContainers"),
             "ephemeral containers not allowed in pod template",
+        ));
+    }
+    errs
+}
+
+/// The rule of controllers whose pods run until replaced (ReplicationControllers,
+/// Deployments, ReplicaSets, StatefulSets, DaemonSets), on top of the
+/// template's own validation: `restartPolicy` only `Always`, and no
+/// `activeDeadlineSeconds`. `kind` names the controller in the message as
+/// Kubernetes does (Deployments say "ReplicaSet").
+pub(crate) fn validate_long_running(
+    template: &PodTemplateSpec,
+    path: &str,
+    kind: &str,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let spec = template.spec.as_ref();
+    let restart = spec
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or_default();
+    if restart != "Always" {
+        errs.push(not_supported(
+            format!("{path}.spec.restartPolicy"),
+            restart,
+            &["Always"],
+        ));
+    }
+    if spec.is_some_and(|s| s.active_deadline_seconds.is_some()) {
+        errs.push(FieldError::forbidden(
+            format!("{path}.spec.activeDeadlineSeconds"),
+            format!("activeDeadlineSeconds in {kind} is not Supported"),
         ));
     }
     errs
@@ -1644,8 +1691,9 @@ pub(crate) fn qos_class(spec: &PodSpec) -> &'static str {
     }
 }
 
-/// Adds `creationTimestamp: null` to a template's metadata at `pointer`, as
-/// Go writes the zero time of an embedded object's metadata.
+/// Adds `creationTimestamp: null` to the metadata of the embedded object
+/// at `pointer` (a pod, job or claim template), as Go writes the zero time
+/// of an embedded object's metadata.
 pub(crate) fn null_template_timestamp(obj: &mut Value, pointer: &str) {
     if let Some(template) = obj.pointer_mut(pointer).and_then(Value::as_object_mut) {
         let meta = template
@@ -1654,6 +1702,78 @@ pub(crate) fn null_template_timestamp(obj: &mut Value, pointer: &str) {
         if let Some(meta) = meta.as_object_mut() {
             meta.entry("creationTimestamp").or_insert(Value::Null);
         }
+    }
+}
+
+/// The `Containers` and `Images` columns of kinds with a pod template,
+/// shown with `-o wide`; `container_cells` fills them.
+pub(crate) fn container_columns() -> [Column; 2] {
+    [
+        wide(
+            "Containers",
+            "string",
+            "Names of each container in the template.",
+        ),
+        wide(
+            "Images",
+            "string",
+            "Images referenced by each container in the template.",
+        ),
+    ]
+}
+
+/// The `Containers` and `Images` cells of tables: the containers' names
+/// and images, joined by commas.
+pub(crate) fn container_cells(spec: Option<&PodSpec>) -> (String, String) {
+    let containers = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    let images: Vec<&str> = containers
+        .iter()
+        .map(|c| c.image.as_deref().unwrap_or_default())
+        .collect();
+    (names.join(","), images.join(","))
+}
+
+// ---------------------------------------------------------------------------
+// Templates inside objects held as JSON
+//
+// The apps and batch strategies work on JSON (they must tell a missing
+// selector from an empty one); for their pod templates they decode the
+// template and use the typed functions above, so that every kind shares
+// one implementation.
+
+/// The pod template at `pointer` of a JSON object, typed. An absent or null
+/// template is the empty one, as Go's embedded struct is; so is one that
+/// does not decode, which `check_types` has already rejected.
+pub(crate) fn template_at(obj: &Value, pointer: &str) -> PodTemplateSpec {
+    obj.pointer(pointer)
+        .filter(|t| !t.is_null())
+        .and_then(|t| typed::decode(t).ok())
+        .unwrap_or_default()
+}
+
+/// The `Containers` and `Images` cells of the pod template at `pointer`.
+pub(crate) fn template_cells(obj: &Value, pointer: &str) -> (String, String) {
+    container_cells(template_at(obj, pointer).spec.as_ref())
+}
+
+/// Fills in the defaults of a pod template held as JSON, including the
+/// `creationTimestamp: null` Go writes into its metadata.
+pub(crate) fn default_template_json(template: &mut Value) {
+    typed::modify(template, default_pod_template_spec);
+    null_template_timestamp(template, "");
+}
+
+/// The first malformed quantity in the pod template at `pointer` of a JSON
+/// object, for `check_types`; errors are reported under the pointer's path
+/// (`/spec/template` is `spec.template`).
+pub(crate) fn check_template_quantities(obj: &Value, pointer: &str) -> Result<(), FieldError> {
+    match template_at(obj, pointer).spec {
+        Some(spec) => {
+            let path = pointer.trim_start_matches('/').replace('/', ".");
+            check_spec_quantities(&spec, &format!("{path}.spec"))
+        }
+        None => Ok(()),
     }
 }
 
@@ -1672,12 +1792,128 @@ mod tests {
             ("localhost:5000/app:v2", "IfNotPresent"),
             ("nginx@sha256:abcd", "IfNotPresent"),
             ("nginx:latest@sha256:abcd", "Always"),
+            ("Registry.example.com/app", "Always"),
+            ("Upper/app", "Always"),
+            ("registry.example.com/App", "IfNotPresent"),
             ("Nginx", "IfNotPresent"),
+            ("nginx latest", "IfNotPresent"),
             ("", "IfNotPresent"),
         ];
         for (image, want) in cases {
             assert_eq!(default_pull_policy(image), want, "{image}");
         }
+        assert_eq!(image_tag("localhost:5000/app:v1").as_deref(), Some("v1"));
+        assert_eq!(image_tag("app@sha256:abcd").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn json_templates_get_a_pods_defaults() {
+        let mut t = json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [
+                {"name": "web", "image": "nginx:1.25", "ports": [{"containerPort": 80}],
+                 "readinessProbe": {"httpGet": {"port": 80}},
+                 "livenessProbe": {"grpc": {"port": 9000}},
+                 "resources": {"limits": {"cpu": "1000m"}}},
+                {"name": "side", "image": "busybox"}
+            ], "volumes": [{"name": "scratch"}, {"name": "cfg", "configMap": {"name": "c"}}]}
+        });
+        default_template_json(&mut t);
+        assert_eq!(
+            t["metadata"],
+            json!({"labels": {"app": "web"}, "creationTimestamp": null})
+        );
+        let spec = &t["spec"];
+        assert_eq!(spec["restartPolicy"], "Always");
+        assert_eq!(spec["dnsPolicy"], "ClusterFirst");
+        assert_eq!(spec["terminationGracePeriodSeconds"], 30);
+        assert_eq!(spec["schedulerName"], "default-scheduler");
+        assert_eq!(spec["securityContext"], json!({}));
+        let web = &spec["containers"][0];
+        assert_eq!(web["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(web["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(web["terminationMessagePolicy"], "File");
+        assert_eq!(web["resources"], json!({"limits": {"cpu": "1"}}));
+        assert_eq!(web["ports"][0]["protocol"], "TCP");
+        assert_eq!(
+            web["readinessProbe"],
+            json!({"httpGet": {"port": 80, "path": "/", "scheme": "HTTP"},
+                   "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
+        );
+        assert_eq!(
+            web["livenessProbe"]["grpc"],
+            json!({"port": 9000, "service": ""})
+        );
+        assert_eq!(spec["containers"][1]["imagePullPolicy"], "Always");
+        assert_eq!(spec["containers"][1]["resources"], json!({}));
+        assert_eq!(spec["volumes"][0]["emptyDir"], json!({}));
+        assert_eq!(spec["volumes"][1]["configMap"]["defaultMode"], 420);
+
+        // Go's template is a struct: an empty one still gets its metadata
+        // and a defaulted spec, so only the containers are missing.
+        let mut empty = json!({});
+        default_template_json(&mut empty);
+        assert_eq!(empty["metadata"], json!({"creationTimestamp": null}));
+        assert_eq!(empty["spec"]["restartPolicy"], "Always");
+        let got = messages(validate_pod_template_spec(
+            &template_at(&json!({"t": empty}), "/t"),
+            "spec.template",
+        ));
+        assert_eq!(got, ["spec.template.spec.containers: Required value"]);
+    }
+
+    #[test]
+    fn template_validation_covers_metadata_and_spec() {
+        let mut t = json!({
+            "metadata": {"labels": {"app": "-web"},
+                         "annotations": {"Example.com/Note": "ok", "bad key": "x"}},
+            "spec": {
+                "containers": [
+                    {"name": "x", "image": "i", "imagePullPolicy": "Sometimes",
+                     "ports": [{"containerPort": 70000, "name": "HTTP"}]},
+                    {"name": "x", "image": "i"}
+                ],
+                "ephemeralContainers": [{"name": "debug", "image": "busybox"}]
+            }
+        });
+        default_template_json(&mut t);
+        let got = messages(validate_pod_template_spec(
+            &template_at(&t, ""),
+            "spec.template",
+        ));
+        assert_eq!(
+            got,
+            [
+                "spec.template.labels: Invalid value: \"-web\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+                "spec.template.annotations: Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+                "spec.template.spec.containers[0].ports[0].name: Invalid value: \"HTTP\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                "spec.template.spec.containers[0].ports[0].name: Invalid value: \"HTTP\": must contain at least one letter (a-z)",
+                "spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+                "spec.template.spec.containers[0].imagePullPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"IfNotPresent\", \"Never\"",
+                "spec.template.spec.containers[1].name: Duplicate value: \"x\"",
+                "spec.template.spec.ephemeralContainers: Forbidden: ephemeral containers not allowed in pod template",
+            ]
+        );
+    }
+
+    #[test]
+    fn long_running_templates_restart_always() {
+        let mut t = template_at(
+            &json!({"spec": {"restartPolicy": "Never", "activeDeadlineSeconds": 5}}),
+            "",
+        );
+        assert_eq!(
+            messages(validate_long_running(&t, "spec.template", "DaemonSet")),
+            [
+                "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+                "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in DaemonSet is not Supported",
+            ]
+        );
+        default_pod_template_spec(&mut t);
+        let spec = t.spec.as_mut().unwrap();
+        spec.restart_policy = Some("Always".into());
+        spec.active_deadline_seconds = None;
+        assert!(validate_long_running(&t, "spec.template", "DaemonSet").is_empty());
     }
 
     fn spec(value: Value) -> PodSpec {
@@ -1719,6 +1955,7 @@ mod tests {
             "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
             "spec.containers[0].ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
             "spec.containers[0].env[0].name: Required value",
+            "spec.containers[0].env[0].name: Invalid value: \"\": environment variable name must be non-empty",
             "spec.containers[0].volumeMounts[0].name: Not found: \"data\"",
             "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1",
             "spec.containers[2].name: Duplicate value: \"side\"",

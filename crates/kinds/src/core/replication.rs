@@ -4,9 +4,8 @@
 use k8s_openapi::api::core::v1::{PodTemplate, ReplicationController, ReplicationControllerStatus};
 use serde_json::{Value, json};
 
-use super::field::{self, go_map, not_supported};
-use super::pod::container_cells;
-use super::podspec;
+use super::field::{self, go_map};
+use super::podspec::{self, container_cells, container_columns};
 use super::{cell, format_labels};
 use crate::table::{self, column, wide};
 use crate::{Column, FieldError, Strategy, typed};
@@ -24,10 +23,9 @@ impl Strategy for PodTemplateStrategy {
     }
 
     fn default(&self, obj: &mut Value) {
+        // Go embeds the template as a struct, so it always exists.
         typed::modify(obj, |t: &mut PodTemplate| {
-            if let Some(template) = t.template.as_mut() {
-                podspec::default_pod_template_spec(template);
-            }
+            podspec::default_pod_template_spec(t.template.get_or_insert_with(Default::default));
         });
         podspec::null_template_timestamp(obj, "/template");
     }
@@ -62,18 +60,12 @@ impl Strategy for PodTemplateStrategy {
     }
 
     fn columns(&self) -> Vec<Column> {
+        // PodTemplates show their containers without `-o wide`.
+        let [containers, images] = container_columns().map(|c| Column { priority: 0, ..c });
         vec![
             table::name_column(),
-            column(
-                "Containers",
-                "string",
-                "Names of each container in the template.",
-            ),
-            column(
-                "Images",
-                "string",
-                "Images referenced by each container in the template.",
-            ),
+            containers,
+            images,
             column("Pod Labels", "string", "The labels for the pod template."),
         ]
     }
@@ -186,21 +178,11 @@ impl Strategy for ReplicationControllerStrategy {
             &template,
             "spec.template",
         ));
-        let template_spec = template.spec.unwrap_or_default();
-        let restart = template_spec.restart_policy.clone().unwrap_or_default();
-        if restart != "Always" {
-            errs.push(not_supported(
-                "spec.template.spec.restartPolicy",
-                &restart,
-                &["Always"],
-            ));
-        }
-        if template_spec.active_deadline_seconds.is_some() {
-            errs.push(FieldError::forbidden(
-                "spec.template.spec.activeDeadlineSeconds",
-                "activeDeadlineSeconds in ReplicationController is not Supported",
-            ));
-        }
+        errs.extend(podspec::validate_long_running(
+            &template,
+            "spec.template",
+            "ReplicationController",
+        ));
         errs
     }
 
@@ -259,6 +241,7 @@ impl Strategy for ReplicationControllerStrategy {
     }
 
     fn columns(&self) -> Vec<Column> {
+        let [containers, images] = container_columns();
         vec![
             table::name_column(),
             column(
@@ -277,16 +260,8 @@ impl Strategy for ReplicationControllerStrategy {
                 "The number of ready replicas for this replication controller.",
             ),
             table::age_column(),
-            wide(
-                "Containers",
-                "string",
-                "Names of each container in the template.",
-            ),
-            wide(
-                "Images",
-                "string",
-                "Images referenced by each container in the template.",
-            ),
+            containers,
+            images,
             wide(
                 "Selector",
                 "string",
