@@ -211,14 +211,19 @@ fn legacy(
         back,
     };
     let mut builder = resource(group, version, kind, plural, strategy)
-        .short_names(short_names)
         .stored_as(storage_group, plural, "v1", Arc::new(conversion))
         .schema(None);
-    if matches!(
-        kind,
-        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
-    ) {
-        builder = builder.categories(&["all"]);
+    // extensions competes with apps and networking.k8s.io for the same
+    // names: kubectl warns about shared short names, and `get all` would
+    // list each Deployment twice. Only the current groups advertise them.
+    if group != "extensions" {
+        builder = builder.short_names(short_names);
+        if matches!(
+            kind,
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+        ) {
+            builder = builder.categories(&["all"]);
+        }
     }
     // The apps group has apps/v1; extensions has nothing newer of its own.
     if group == "apps" {

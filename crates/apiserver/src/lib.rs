@@ -1,0 +1,473 @@
+//! The Kubernetes API over HTTPS.
+//!
+//! [`ApiServer::start`] prepares the data directory (CA, serving and admin
+//! certificates, `admin.kubeconfig`, the token file), binds the listener,
+//! creates the objects every cluster has (the system namespaces, the
+//! `kubernetes` Service) and serves until shut down. Requests go through
+//! [`router`]: discovery, OpenAPI, health, and the REST engine in `rest`.
+
+mod admission;
+mod auth;
+mod codec;
+mod discovery;
+mod meta;
+mod namespaces;
+mod openapi;
+mod registry;
+mod request;
+mod rest;
+mod selectors;
+mod server;
+mod status;
+mod storage;
+mod table;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{Method, StatusCode};
+use parking_lot::RwLock;
+use schema::SchemaSet;
+use serde_json::Value;
+use store::Store;
+use tokio::net::TcpListener;
+
+pub use admission::Ranges;
+pub use auth::User;
+
+use crate::auth::Tokens;
+use crate::request::{Query, ResourcePath};
+use crate::status::ApiError;
+
+/// How to run the API server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The data directory: `pki/`, `admin.kubeconfig`, `tokens.csv`.
+    pub data_dir: PathBuf,
+    /// Extra names and addresses the serving certificate covers.
+    pub extra_sans: Vec<String>,
+    /// Service address ranges.
+    pub ranges: Ranges,
+}
+
+impl Config {
+    /// A configuration listening on `listen` with data in `data_dir`.
+    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            data_dir: data_dir.into(),
+            extra_sans: Vec::new(),
+            ranges: Ranges::default(),
+        }
+    }
+}
+
+/// What the server failed to start with.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Certificates could not be created or loaded.
+    #[error("certificates: {0}")]
+    Pki(#[from] pki::PkiError),
+    /// A file in the data directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS could not be set up.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The store refused the bootstrap objects.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+/// What the server's handlers share.
+pub(crate) struct Api {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) registry: registry::Registry,
+    pub(crate) config: Config,
+    schemas: RwLock<Arc<SchemaSet>>,
+    pub(crate) openapi: openapi::OpenApi,
+    tokens: Tokens,
+    builtin_groups: Vec<String>,
+}
+
+impl Api {
+    /// The schemas of every served kind.
+    pub(crate) fn schemas(&self) -> Arc<SchemaSet> {
+        Arc::clone(&self.schemas.read())
+    }
+
+    /// Whether a resource is a built-in kind (strategic merge patch works
+    /// only for those).
+    pub(crate) fn is_builtin(&self, def: &kinds::ResourceDef) -> bool {
+        self.builtin_groups.contains(&def.group)
+    }
+}
+
+/// A running API server.
+pub struct ApiServer {
+    local_addr: SocketAddr,
+    kubeconfig: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl ApiServer {
+    /// Prepares the data directory, binds, bootstraps and starts serving.
+    pub async fn start(config: Config, store: Arc<dyn Store>) -> Result<Self, StartError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StartError::Io { path, source }
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(io(&config.data_dir))?;
+        let local_addr = listener.local_addr().map_err(io(&config.data_dir))?;
+
+        let pki_dir = config.data_dir.join("pki");
+        let (ca, _) = pki::Ca::load_or_create(&pki_dir)?;
+        let (dns, ips) = serving_names(&config, local_addr);
+        let serving = ca.server_cert("apiserver", &dns, &ips)?;
+        let admin = load_or_issue_admin(&ca, &pki_dir)?;
+        let host = match local_addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let server_url = format!("https://{host}:{}", local_addr.port());
+        let kubeconfig = config.data_dir.join("admin.kubeconfig");
+        pki::write_kubeconfig(&kubeconfig, &server_url, ca.cert_pem(), "admin", &admin)?;
+        let tokens_path = config.data_dir.join("tokens.csv");
+        let tokens = Tokens::load(&tokens_path).map_err(io(&tokens_path))?;
+        let tls = server::tls_config(&serving.cert_pem, &serving.key_pem, ca.cert_pem())
+            .map_err(StartError::Tls)?;
+
+        let builtin = kinds::builtin();
+        let mut builtin_groups: Vec<String> = builtin.iter().map(|r| r.group.clone()).collect();
+        builtin_groups.dedup();
+        let api = Arc::new(Api {
+            store,
+            registry: registry::Registry::new(builtin),
+            config,
+            schemas: RwLock::new(Arc::new(kinds::openapi::definitions().clone())),
+            openapi: openapi::OpenApi::default(),
+            tokens,
+            builtin_groups,
+        });
+        namespaces::bootstrap(&api)
+            .await
+            .map_err(|e| StartError::Bootstrap(e.to_string()))?;
+        // Build the OpenAPI documents now, off the request path, so the
+        // first kubectl command does not wait for them.
+        {
+            let api = Arc::clone(&api);
+            tokio::task::spawn_blocking(move || {
+                let catalog = api.registry.catalog();
+                api.openapi.documents(&catalog, &api.schemas());
+            });
+        }
+        tokio::spawn(namespaces::run_finalizer(Arc::clone(&api)));
+
+        let router = router(Arc::clone(&api));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, tls, router, async move {
+            let _ = rx.await;
+        }));
+        tracing::info!(%server_url, "API server serving");
+        Ok(Self {
+            local_addr,
+            kubeconfig,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The admin kubeconfig it wrote.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// The names the serving certificate covers: loopback, the machine's host
+/// name, the in-cluster names of the `kubernetes` Service, and its address.
+fn serving_names(config: &Config, addr: SocketAddr) -> (Vec<String>, Vec<IpAddr>) {
+    let mut dns = vec![
+        "localhost".to_owned(),
+        "kubernetes".to_owned(),
+        "kubernetes.default".to_owned(),
+        "kubernetes.default.svc".to_owned(),
+        "kubernetes.default.svc.cluster.local".to_owned(),
+    ];
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let name = name.trim();
+        if !name.is_empty() && !dns.iter().any(|d| d == name) {
+            dns.push(name.to_owned());
+        }
+    }
+    let mut ips: Vec<IpAddr> = vec![
+        "127.0.0.1".parse().expect("literal"),
+        "::1".parse().expect("literal"),
+        IpAddr::V4(config.ranges.api_service_ip()),
+    ];
+    if !addr.ip().is_unspecified() && !ips.contains(&addr.ip()) {
+        ips.push(addr.ip());
+    }
+    for extra in &config.extra_sans {
+        match extra.parse::<IpAddr>() {
+            Ok(ip) if !ips.contains(&ip) => ips.push(ip),
+            Ok(_) => {}
+            Err(_) if !dns.contains(extra) => dns.push(extra.clone()),
+            Err(_) => {}
+        }
+    }
+    (dns, ips)
+}
+
+/// The admin's client certificate, issued once and kept.
+fn load_or_issue_admin(ca: &pki::Ca, dir: &Path) -> Result<pki::Issued, StartError> {
+    let cert = dir.join("admin.crt");
+    let key = dir.join("admin.key");
+    if let (Ok(cert_pem), Ok(key_pem)) = (
+        std::fs::read_to_string(&cert),
+        std::fs::read_to_string(&key),
+    ) && cert_pem.contains(ca.cert_pem().trim())
+    {
+        let leaf_end = cert_pem
+            .find(ca.cert_pem().trim())
+            .unwrap_or(cert_pem.len());
+        return Ok(pki::Issued {
+            cert_pem: cert_pem[..leaf_end].to_owned(),
+            key_pem,
+        });
+    }
+    let admin = ca.issue_client("admin", &["system:masters"])?;
+    let write = |path: &Path, text: &str, mode: u32| -> Result<(), StartError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|source| StartError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|source| StartError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    // The stored certificate is followed by its CA, so a CA change is seen.
+    write(
+        &cert,
+        &format!("{}{}", admin.cert_pem, ca.cert_pem()),
+        0o644,
+    )?;
+    write(&key, &admin.key_pem, 0o600)?;
+    Ok(admin)
+}
+
+/// The router: discovery, OpenAPI, health, version and the REST engine.
+pub(crate) fn router(api: Arc<Api>) -> Router {
+    Router::new().fallback(handle).with_state(api)
+}
+
+async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = Query::parse(parts.uri.query());
+    let headers = parts.headers;
+    let method = parts.method;
+
+    // Public endpoints, as Kubernetes' public-info-viewer role allows.
+    match path.as_str() {
+        "/healthz" | "/livez" | "/readyz" => return text(StatusCode::OK, "ok"),
+        "/version" | "/version/" => {
+            return json(StatusCode::OK, &discovery::version(), "application/json");
+        }
+        _ => {}
+    }
+    let cert_user = parts
+        .extensions
+        .get::<server::CertUser>()
+        .and_then(|c| c.0.clone());
+    // Everyone authenticated may do everything until RBAC is enforced.
+    if cert_user
+        .or_else(|| api.tokens.authenticate(&headers))
+        .is_none()
+    {
+        return ApiError::unauthorized().into_response();
+    }
+
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let if_none_match = headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let catalog = api.registry.catalog();
+    let trimmed = path.trim_end_matches('/');
+    if method == Method::GET {
+        match trimmed {
+            "/api" => {
+                return match discovery::wants_aggregated(&accept) {
+                    Some(v) => json(
+                        StatusCode::OK,
+                        &discovery::aggregated(&catalog, true, v),
+                        aggregated_type(v),
+                    ),
+                    None => json(
+                        StatusCode::OK,
+                        &discovery::api_versions(&server_address(&api)),
+                        "application/json",
+                    ),
+                };
+            }
+            "/apis" => {
+                return match discovery::wants_aggregated(&accept) {
+                    Some(v) => json(
+                        StatusCode::OK,
+                        &discovery::aggregated(&catalog, false, v),
+                        aggregated_type(v),
+                    ),
+                    None => json(
+                        StatusCode::OK,
+                        &discovery::api_group_list(&catalog),
+                        "application/json",
+                    ),
+                };
+            }
+            "/openapi/v2" => return ApiError::no_route().into_response(),
+            "/openapi/v3" => {
+                let docs = openapi_documents(&api).await;
+                return openapi::index(&docs, &if_none_match);
+            }
+            _ => {}
+        }
+        if let Some(doc) = trimmed.strip_prefix("/openapi/v3/") {
+            let docs = openapi_documents(&api).await;
+            return openapi::document(&docs, doc, query.get("hash"), &if_none_match);
+        }
+        if let Some(rest) = trimmed.strip_prefix("/api/")
+            && !rest.contains('/')
+        {
+            return match discovery::resource_list(&catalog, "", rest) {
+                Some(list) => json(StatusCode::OK, &list, "application/json"),
+                None => ApiError::no_route().into_response(),
+            };
+        }
+        if let Some(rest) = trimmed.strip_prefix("/apis/") {
+            let parts: Vec<&str> = rest.split('/').collect();
+            match parts.as_slice() {
+                [group] => {
+                    return match discovery::group_document(&catalog, group) {
+                        Some(doc) => json(StatusCode::OK, &doc, "application/json"),
+                        None => ApiError::no_route().into_response(),
+                    };
+                }
+                [group, version] => {
+                    return match discovery::resource_list(&catalog, group, version) {
+                        Some(list) => json(StatusCode::OK, &list, "application/json"),
+                        None => ApiError::no_route().into_response(),
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+    let resource = if let Some(rest) = path.strip_prefix("/api/") {
+        ResourcePath::parse(true, rest)
+    } else if let Some(rest) = path.strip_prefix("/apis/") {
+        ResourcePath::parse(false, rest)
+    } else {
+        None
+    };
+    let Some(resource) = resource else {
+        return ApiError::no_route().into_response();
+    };
+    let body = match axum::body::to_bytes(body, codec::MAX_BODY + 1).await {
+        Ok(b) if b.len() > codec::MAX_BODY => {
+            return ApiError::too_large(codec::MAX_BODY).into_response();
+        }
+        Ok(b) => b,
+        Err(_) => return ApiError::too_large(codec::MAX_BODY).into_response(),
+    };
+    rest::handle(api, resource, method, query, headers, body).await
+}
+
+async fn openapi_documents(api: &Arc<Api>) -> Arc<openapi::Documents> {
+    let api = Arc::clone(api);
+    tokio::task::spawn_blocking(move || {
+        let catalog = api.registry.catalog();
+        api.openapi.documents(&catalog, &api.schemas())
+    })
+    .await
+    .expect("building OpenAPI documents does not panic")
+}
+
+fn aggregated_type(version: &str) -> &'static str {
+    if version == "v2" {
+        discovery::AGGREGATED_V2
+    } else {
+        discovery::AGGREGATED_V2BETA1
+    }
+}
+
+fn server_address(api: &Api) -> String {
+    format!("127.0.0.1:{}", api.config.listen.port())
+}
+
+fn json(code: StatusCode, value: &Value, content_type: &str) -> Response {
+    Response::builder()
+        .status(code)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Body::from(value.to_string()))
+        .expect("static headers are valid")
+}
+
+fn text(code: StatusCode, body: &str) -> Response {
+    Response::builder()
+        .status(code)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::from(body.to_owned()))
+        .expect("static headers are valid")
+}

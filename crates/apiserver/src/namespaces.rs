@@ -1,0 +1,178 @@
+//! The objects every cluster starts with, and namespace termination.
+//!
+//! Bootstrap creates (if absent) the namespaces `default`, `kube-system`,
+//! `kube-public` and `kube-node-lease`, and the `kubernetes` Service in
+//! `default` at the first address of the service range.
+//!
+//! Termination: a deleted namespace is only marked (phase Terminating, the
+//! `kubernetes` finalizer in `spec.finalizers`). A background loop empties
+//! such namespaces through the REST engine (so pods stop gracefully and
+//! finalizers are honoured), then clears the finalizer, which deletes the
+//! namespace. Every server runs the loop; its steps are idempotent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use store::{KeyRange, RangeRequest, WatchRequest};
+
+use crate::Api;
+use crate::rest::{Target, write};
+use crate::status::ApiResult;
+
+/// Namespaces every cluster has.
+const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+async fn create_if_absent(
+    api: &Arc<Api>,
+    resource: &str,
+    namespace: Option<&str>,
+    obj: Value,
+) -> ApiResult<()> {
+    let t = Target::internal(api, "", "v1", resource, namespace, None)
+        .expect("core resources are always served");
+    match write::create(&t, Bytes::from(obj.to_string())).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == "AlreadyExists" => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the objects every cluster has.
+pub(crate) async fn bootstrap(api: &Arc<Api>) -> ApiResult<()> {
+    for ns in SYSTEM_NAMESPACES {
+        create_if_absent(api, "namespaces", None, json!({"metadata": {"name": ns}})).await?;
+    }
+    let port = api.config.listen.port();
+    create_if_absent(
+        api,
+        "services",
+        Some("default"),
+        json!({
+            "metadata": {
+                "name": "kubernetes",
+                "labels": {"component": "apiserver", "provider": "kubernetes"}
+            },
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": api.config.ranges.api_service_ip().to_string(),
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]
+            }
+        }),
+    )
+    .await
+}
+
+/// Empties terminating namespaces and lets them go, until the store closes.
+pub(crate) async fn run_finalizer(api: Arc<Api>) {
+    loop {
+        if let Err(e) = finalize_all(&api).await {
+            tracing::warn!(error = %e, "namespace termination pass failed");
+        }
+        // Wake on any namespace change, or every few seconds to retry
+        // namespaces still waiting for pods or finalizers.
+        let watch = api
+            .store
+            .watch(WatchRequest::new(KeyRange::prefix(
+                "/registry/core/namespaces/",
+            )))
+            .await;
+        match watch {
+            Ok(mut w) => {
+                let _ = tokio::time::timeout(Duration::from_secs(5), w.next()).await;
+            }
+            Err(store::StoreError::Closed(_)) => return,
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+async fn finalize_all(api: &Arc<Api>) -> ApiResult<()> {
+    let namespaces = api
+        .store
+        .range(RangeRequest::prefix("/registry/core/namespaces/"))
+        .await?;
+    for kv in namespaces.kvs {
+        let Ok(ns) = serde_json::from_slice::<Value>(&kv.value) else {
+            continue;
+        };
+        if !crate::meta::is_deleting(&ns) {
+            continue;
+        }
+        let name = crate::meta::name(&ns).to_owned();
+        if empty_namespace(api, &name).await? {
+            let t = Target::internal(api, "", "v1", "namespaces", None, Some(&name))
+                .expect("namespaces are always served");
+            let set = api.schemas();
+            let clear = |old: &Value| -> ApiResult<Value> {
+                let mut new = old.clone();
+                let keep: Vec<Value> = new
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .map(|f| {
+                        f.iter()
+                            .filter(|f| f.as_str() != Some("kubernetes"))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                new["spec"]["finalizers"] = Value::Array(keep);
+                Ok(new)
+            };
+            match write::replace(&t, &set, clear, None, false, None).await {
+                Ok(_) => tracing::info!(namespace = %name, "namespace emptied and deleted"),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes what is left in a namespace; true when nothing is left after.
+async fn empty_namespace(api: &Arc<Api>, namespace: &str) -> ApiResult<bool> {
+    let catalog = api.registry.catalog();
+    let resources: Vec<_> = catalog
+        .resources()
+        .iter()
+        .filter(|d| d.namespaced && d.conversion.is_none())
+        .cloned()
+        .collect();
+    let mut remaining = 0;
+    for def in &resources {
+        let prefix = crate::storage::prefix(&def.storage, Some(namespace));
+        let present = api
+            .store
+            .range(RangeRequest::prefix(prefix.clone()).keys_only())
+            .await?;
+        for kv in present.kvs {
+            let key = String::from_utf8_lossy(&kv.key).into_owned();
+            let name = key.rsplit('/').next().unwrap_or("").to_owned();
+            let Some(t) = Target::internal(
+                api,
+                &def.group,
+                &def.version,
+                &def.plural,
+                Some(namespace),
+                Some(&name),
+            ) else {
+                continue;
+            };
+            match write::delete(&t, Bytes::new()).await {
+                Ok(_) => {}
+                Err(e) if e.code == 404 => {}
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "could not delete during namespace termination")
+                }
+            }
+        }
+        // Pods stopping gracefully and objects with finalizers stay a while.
+        remaining += api
+            .store
+            .range(RangeRequest::prefix(prefix).count_only())
+            .await?
+            .count;
+    }
+    Ok(remaining == 0)
+}

@@ -1,0 +1,136 @@
+//! `/openapi/v3`: the index and one document per group/version, generated
+//! by `kinds` from the catalogue (and, later, CRD schemas).
+//!
+//! Documents are built once per catalogue, off the request path, and
+//! served with Kubernetes' caching contract: each document's URL carries a
+//! hash of its bytes, a request with an outdated hash is redirected to the
+//! current URL, and `If-None-Match` answers 304, so kubectl does not
+//! download megabytes on every command.
+//!
+//! `/openapi/v2` answers 404: kubectl only ever reads it as protobuf and
+//! fails on JSON, while with a complete v3 it never needs it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::StatusCode;
+use kinds::openapi::V3Document;
+use parking_lot::Mutex;
+
+use crate::registry::Catalog;
+
+/// The documents of one catalogue.
+pub(crate) struct Documents {
+    /// The catalogue they describe.
+    catalog: Arc<Catalog>,
+    index: Vec<u8>,
+    index_etag: String,
+    by_path: HashMap<String, V3Document>,
+}
+
+/// The cache of documents for the current catalogue.
+#[derive(Default)]
+pub(crate) struct OpenApi {
+    current: Mutex<Option<Arc<Documents>>>,
+}
+
+impl OpenApi {
+    /// The documents for `catalog`, built if needed (blocking; callers run
+    /// it off the async workers).
+    pub(crate) fn documents(
+        &self,
+        catalog: &Arc<Catalog>,
+        defs: &schema::SchemaSet,
+    ) -> Arc<Documents> {
+        if let Some(docs) = self.current.lock().as_ref()
+            && Arc::ptr_eq(&docs.catalog, catalog)
+        {
+            return Arc::clone(docs);
+        }
+        let resources: Vec<kinds::ResourceDef> =
+            catalog.resources().iter().map(|r| (**r).clone()).collect();
+        let docs = kinds::openapi::openapi_v3_documents(&resources, defs);
+        let index = kinds::openapi::index_of(&docs).to_string().into_bytes();
+        let index_etag = format!("\"{}\"", kinds::openapi::document_hash(&index));
+        let built = Arc::new(Documents {
+            catalog: Arc::clone(catalog),
+            index,
+            index_etag,
+            by_path: docs.into_iter().map(|d| (d.path.clone(), d)).collect(),
+        });
+        *self.current.lock() = Some(Arc::clone(&built));
+        built
+    }
+}
+
+fn not_modified(etag: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::NOT_MODIFIED)
+        .header(http::header::ETAG, etag)
+        .body(Body::empty())
+        .expect("static headers are valid")
+}
+
+/// `GET /openapi/v3`.
+pub(crate) fn index(docs: &Documents, if_none_match: &str) -> Response {
+    if if_none_match == docs.index_etag {
+        return not_modified(&docs.index_etag);
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ETAG, &docs.index_etag)
+        .body(Body::from(docs.index.clone()))
+        .expect("static headers are valid")
+}
+
+/// `GET /openapi/v3/<path>?hash=...`.
+pub(crate) fn document(
+    docs: &Documents,
+    path: &str,
+    hash: Option<&str>,
+    if_none_match: &str,
+) -> Response {
+    let Some(doc) = docs.by_path.get(path) else {
+        return crate::status::ApiError::no_route().into_response_value();
+    };
+    let etag = format!("\"{}\"", doc.hash);
+    if let Some(hash) = hash
+        && hash != doc.hash
+    {
+        return Response::builder()
+            .status(StatusCode::MOVED_PERMANENTLY)
+            .header(
+                http::header::LOCATION,
+                format!("/openapi/v3/{path}?hash={}", doc.hash),
+            )
+            .body(Body::empty())
+            .expect("static headers are valid");
+    }
+    if if_none_match == etag {
+        return not_modified(&etag);
+    }
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ETAG, &etag)
+        .header(http::header::VARY, "Accept");
+    if hash.is_some() {
+        // The URL names this exact document: it never changes.
+        builder = builder
+            .header(http::header::CACHE_CONTROL, "public, immutable")
+            .header(http::header::EXPIRES, "Fri, 31 Dec 2100 00:00:00 GMT");
+    }
+    builder
+        .body(Body::from(doc.body.clone()))
+        .expect("static headers are valid")
+}
+
+impl crate::status::ApiError {
+    /// The error as a response (for places outside the REST engine).
+    pub(crate) fn into_response_value(self) -> Response {
+        axum::response::IntoResponse::into_response(self)
+    }
+}

@@ -1,0 +1,304 @@
+//! Subresources: `status`, `scale`, `binding`, `eviction`, a namespace's
+//! `finalize`. Those that reach into a node (`log`, `exec`, `attach`,
+//! `portforward`, `proxy`) need the node agent, which this build lacks:
+//! they answer with a clear "not available".
+
+use axum::response::Response;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{Target, json_response, read, write};
+use crate::meta;
+use crate::status::{ApiError, ApiResult};
+
+/// Handles `<object>/<sub>`.
+pub(crate) async fn handle(
+    t: Target,
+    sub: &str,
+    method: &Method,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let Some(def) = t.def.subresource(sub).cloned() else {
+        return Err(ApiError::no_route());
+    };
+    if t.path.name.is_none() {
+        return Err(ApiError::no_route());
+    }
+    let verb = match method.as_str() {
+        "GET" => "get",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "POST" => "create",
+        "DELETE" => "delete",
+        _ => "",
+    };
+    if !def.verbs.iter().any(|v| v == verb) {
+        return Err(ApiError::method_not_allowed(
+            verb,
+            &t.def.group,
+            &format!("{}/{sub}", t.def.plural),
+        ));
+    }
+    match (sub, verb) {
+        ("status", "get") => read::get(&t).await,
+        ("status", "update") => write::update(&t, body, Some("status")).await,
+        ("status", "patch") => write::patch(&t, body, Some("status")).await,
+        ("scale", _) => scale(&t, verb, body).await,
+        ("binding", "create") => binding(&t, body).await,
+        ("eviction", "create") => eviction(&t, body).await,
+        ("finalize", "update") => finalize(&t, body).await,
+        ("log" | "exec" | "attach" | "portforward" | "proxy", _) => {
+            Err(ApiError::not_supported(format!(
+                "{}/{sub} needs a node agent, and this Gantry runs the API server only",
+                t.def.plural
+            )))
+        }
+        _ => Err(ApiError::not_supported(format!(
+            "{}/{sub} is not supported by this Gantry",
+            t.def.plural
+        ))),
+    }
+}
+
+/// The label selector of an object, as the text a Scale carries.
+fn selector_text(obj: &Value) -> String {
+    let Some(selector) = obj.pointer("/spec/selector") else {
+        return String::new();
+    };
+    // ReplicationControllers have a plain map; the rest a LabelSelector.
+    let (labels, expressions) = match selector
+        .get("matchLabels")
+        .or(selector.get("matchExpressions"))
+    {
+        Some(_) => (
+            selector.get("matchLabels"),
+            selector.get("matchExpressions"),
+        ),
+        None => (Some(selector), None),
+    };
+    let mut terms: Vec<String> = labels
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in expressions.and_then(Value::as_array).into_iter().flatten() {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        terms.push(
+            match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                "In" => format!("{key} in ({})", values.join(",")),
+                "NotIn" => format!("{key} notin ({})", values.join(",")),
+                "Exists" => key.to_owned(),
+                "DoesNotExist" => format!("!{key}"),
+                _ => continue,
+            },
+        );
+    }
+    terms.join(",")
+}
+
+/// The autoscaling/v1 Scale of an object.
+fn scale_of(obj: &Value) -> Value {
+    let m = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let pick = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": pick("name"),
+            "namespace": pick("namespace"),
+            "uid": pick("uid"),
+            "resourceVersion": pick("resourceVersion"),
+            "creationTimestamp": pick("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector_text(obj),
+        },
+    })
+}
+
+/// `scale`: read, replace or patch the replica count.
+async fn scale(t: &Target, verb: &str, body: Bytes) -> ApiResult<Response> {
+    if verb == "get" {
+        let (obj, _) = read::read_object(t, &t.key())
+            .await?
+            .ok_or_else(|| ApiError::not_found(&t.def.group, &t.def.plural, t.name()))?;
+        return Ok(json_response(StatusCode::OK, &scale_of(&obj)));
+    }
+    let doc: Value = crate::codec::decode_json(&body)?.value;
+    let content_type = t
+        .header("content-type")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let precondition = if verb == "update" {
+        meta::meta_str(&doc, "resourceVersion")
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))
+            })
+            .transpose()?
+    } else {
+        None
+    };
+    let set = t.api.schemas();
+    let make = |old: &Value| -> ApiResult<Value> {
+        let current = scale_of(old);
+        let wanted = match (verb, content_type.as_str()) {
+            ("update", _) => doc.clone(),
+            (_, "application/json-patch+json") => patch::json_patch(&current, &doc)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            _ => patch::merge_patch(&current, &doc),
+        };
+        let replicas = wanted
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                t.name(),
+                &[kinds::FieldError::invalid(
+                    "spec.replicas",
+                    replicas.to_string(),
+                    "must be greater than or equal to 0",
+                )],
+            ));
+        }
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        Ok(new)
+    };
+    let (stored, rev, _) =
+        write::replace(t, &set, make, precondition, t.query.dry_run()?, None).await?;
+    let mut stored = stored;
+    if let Some(rev) = rev {
+        crate::storage::set_revision(&mut stored, rev);
+    }
+    Ok(json_response(StatusCode::OK, &scale_of(&stored)))
+}
+
+/// `pods/binding`: assigns a pod to a node (the scheduler's write).
+async fn binding(t: &Target, body: Bytes) -> ApiResult<Response> {
+    let doc = crate::codec::decode_json(&body)?.value;
+    let node = doc
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "",
+                "Binding",
+                t.name(),
+                &[kinds::FieldError::required("target.name", "")],
+            )
+        })?
+        .to_owned();
+    let set = t.api.schemas();
+    let make = |old: &Value| -> ApiResult<Value> {
+        if meta::is_deleting(old) {
+            return Err(ApiError::conflict_because(
+                "",
+                "pods",
+                t.name(),
+                "pod is being deleted, cannot be assigned to a host",
+            ));
+        }
+        if let Some(existing) = old
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            return Err(ApiError::conflict_because(
+                "",
+                "pods",
+                t.name(),
+                &format!(
+                    "pod {} is already assigned to node \"{existing}\"",
+                    t.name()
+                ),
+            ));
+        }
+        let mut new = old.clone();
+        new["spec"]["nodeName"] = json!(node);
+        Ok(new)
+    };
+    write::replace(t, &set, make, None, t.query.dry_run()?, None).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &crate::status::success(None),
+    ))
+}
+
+/// `pods/eviction`: deletes the pod as a graceful delete would. Pod
+/// disruption budgets are not consulted yet.
+async fn eviction(t: &Target, body: Bytes) -> ApiResult<Response> {
+    let doc = crate::codec::decode_json(&body)?.value;
+    let options = doc
+        .get("deleteOptions")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    write::delete(t, Bytes::from(options.to_string())).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &crate::status::success(None),
+    ))
+}
+
+/// `namespaces/finalize`: the namespace controller's write of
+/// `spec.finalizers`, the only field it changes.
+async fn finalize(t: &Target, body: Bytes) -> ApiResult<Response> {
+    let doc = crate::codec::decode_json(&body)?.value;
+    let finalizers = doc
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    let set = t.api.schemas();
+    let make = |old: &Value| -> ApiResult<Value> {
+        let mut new = old.clone();
+        new["spec"]["finalizers"] = finalizers.clone();
+        Ok(new)
+    };
+    let (stored, rev, _) = write::replace(t, &set, make, None, t.query.dry_run()?, None).await?;
+    let mut stored = stored;
+    if let Some(rev) = rev {
+        crate::storage::set_revision(&mut stored, rev);
+    }
+    Ok(json_response(StatusCode::OK, &t.to_served(stored)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scales_read_replicas_and_selectors() {
+        let deploy = json!({
+            "metadata": {"name": "web", "namespace": "d", "resourceVersion": "7"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"},
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}},
+            "status": {"replicas": 2}
+        });
+        let s = scale_of(&deploy);
+        assert_eq!(s["spec"]["replicas"], 3);
+        assert_eq!(s["status"]["replicas"], 2);
+        assert_eq!(s["status"]["selector"], "app=web,tier in (a,b)");
+        assert_eq!(s["metadata"]["resourceVersion"], "7");
+        let rc = json!({"spec": {"selector": {"app": "x"}}});
+        assert_eq!(selector_text(&rc), "app=x");
+    }
+}

@@ -1,0 +1,233 @@
+//! Watches: a chunked stream of `{"type": ..., "object": ...}\n` events.
+//!
+//! With `resourceVersion` unset or "0" the stream starts with one ADDED
+//! event per existing object (kubectl's `get -w` relies on it), read at one
+//! revision, and continues from the next; with a version it continues from
+//! just after it, or ends with a 410 Expired ERROR event when that history is
+//! compacted. Under selectors an object moving into the selection is ADDED
+//! and one moving out is DELETED, as Kubernetes reports them. Bookmarks
+//! (when asked for) carry the last version sent, which is always safe to
+//! resume from.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::StatusCode;
+use rand::Rng;
+use serde_json::{Value, json};
+use store::{EventKind, KeyRange, Revision, WatchRequest};
+use tokio::sync::mpsc;
+
+use super::Target;
+use super::read::{self, Selection};
+use crate::codec::{Output, TABLE_CONTENT_TYPE};
+use crate::status::{ApiError, ApiResult};
+use crate::table::{self, Include};
+
+/// How often a bookmark is sent when asked for.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+
+/// Starts a watch.
+pub(crate) async fn watch(t: Target) -> ApiResult<Response> {
+    let selection = Selection::parse(&t)?;
+    let output = t.output();
+    let include = Include::parse(t.query.get("includeObject"))?;
+    let bookmarks = t.query.flag("allowWatchBookmarks");
+    let timeout = match t.query.int("timeoutSeconds")? {
+        Some(s) if s > 0 => Duration::from_secs(s as u64),
+        // Kubernetes spreads open-ended watches over 30-60 minutes.
+        _ => Duration::from_secs(rand::rng().random_range(1800..3600)),
+    };
+    let start_rv: Option<Revision> = match t.query.text("resourceVersion") {
+        None | Some("0") => None,
+        Some(rv) => Some(
+            rv.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?,
+        ),
+    };
+    // A single object watched by its path is the same as a name selector.
+    let selection = match &t.path.name {
+        Some(name) => Selection {
+            labels: selection.labels,
+            fields: crate::selectors::FieldSelector::parse(
+                &format!("metadata.name={name}"),
+                &["metadata.name".to_owned()],
+            )?,
+        },
+        None => selection,
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let mut stream = Stream {
+        t,
+        selection,
+        output,
+        include,
+        tx,
+        columns_sent: false,
+    };
+    // The initial events are read before answering, so a bad request still
+    // gets a proper error status.
+    let (initial, from) = match start_rv {
+        None => {
+            let page = read::read_page(&stream.t, &stream.selection, 0).await?;
+            (page.items, page.revision + 1)
+        }
+        Some(rv) => (Vec::new(), rv + 1),
+    };
+    let prefix = crate::storage::prefix(&stream.t.def.storage, stream.t.namespace());
+    let mut store_watch = stream
+        .t
+        .api
+        .store
+        .watch(
+            WatchRequest::new(KeyRange::prefix(prefix))
+                .from_revision(from)
+                .with_prev_kv(),
+        )
+        .await?;
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_rv = from - 1;
+        for kv in initial {
+            last_rv = last_rv.max(kv.mod_revision);
+            let Ok(obj) = read::decode(&kv) else { continue };
+            if !stream.send("ADDED", obj).await {
+                return;
+            }
+        }
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tick.tick(), if bookmarks => {
+                    if !stream.bookmark(last_rv).await { return; }
+                }
+                _ = stream.tx.closed() => return,
+                item = store_watch.next() => match item {
+                    Some(Ok(batch)) => {
+                        for event in batch.events {
+                            last_rv = last_rv.max(event.kv.mod_revision);
+                            if !stream.event(event).await { return; }
+                        }
+                    }
+                    Some(Err(store::StoreError::Compacted { requested, compacted })) => {
+                        let detail = compacted.map_or(String::new(), |c| format!(" ({c})"));
+                        let status = ApiError::expired(format!("too old resource version: {}{detail}", requested - 1)).to_status();
+                        stream.raw("ERROR", status).await;
+                        return;
+                    }
+                    Some(Err(e)) => {
+                        stream.raw("ERROR", ApiError::from(e).to_status()).await;
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        }
+    });
+    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+    }));
+    let content_type = match output {
+        Output::Json => "application/json",
+        Output::Table => TABLE_CONTENT_TYPE,
+    };
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CACHE_CONTROL, "no-cache, private")
+        .body(body)
+        .expect("static headers are valid"))
+}
+
+/// The sending half of one watch.
+struct Stream {
+    t: Target,
+    selection: Selection,
+    output: Output,
+    include: Include,
+    tx: mpsc::Sender<Bytes>,
+    columns_sent: bool,
+}
+
+impl Stream {
+    /// Sends one store event, turned into what this watcher sees.
+    async fn event(&mut self, event: store::Event) -> bool {
+        let decode =
+            |kv: &store::KeyValue, rev: Revision| crate::storage::decode(&kv.value, rev).ok();
+        let prev = event
+            .prev_kv
+            .as_ref()
+            .and_then(|p| decode(p, event.kv.mod_revision));
+        let prev_matches = prev
+            .as_ref()
+            .is_some_and(|p| self.selection.matches(&self.t, p));
+        match event.kind {
+            EventKind::Delete => match prev {
+                Some(obj) if prev_matches => self.send("DELETED", obj).await,
+                _ => true,
+            },
+            EventKind::Put => {
+                let Some(obj) = decode(&event.kv, event.kv.mod_revision) else {
+                    return true;
+                };
+                let matches = self.selection.matches(&self.t, &obj);
+                match (prev.is_some() && prev_matches, matches) {
+                    (true, true) => self.send("MODIFIED", obj).await,
+                    (false, true) => self.send("ADDED", obj).await,
+                    // Left the selection: the watcher sees it go.
+                    (true, false) => self.send("DELETED", obj).await,
+                    (false, false) => true,
+                }
+            }
+        }
+    }
+
+    /// Sends an event about a stored object.
+    async fn send(&mut self, kind: &str, stored: Value) -> bool {
+        let served = self.t.to_served(stored.clone());
+        let object = match self.output {
+            Output::Json => served,
+            Output::Table => {
+                let storage_def = self.t.storage_def();
+                let rv = crate::meta::meta_str(&served, "resourceVersion")
+                    .unwrap_or("")
+                    .to_owned();
+                let row = table::row(
+                    &storage_def,
+                    &stored,
+                    &served,
+                    self.include,
+                    crate::meta::now_unix(),
+                );
+                // Only the first event's table carries the columns.
+                let columns = (!self.columns_sent).then(|| table::columns(&storage_def));
+                self.columns_sent = true;
+                table::table(columns, vec![row], &rv, None)
+            }
+        };
+        self.raw(kind, object).await
+    }
+
+    async fn bookmark(&mut self, rv: Revision) -> bool {
+        let object = json!({
+            "kind": self.t.def.kind,
+            "apiVersion": self.t.def.group_version(),
+            "metadata": {"resourceVersion": rv.to_string()},
+        });
+        self.raw("BOOKMARK", object).await
+    }
+
+    async fn raw(&mut self, kind: &str, object: Value) -> bool {
+        let mut line = json!({"type": kind, "object": object})
+            .to_string()
+            .into_bytes();
+        line.push(b'\n');
+        self.tx.send(Bytes::from(line)).await.is_ok()
+    }
+}
