@@ -9,6 +9,7 @@
 mod admission;
 mod auth;
 mod codec;
+mod crds;
 mod discovery;
 mod meta;
 mod namespaces;
@@ -98,6 +99,8 @@ pub(crate) struct Api {
     pub(crate) registry: registry::Registry,
     pub(crate) config: Config,
     schemas: RwLock<Arc<SchemaSet>>,
+    /// What the served CRDs looked like when last installed.
+    pub(crate) served_crds: parking_lot::Mutex<Option<Value>>,
     pub(crate) openapi: openapi::OpenApi,
     tokens: Tokens,
     builtin_groups: Vec<String>,
@@ -107,6 +110,14 @@ impl Api {
     /// The schemas of every served kind.
     pub(crate) fn schemas(&self) -> Arc<SchemaSet> {
         Arc::clone(&self.schemas.read())
+    }
+
+    /// Serves `defs` with `schemas`: the built-ins plus the kinds of the
+    /// established CRDs. The catalogue and the schemas change together.
+    pub(crate) fn install(&self, defs: Vec<kinds::ResourceDef>, schemas: SchemaSet) {
+        let mut current = self.schemas.write();
+        self.registry.install(defs);
+        *current = Arc::new(schemas);
     }
 
     /// Whether a resource is a built-in kind (strategic merge patch works
@@ -171,11 +182,15 @@ impl ApiServer {
             registry: registry::Registry::new(builtin),
             config,
             schemas: RwLock::new(Arc::new(kinds::openapi::definitions().clone())),
+            served_crds: parking_lot::Mutex::new(None),
             openapi: openapi::OpenApi::default(),
             tokens,
             builtin_groups,
         });
         namespaces::bootstrap(&api)
+            .await
+            .map_err(|e| StartError::Bootstrap(e.to_string()))?;
+        crds::load(&api)
             .await
             .map_err(|e| StartError::Bootstrap(e.to_string()))?;
         // Build the OpenAPI documents now, off the request path, so the
@@ -188,6 +203,7 @@ impl ApiServer {
             });
         }
         tokio::spawn(namespaces::run_finalizer(Arc::clone(&api)));
+        tokio::spawn(crds::run(Arc::clone(&api)));
 
         let router = router(Arc::clone(&api));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
