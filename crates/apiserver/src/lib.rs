@@ -17,6 +17,8 @@ mod openapi;
 mod registry;
 mod request;
 mod rest;
+mod reviews;
+mod satoken;
 mod selectors;
 mod server;
 mod status;
@@ -103,6 +105,7 @@ pub(crate) struct Api {
     pub(crate) served_crds: parking_lot::Mutex<Option<Value>>,
     pub(crate) openapi: openapi::OpenApi,
     tokens: Tokens,
+    signer: satoken::Signer,
     builtin_groups: Vec<String>,
 }
 
@@ -171,6 +174,8 @@ impl ApiServer {
         pki::write_kubeconfig(&kubeconfig, &server_url, ca.cert_pem(), "admin", &admin)?;
         let tokens_path = config.data_dir.join("tokens.csv");
         let tokens = Tokens::load(&tokens_path).map_err(io(&tokens_path))?;
+        let signer = satoken::Signer::new(&pki::SigningKey::load_or_create(&pki_dir)?)
+            .map_err(StartError::Tls)?;
         let tls = server::tls_config(&serving.cert_pem, &serving.key_pem, ca.cert_pem())
             .map_err(StartError::Tls)?;
 
@@ -185,6 +190,7 @@ impl ApiServer {
             served_crds: parking_lot::Mutex::new(None),
             openapi: openapi::OpenApi::default(),
             tokens,
+            signer,
             builtin_groups,
         });
         namespaces::bootstrap(&api)
@@ -342,13 +348,19 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
         .extensions
         .get::<server::CertUser>()
         .and_then(|c| c.0.clone());
+    let user = match cert_user {
+        Some(user) => Some(user),
+        None => match auth::bearer(&headers) {
+            Some(token) => reviews::authenticate_token(&api, token, &[satoken::ISSUER])
+                .await
+                .map(|(user, _)| user),
+            None => None,
+        },
+    };
     // Everyone authenticated may do everything until RBAC is enforced.
-    if cert_user
-        .or_else(|| api.tokens.authenticate(&headers))
-        .is_none()
-    {
+    let Some(user) = user else {
         return ApiError::unauthorized().into_response();
-    }
+    };
 
     let accept = headers
         .get(http::header::ACCEPT)
@@ -447,7 +459,7 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return ApiError::too_large(codec::MAX_BODY).into_response(),
     };
-    rest::handle(api, resource, method, query, headers, body).await
+    rest::handle(api, resource, method, query, headers, body, user).await
 }
 
 async fn openapi_documents(api: &Arc<Api>) -> Arc<openapi::Documents> {

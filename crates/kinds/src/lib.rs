@@ -34,6 +34,8 @@ mod networking;
 mod overlay;
 mod policy;
 mod rbac;
+mod review;
+pub use review::validate_token_request;
 mod scheduling;
 mod storage;
 
@@ -51,6 +53,7 @@ const GROUPS: &[fn() -> Vec<ResourceDef>] = &[
     coordination::resources,
     scheduling::resources,
     rbac::resources,
+    review::resources,
     apiextensions::resources,
     legacy::resources,
 ];

@@ -49,6 +49,7 @@ pub(crate) async fn handle(
         ("binding", "create") => binding(&t, body).await,
         ("eviction", "create") => eviction(&t, body).await,
         ("finalize", "update") => finalize(&t, body).await,
+        ("token", "create") => crate::reviews::token_request(&t, body).await,
         ("log" | "exec" | "attach" | "portforward" | "proxy", _) => {
             Err(ApiError::not_supported(format!(
                 "{}/{sub} needs a node agent, and this Gantry runs the API server only",
