@@ -8,6 +8,7 @@
 
 mod admission;
 mod auth;
+mod cluster_keys;
 mod codec;
 mod crds;
 mod discovery;
@@ -160,6 +161,7 @@ impl ApiServer {
         let local_addr = listener.local_addr().map_err(io(&config.data_dir))?;
 
         let pki_dir = config.data_dir.join("pki");
+        cluster_keys::sync(store.as_ref(), &pki_dir).await?;
         let (ca, _) = pki::Ca::load_or_create(&pki_dir)?;
         let (dns, ips) = serving_names(&config, local_addr);
         let serving = ca.server_cert("apiserver", &dns, &ips)?;
