@@ -406,7 +406,18 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
                     ),
                 };
             }
-            "/openapi/v2" => return ApiError::no_route().into_response(),
+            "/openapi/v2" => {
+                if !openapi::accepts_json(&accept) {
+                    return ApiError::no_route().into_response();
+                }
+                let docs = openapi_documents(&api).await;
+                let api = Arc::clone(&api);
+                return tokio::task::spawn_blocking(move || {
+                    openapi::v2(&docs, &api.schemas(), &if_none_match)
+                })
+                .await
+                .expect("building the OpenAPI v2 document does not panic");
+            }
             "/openapi/v3" => {
                 let docs = openapi_documents(&api).await;
                 return openapi::index(&docs, &if_none_match);

@@ -7,8 +7,10 @@
 //! current URL, and `If-None-Match` answers 304, so kubectl does not
 //! download megabytes on every command.
 //!
-//! `/openapi/v2` answers 404: kubectl only ever reads it as protobuf and
-//! fails on JSON, while with a complete v3 it never needs it.
+//! `/openapi/v2` is served as JSON to clients that accept JSON; to one
+//! that asks for protobuf only (kubectl, which reads whatever comes back
+//! as protobuf and fails on JSON) it answers 404, which kubectl tolerates
+//! because the v3 documents are complete.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +30,8 @@ pub(crate) struct Documents {
     index: Vec<u8>,
     index_etag: String,
     by_path: HashMap<String, V3Document>,
+    /// The Swagger 2.0 document, built on first request.
+    v2: std::sync::OnceLock<(Vec<u8>, String)>,
 }
 
 /// The cache of documents for the current catalogue.
@@ -59,6 +63,7 @@ impl OpenApi {
             index,
             index_etag,
             by_path: docs.into_iter().map(|d| (d.path.clone(), d)).collect(),
+            v2: std::sync::OnceLock::new(),
         });
         *self.current.lock() = Some(Arc::clone(&built));
         built
@@ -70,6 +75,48 @@ fn not_modified(etag: &str) -> Response {
         .status(StatusCode::NOT_MODIFIED)
         .header(http::header::ETAG, etag)
         .body(Body::empty())
+        .expect("static headers are valid")
+}
+
+impl Documents {
+    /// The Swagger 2.0 document and its ETag.
+    pub(crate) fn v2(&self, defs: &schema::SchemaSet) -> &(Vec<u8>, String) {
+        self.v2.get_or_init(|| {
+            let resources: Vec<kinds::ResourceDef> = self
+                .catalog
+                .resources()
+                .iter()
+                .map(|r| (**r).clone())
+                .collect();
+            let body = kinds::openapi::openapi_v2(&resources, defs)
+                .to_string()
+                .into_bytes();
+            let etag = format!("\"{}\"", kinds::openapi::document_hash(&body));
+            (body, etag)
+        })
+    }
+}
+
+/// Whether an `Accept` header takes JSON (or anything).
+pub(crate) fn accepts_json(accept: &str) -> bool {
+    accept.is_empty()
+        || accept.split(',').any(|part| {
+            let media = part.split(';').next().unwrap_or("").trim();
+            matches!(media, "application/json" | "application/*" | "*/*")
+        })
+}
+
+/// `GET /openapi/v2` for a client that takes JSON.
+pub(crate) fn v2(docs: &Documents, defs: &schema::SchemaSet, if_none_match: &str) -> Response {
+    let (body, etag) = docs.v2(defs);
+    if if_none_match == etag {
+        return not_modified(etag);
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ETAG, etag)
+        .body(Body::from(body.clone()))
         .expect("static headers are valid")
 }
 
@@ -132,5 +179,23 @@ impl crate::status::ApiError {
     /// The error as a response (for places outside the REST engine).
     pub(crate) fn into_response_value(self) -> Response {
         axum::response::IntoResponse::into_response(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_goes_only_to_clients_that_take_json() {
+        assert!(accepts_json("application/json"));
+        assert!(accepts_json(""));
+        assert!(accepts_json("*/*"));
+        assert!(accepts_json(
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf, application/json;q=0.5"
+        ));
+        assert!(!accepts_json(
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+        ));
     }
 }
