@@ -2,6 +2,9 @@
 //! those of the anchor the issue names, measured in the same run on the same
 //! machine, with the target each ratio must reach.
 
+mod api_bench;
+mod api_client;
+mod gantry_process;
 mod report;
 mod store_bench;
 
@@ -21,6 +24,9 @@ struct Cli {
 enum Bench {
     /// The embedded store next to a real single-member etcd on the same disk.
     Store(store_bench::Args),
+    /// The real `gantry server` on the embedded store next to the same
+    /// binary on a real etcd (`--store etcd://`), over HTTPS.
+    Api(api_bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,5 +36,13 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.bench {
         Bench::Store(args) => runtime.block_on(store_bench::run(args)),
+        // Ctrl-C drops the benchmark's future, and with it the servers it
+        // started (their guards kill them and remove their directories).
+        Bench::Api(args) => runtime.block_on(async {
+            tokio::select! {
+                result = api_bench::run(args) => result,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+            }
+        }),
     }
 }

@@ -6,10 +6,21 @@ use std::fmt::Write;
 /// Which way a figure is better.
 #[derive(Clone, Copy, Debug)]
 pub enum Better {
-    /// Rates: ours / anchor must be at least the target.
+    /// Rates: the ratio is ours / anchor.
     Higher,
-    /// Latencies: ours must be at most the target (an absolute bound).
+    /// Latencies and sizes: the ratio is anchor / ours.
     Lower,
+}
+
+/// What a row's figure must reach.
+#[derive(Clone, Copy, Debug)]
+pub enum Goal {
+    /// The ratio (see [`Better`]) must be at least this.
+    Ratio(f64),
+    /// Our figure must be at most this.
+    AtMost(f64),
+    /// Our figure must be at least this.
+    AtLeast(f64),
 }
 
 /// One row of the table.
@@ -20,17 +31,18 @@ pub struct Row {
     pub anchor: f64,
     pub unit: &'static str,
     pub better: Better,
-    /// For `Higher`, the minimum ratio; for `Lower`, the maximum of ours.
-    pub target: Option<f64>,
+    /// What the figure must reach; rows without one are for information.
+    pub target: Option<Goal>,
 }
 
 impl Row {
     /// Whether the row meets its target (rows without one always do).
     pub fn met(&self) -> bool {
-        match (self.better, self.target) {
-            (_, None) => true,
-            (Better::Higher, Some(t)) => self.ratio() >= t,
-            (Better::Lower, Some(t)) => self.ours <= t,
+        match self.target {
+            None => true,
+            Some(Goal::Ratio(t)) => self.ratio() >= t,
+            Some(Goal::AtMost(t)) => self.ours <= t,
+            Some(Goal::AtLeast(t)) => self.ours >= t,
         }
     }
 
@@ -50,10 +62,16 @@ pub fn table(ours: &str, anchor: &str, rows: &[Row]) -> String {
         "| metric | {ours} | {anchor} | ratio | target | verdict |\n|---|---:|---:|---:|---|---|"
     );
     for r in rows {
-        let target = match (r.better, r.target) {
-            (_, None) => "-".to_owned(),
-            (Better::Higher, Some(t)) => format!("≥ {t}×"),
-            (Better::Lower, Some(t)) => format!("≤ {} {}", fmt(t), r.unit),
+        let target = match r.target {
+            None => "-".to_owned(),
+            Some(Goal::Ratio(t)) => format!("≥ {t}×"),
+            Some(Goal::AtMost(t)) => format!("≤ {} {}", fmt(t), r.unit),
+            Some(Goal::AtLeast(t)) => format!("≥ {} {}", fmt(t), r.unit),
+        };
+        let verdict = match (r.target, r.met()) {
+            (None, _) => "-",
+            (Some(_), true) => "met",
+            (Some(_), false) => "MISSED",
         };
         let _ = writeln!(
             out,
@@ -65,7 +83,7 @@ pub fn table(ours: &str, anchor: &str, rows: &[Row]) -> String {
             r.unit,
             r.ratio(),
             target,
-            if r.met() { "met" } else { "MISSED" }
+            verdict
         );
     }
     out
@@ -103,7 +121,7 @@ mod tests {
                 anchor: 550.0,
                 unit: "",
                 better: Better::Higher,
-                target: Some(5.0),
+                target: Some(Goal::Ratio(5.0)),
             },
             Row {
                 metric: "p99".into(),
@@ -111,7 +129,23 @@ mod tests {
                 anchor: 2.0,
                 unit: "ms",
                 better: Better::Lower,
-                target: Some(5.0),
+                target: Some(Goal::AtMost(5.0)),
+            },
+            Row {
+                metric: "creates/s".into(),
+                ours: 2500.0,
+                anchor: 900.0,
+                unit: "/s",
+                better: Better::Higher,
+                target: Some(Goal::AtLeast(2000.0)),
+            },
+            Row {
+                metric: "p50".into(),
+                ours: 1.0,
+                anchor: 2.0,
+                unit: "ms",
+                better: Better::Lower,
+                target: None,
             },
         ];
         let t = table("embedded", "etcd", &rows);
@@ -120,6 +154,8 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("MISSED"), "{t}");
-        assert!(rows[0].met() && !rows[1].met());
+        assert!(t.contains("| ≥ 2,000 /s | met |"), "{t}");
+        assert!(t.contains("| 2.0× | - | - |"), "{t}");
+        assert!(rows[0].met() && !rows[1].met() && rows[2].met());
     }
 }

@@ -22,7 +22,7 @@ use store::{
 };
 use testkit::EtcdServer;
 
-use crate::report::{Better, Row, table};
+use crate::report::{Better, Goal, Row, table};
 
 /// Command-line arguments of `gantry-bench store`.
 #[derive(clap::Args, Debug)]
@@ -335,7 +335,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         anchor,
         unit: "/s",
         better: Better::Higher,
-        target: Some(target),
+        target: Some(Goal::Ratio(target)),
     };
     for (clients, target) in [(1, 5.0), (64, 2.0)] {
         let r = both(
@@ -396,7 +396,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         anchor: a99,
         unit: "ms",
         better: Better::Lower,
-        target: Some(5.0),
+        target: Some(Goal::AtMost(5.0)),
     });
 
     println!(
@@ -420,7 +420,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn etcd_version() -> String {
+pub(crate) fn etcd_version() -> String {
     std::process::Command::new("etcd")
         .arg("--version")
         .output()
