@@ -174,7 +174,7 @@ pub(crate) async fn token_request(t: &Target, body: Bytes) -> ApiResult<Response
         serviceaccount: sa_ref,
         ..KubernetesClaims::default()
     };
-    if let Some(bound) = req.pointer("/spec/boundObjectRef") {
+    if let Some(bound) = req.pointer("/spec/boundObjectRef").filter(|b| !b.is_null()) {
         let kind = bound.get("kind").and_then(Value::as_str).unwrap_or("");
         let name = bound.get("name").and_then(Value::as_str).unwrap_or("");
         let (resource, in_ns) = match kind {
@@ -246,7 +246,7 @@ pub(crate) async fn token_request(t: &Target, body: Bytes) -> ApiResult<Response
     req["metadata"] = json!({"name": t.name(), "namespace": ns, "creationTimestamp": null});
     req["spec"]["audiences"] = json!(audiences);
     req["spec"]["expirationSeconds"] = json!(seconds);
-    if req["spec"].get("boundObjectRef").is_none() {
+    if req["spec"].get("boundObjectRef").is_none_or(Value::is_null) {
         req["spec"]["boundObjectRef"] = Value::Null;
     }
     req["status"] = json!({"token": token, "expirationTimestamp": expiration});

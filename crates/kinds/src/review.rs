@@ -140,7 +140,8 @@ fn validate_subject(obj: &Value) -> Vec<FieldError> {
 /// bound to.
 pub fn validate_token_request(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    if let Some(seconds) = obj.pointer("/spec/expirationSeconds") {
+    let present = |pointer: &str| obj.pointer(pointer).filter(|v| !v.is_null());
+    if let Some(seconds) = present("/spec/expirationSeconds") {
         match seconds.as_i64() {
             Some(s) if s < 600 => errs.push(FieldError::invalid(
                 "spec.expirationSeconds",
@@ -160,7 +161,7 @@ pub fn validate_token_request(obj: &Value) -> Vec<FieldError> {
             )),
         }
     }
-    if let Some(bound) = obj.pointer("/spec/boundObjectRef") {
+    if let Some(bound) = present("/spec/boundObjectRef") {
         let kind = bound.get("kind").and_then(Value::as_str).unwrap_or("");
         if !matches!(kind, "Pod" | "Secret" | "Node") {
             errs.push(FieldError::not_supported(
@@ -196,6 +197,13 @@ mod tests {
     #[test]
     fn token_requests_have_bounded_lifetimes() {
         assert!(validate_token_request(&json!({"spec": {"expirationSeconds": 3600}})).is_empty());
+        // Protobuf bodies carry unset pointers as nulls.
+        assert!(
+            validate_token_request(
+                &json!({"spec": {"expirationSeconds": null, "boundObjectRef": null}})
+            )
+            .is_empty()
+        );
         assert_eq!(
             validate_token_request(&json!({"spec": {"expirationSeconds": 60}}))[0].detail,
             "may not specify a duration less than 10 minutes"
