@@ -54,26 +54,32 @@ pub fn columns(def: &ResourceDef) -> Value {
     )
 }
 
-/// One row: cells from the storage-version object, plus the object the
-/// client asked to include (`served` is the object in the client's version).
+/// One row: cells from the storage-version object, plus what the client
+/// asked to include, in the version it asked for (`served`).
 pub fn row(
     storage_def: &ResourceDef,
-    stored: &Value,
-    served: &Value,
+    served: &ResourceDef,
+    stored: Value,
     include: Include,
     now: i64,
 ) -> Value {
-    let cells = storage_def.strategy.row(stored, now);
+    let cells = storage_def.strategy.row(&stored, now);
     let mut row = json!({"cells": cells});
     match include {
+        // Conversion never changes metadata: no need to convert for it.
         Include::Metadata => {
+            let mut stored = stored;
+            let metadata = stored
+                .get_mut("metadata")
+                .map(Value::take)
+                .unwrap_or_else(|| json!({}));
             row["object"] = json!({
                 "kind": "PartialObjectMetadata",
                 "apiVersion": "meta.k8s.io/v1",
-                "metadata": served.get("metadata").cloned().unwrap_or_else(|| json!({})),
+                "metadata": metadata,
             });
         }
-        Include::Object => row["object"] = served.clone(),
+        Include::Object => row["object"] = crate::rest::to_served(served, stored),
         Include::None => {}
     }
     row
@@ -119,12 +125,12 @@ mod tests {
             "data": {"x": "1"}
         });
         let now = kinds::table::parse_time("2026-11-23T10:02:05Z").unwrap();
-        let r = row(&def, &obj, &obj, Include::Metadata, now);
+        let r = row(&def, &def, obj.clone(), Include::Metadata, now);
         assert_eq!(r["cells"][0], "c");
         assert_eq!(r["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(r["object"]["metadata"]["labels"]["a"], "b");
         assert!(
-            row(&def, &obj, &obj, Include::None, now)
+            row(&def, &def, obj.clone(), Include::None, now)
                 .get("object")
                 .is_none()
         );

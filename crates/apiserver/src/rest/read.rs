@@ -49,16 +49,15 @@ pub(crate) async fn get(t: &Target) -> ApiResult<Response> {
 
 /// Answers with one object (stored form), as JSON or as a one-row Table.
 pub(crate) fn respond_object(t: &Target, stored: Value, code: StatusCode) -> ApiResult<Response> {
-    let served = t.to_served(stored.clone());
     match t.output() {
-        Output::Json => Ok(json_response(code, &served)),
+        Output::Json => Ok(json_response(code, &t.to_served(stored))),
         Output::Table => {
             let include = Include::parse(t.query.get("includeObject"))?;
-            let rv = storage_rv(&served);
+            let rv = storage_rv(&stored);
             let row = table::row(
                 &t.storage_def(),
-                &stored,
-                &served,
+                &t.def,
+                stored,
                 include,
                 crate::meta::now_unix(),
             );
@@ -316,23 +315,26 @@ pub(crate) async fn list(t: &Target) -> ApiResult<Response> {
             let include = Include::parse(t.query.get("includeObject"))?;
             let now = crate::meta::now_unix();
             let storage_def = t.storage_def();
-            let mut rows = Vec::with_capacity(page.items.len());
-            for kv in &page.items {
-                let stored = decode(kv)?;
-                let served = t.to_served(stored.clone());
-                rows.push(table::row(&storage_def, &stored, &served, include, now));
-            }
-            let body = table::table(
-                Some(table::columns(&storage_def)),
-                rows,
-                &rv,
-                page.next.as_deref(),
-            );
-            Ok(bytes_response(
-                StatusCode::OK,
-                TABLE_CONTENT_TYPE,
-                body.to_string().into_bytes(),
-            ))
+            let def = std::sync::Arc::clone(&t.def);
+            // Thousands of rows are CPU work: keep them off the async
+            // workers, which serve every other request meanwhile.
+            let body = tokio::task::spawn_blocking(move || -> ApiResult<Vec<u8>> {
+                let mut rows = Vec::with_capacity(page.items.len());
+                for kv in &page.items {
+                    let stored = decode(kv)?;
+                    rows.push(table::row(&storage_def, &def, stored, include, now));
+                }
+                let body = table::table(
+                    Some(table::columns(&storage_def)),
+                    rows,
+                    &rv,
+                    page.next.as_deref(),
+                );
+                Ok(serde_json::to_vec(&body).expect("JSON values always serialize"))
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("building the table: {e}")))??;
+            Ok(bytes_response(StatusCode::OK, TABLE_CONTENT_TYPE, body))
         }
         Output::Json if t.def.conversion.is_none() => {
             // Stored bytes are already this version: splice, don't parse.

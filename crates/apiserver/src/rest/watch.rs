@@ -190,18 +190,17 @@ impl Stream {
 
     /// Sends an event about a stored object.
     async fn send(&mut self, kind: &str, stored: Value) -> bool {
-        let served = self.t.to_served(stored.clone());
         let object = match self.output {
-            Output::Json => served,
+            Output::Json => self.t.to_served(stored),
             Output::Table => {
                 let storage_def = self.t.storage_def();
-                let rv = crate::meta::meta_str(&served, "resourceVersion")
+                let rv = crate::meta::meta_str(&stored, "resourceVersion")
                     .unwrap_or("")
                     .to_owned();
                 let row = table::row(
                     &storage_def,
-                    &stored,
-                    &served,
+                    &self.t.def,
+                    stored,
                     self.include,
                     crate::meta::now_unix(),
                 );

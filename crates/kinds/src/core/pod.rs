@@ -195,7 +195,7 @@ impl Strategy for PodStrategy {
     }
 
     fn row(&self, obj: &Value, now: i64) -> Vec<Value> {
-        let pod = typed::decode::<Pod>(obj).unwrap_or_default();
+        let pod = typed::decode::<Pod>(&row_view(obj)).unwrap_or_default();
         let cells = pod_cells(&pod, now);
         vec![
             table::name(obj),
@@ -396,6 +396,51 @@ fn last_terminated(status: &ContainerStatus) -> Option<i64> {
 }
 
 /// Computes a pod's cells the way Kubernetes' printer does.
+/// The parts of a pod its row reads: the status, and of the spec only
+/// what names containers and gates. Decoding a whole pod (every env var,
+/// volume and probe) into typed form is most of the cost of a row, and
+/// `kubectl get pods` builds thousands of rows.
+fn row_view(obj: &Value) -> Value {
+    let spec = obj.get("spec");
+    let pick = |key: &str, fields: &[&str]| -> Value {
+        let items = spec
+            .and_then(|s| s.get(key))
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .map(|c| {
+                        let mut out = serde_json::Map::new();
+                        for f in fields {
+                            if let Some(v) = c.get(*f) {
+                                out.insert((*f).to_owned(), v.clone());
+                            }
+                        }
+                        Value::Object(out)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Value::Array(items)
+    };
+    let mut view = json!({
+        "spec": {
+            "containers": pick("containers", &["name"]),
+            "initContainers": pick("initContainers", &["name", "restartPolicy"]),
+        }
+    });
+    for key in ["nodeName", "readinessGates"] {
+        if let Some(v) = spec.and_then(|s| s.get(key)) {
+            view["spec"][key] = v.clone();
+        }
+    }
+    for key in ["metadata", "status"] {
+        if let Some(v) = obj.get(key) {
+            view[key] = v.clone();
+        }
+    }
+    view
+}
+
 pub(crate) fn pod_cells(pod: &Pod, now: i64) -> PodCells {
     let spec = pod.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
