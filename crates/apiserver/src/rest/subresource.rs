@@ -273,7 +273,8 @@ async fn finalize(t: &Target, body: Bytes) -> ApiResult<Response> {
         new["spec"]["finalizers"] = finalizers.clone();
         Ok(new)
     };
-    let (stored, rev, _) = write::replace(t, &set, make, None, t.query.dry_run()?, None).await?;
+    let (stored, rev, _) =
+        write::replace(t, &set, make, None, t.query.dry_run()?, Some("finalize")).await?;
     let mut stored = stored;
     if let Some(rev) = rev {
         crate::storage::set_revision(&mut stored, rev);

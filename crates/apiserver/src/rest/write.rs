@@ -535,7 +535,8 @@ fn precondition_of(obj: &Value) -> ApiResult<Option<Revision>> {
 /// The shared end of update and patch: reads the object, lets `make` build
 /// the new one (storage version) from the current one, and commits,
 /// redoing the whole when a concurrent write got in unless the client set a
-/// precondition. `subresource` is `Some("status")` for status writes.
+/// precondition. `subresource` is `Some("status")` for status writes and
+/// `Some("finalize")` for a namespace's finalizers.
 pub(crate) async fn replace(
     t: &Target,
     set: &SchemaSet,
@@ -577,7 +578,11 @@ pub(crate) async fn replace(
         } else {
             storage_def.strategy.default(&mut new);
             keep_metadata(t, &mut new, &old);
-            storage_def.strategy.prepare_update(&mut new, &old);
+            // A namespace's `finalize` write changes exactly the
+            // `spec.finalizers` an ordinary update keeps as they were.
+            if subresource != Some("finalize") {
+                storage_def.strategy.prepare_update(&mut new, &old);
+            }
             validate(t, &new, Some(&old))?;
         }
         let extra = admission::admit_update(t, &mut new, &old).await?;
