@@ -376,7 +376,7 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
                     ),
                 };
             }
-            "/openapi/v2" => return ApiError::no_route().into_response(),
+            "/openapi/v2" => return openapi::v2(),
             "/openapi/v3" => {
                 let docs = openapi_documents(&api).await;
                 return openapi::index(&docs, &if_none_match);
