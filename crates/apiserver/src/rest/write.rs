@@ -334,6 +334,29 @@ fn validate(t: &Target, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
             "field is immutable",
         ));
     }
+    // An object being deleted may lose finalizers but gain none.
+    if let Some(old) = old
+        && meta::is_deleting(old)
+    {
+        let before = meta::finalizers(old);
+        let mut added: Vec<String> = meta::finalizers(obj)
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
+        if !added.is_empty() {
+            added.sort();
+            added.dedup();
+            let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+            errors.push(FieldError::forbidden(
+                "metadata.finalizers",
+                format!(
+                    "no new finalizers can be added if the object is being deleted, \
+                     found new finalizers []string{{{}}}",
+                    quoted.join(", ")
+                ),
+            ));
+        }
+    }
     errors.extend(storage_def.strategy.validate(obj, old));
     if errors.is_empty() {
         return Ok(());
