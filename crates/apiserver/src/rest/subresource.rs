@@ -183,8 +183,15 @@ async fn scale(t: &Target, verb: &str, body: Bytes) -> ApiResult<Response> {
         new["spec"]["replicas"] = json!(replicas);
         Ok(new)
     };
-    let (stored, rev, _) =
-        write::replace(t, &set, make, precondition, t.query.dry_run()?, None).await?;
+    let (stored, rev, _) = write::replace(
+        t,
+        &set,
+        make,
+        precondition,
+        t.query.dry_run()?,
+        Some("scale"),
+    )
+    .await?;
     let mut stored = stored;
     if let Some(rev) = rev {
         crate::storage::set_revision(&mut stored, rev);
