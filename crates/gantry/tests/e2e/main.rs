@@ -13,6 +13,7 @@ mod apply;
 mod delete;
 mod discovery;
 mod errors;
+mod etcd;
 mod get;
 mod legacy;
 mod modify;

@@ -27,7 +27,10 @@ fn gantry_up_says_what_to_do_and_serves() {
     let log = s.log();
     assert!(log.contains("gantry: opening the store"), "{log}");
     assert!(log.contains("gantry: ready in"), "{log}");
-    let export = format!("export KUBECONFIG={}", s.kubeconfig().display());
+    let export = format!(
+        "export KUBECONFIG={}",
+        s.data_dir().join("admin.kubeconfig").display()
+    );
     assert!(log.contains(&export), "{log}");
     assert!(log.contains("kubectl get namespaces"), "{log}");
     let t = Table::parse(&s.kubectl(["get", "namespaces"]).ok());

@@ -47,6 +47,11 @@ pub struct Options {
     pub mode: Mode,
     /// Contents of `<data-dir>/tokens.csv`, the static token file.
     pub tokens: Option<String>,
+    /// `--store etcd://...`; the embedded store when `None`.
+    pub store: Option<String>,
+    /// Another server's data directory (certificates, tokens) to share,
+    /// so that several servers over one etcd are one cluster.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -54,6 +59,8 @@ impl Default for Options {
         Self {
             mode: Mode::Server,
             tokens: None,
+            store: None,
+            data_dir: None,
         }
     }
 }
@@ -63,6 +70,8 @@ pub struct Server {
     dir: tempfile::TempDir,
     addr: SocketAddr,
     mode: Mode,
+    store: Option<String>,
+    data_dir: Option<PathBuf>,
     child: Mutex<Option<Child>>,
     launcher: testkit::Launcher,
     namespaces: Mutex<HashSet<String>>,
@@ -105,8 +114,12 @@ impl Server {
         for sub in ["data", "kubectl-cache", "tmp", "files"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("creating test directories");
         }
+        let data_dir = options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         if let Some(tokens) = &options.tokens {
-            std::fs::write(dir.path().join("data/tokens.csv"), tokens).expect("writing tokens");
+            std::fs::write(data_dir.join("tokens.csv"), tokens).expect("writing tokens");
         }
         let mut dir = dir;
         let mut attempt = 0;
@@ -115,6 +128,8 @@ impl Server {
             let server = Self {
                 addr: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
                 mode: options.mode,
+                store: options.store.clone(),
+                data_dir: options.data_dir.clone(),
                 child: Mutex::new(None),
                 launcher: testkit::Launcher::new("gantry-launcher").expect("launcher thread"),
                 namespaces: Mutex::default(),
@@ -153,6 +168,7 @@ impl Server {
             .arg(self.data_dir())
             .arg("--listen")
             .arg(self.addr.to_string())
+            .args(self.store.iter().flat_map(|s| ["--store", s.as_str()]))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("duplicating the log file"))
@@ -170,7 +186,12 @@ impl Server {
                 self.log_path().display(),
                 self.log()
             )
-        })
+        })?;
+        // Servers sharing a data directory each rewrite its kubeconfig with
+        // their own address; keep this one's.
+        std::fs::copy(self.data_dir().join("admin.kubeconfig"), self.kubeconfig())
+            .map_err(|e| format!("copying the admin kubeconfig: {e}"))?;
+        Ok(())
     }
 
     fn wait_ready(&self) -> Result<(), String> {
@@ -249,12 +270,14 @@ impl Server {
 
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 
-    /// The admin kubeconfig gantry wrote.
+    /// The admin kubeconfig gantry wrote (a copy taken when it started).
     pub fn kubeconfig(&self) -> PathBuf {
-        self.data_dir().join("admin.kubeconfig")
+        self.dir.path().join("admin.kubeconfig")
     }
 
     /// kubectl's cache directory for this server.
