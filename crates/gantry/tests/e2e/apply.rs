@@ -322,3 +322,141 @@ fn server_side_apply_creates_with_201() {
     assert_eq!(managed["operation"], "Apply");
     assert_eq!(managed["fieldsV1"]["f:data"]["f:a"], serde_json::json!({}));
 }
+
+#[test]
+fn apply_changes_strategy_type_through_retain_keys() {
+    let s = Server::shared();
+    let ns = s.namespace("retain-keys");
+    let rolling = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  \
+        strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 2}}\n  selector: {matchLabels: {a: b}}\n  \
+        template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: 'img:1'}]}}\n";
+    ns.apply(rolling);
+    // Recreate forbids rollingUpdate: kubectl's patch carries
+    // `$retainKeys` so the server drops it.
+    let out = ns.apply(&rolling.replace(
+        "strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 2}}",
+        "strategy: {type: Recreate}",
+    ));
+    assert_eq!(out.trim(), "deployment.apps/d configured");
+    assert_eq!(
+        ns.get("deployment/d")["spec"]["strategy"],
+        serde_json::json!({"type": "Recreate"})
+    );
+}
+
+#[test]
+fn immutable_fields_refuse_apply_unless_forced() {
+    let s = Server::shared();
+    let ns = s.namespace("immutable");
+    let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  \
+        selector: {matchLabels: {a: b}}\n  \
+        template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: 'img:1'}]}}\n";
+    ns.apply(deploy);
+    let err = ns
+        .kubectl(["apply", "-f", "-"])
+        .stdin(deploy.replace("{a: b}", "{a: c}"))
+        .fails();
+    assert_eq!(
+        err.trim(),
+        r#"The Deployment "d" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"a":"c"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#
+    );
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  \
+        template: {spec: {restartPolicy: Never, containers: [{name: c, image: 'img:1'}]}}\n";
+    ns.apply(job);
+    let uid = ns.get("job/j")["metadata"]["uid"].clone();
+    let changed = job.replace("img:1", "img:2");
+    let err = ns
+        .kubectl(["apply", "-f", "-"])
+        .stdin(changed.clone())
+        .fails();
+    assert!(
+        err.contains(r#"The Job "j" is invalid: spec.template: Invalid value"#),
+        "{err}"
+    );
+    assert!(err.trim().ends_with("field is immutable"), "{err}");
+    // --force deletes and re-creates.
+    let out = ns
+        .kubectl(["apply", "--force", "-f", "-"])
+        .stdin(changed)
+        .ok();
+    assert!(out.contains("job.batch/j"), "{out}");
+    let j = ns.get("job/j");
+    assert_ne!(j["metadata"]["uid"], uid);
+    assert_eq!(
+        j["spec"]["template"]["spec"]["containers"][0]["image"],
+        "img:2"
+    );
+}
+
+#[test]
+fn apply_keeps_allocated_service_fields_and_merges_ports_by_port() {
+    let s = Server::shared();
+    let ns = s.namespace("service-apply");
+    ns.apply(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: svc}\nspec:\n  selector: {app: a}\n  \
+         ports: [{name: http, port: 80, targetPort: 8080}, {name: https, port: 443}]\n",
+    );
+    let ip = ns.get("svc/svc")["spec"]["clusterIP"].clone();
+    ns.apply(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: svc}\nspec:\n  type: NodePort\n  selector: {app: a}\n  \
+         ports: [{name: http, port: 80, targetPort: 9090}]\n",
+    );
+    let svc = ns.get("svc/svc");
+    assert_eq!(svc["spec"]["clusterIP"], ip, "the allocated address stays");
+    let ports = svc["spec"]["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    assert_eq!(ports[0]["targetPort"], 9090);
+    let node_port = ports[0]["nodePort"]
+        .as_i64()
+        .expect("a node port is allocated");
+    assert!((30000..=32767).contains(&node_port), "{node_port}");
+    let t = Table::parse(&ns.kubectl(["get", "svc", "svc"]).ok());
+    assert_eq!(t.cell("svc", "PORT(S)"), format!("80:{node_port}/TCP"));
+    // The address cannot be changed.
+    let err = ns
+        .kubectl(["apply", "-f", "-"])
+        .stdin(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: svc}\nspec:\n  clusterIP: 10.96.99.99\n  type: NodePort\n  \
+             selector: {app: a}\n  ports: [{name: http, port: 80, targetPort: 9090}]\n",
+        )
+        .fails();
+    assert!(err.contains("may not change once set"), "{err}");
+}
+
+#[test]
+fn server_side_apply_merges_list_entries_by_key_between_managers() {
+    let s = Server::shared();
+    let ns = s.namespace("ssa-lists");
+    let mine = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  \
+        selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n    \
+        spec: {containers: [{name: main, image: 'img:1'}]}\n";
+    let theirs = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    \
+        spec: {containers: [{name: sidecar, image: 'side:1'}]}\n";
+    let ssa = |manager: &str, manifest: &str| {
+        ns.kubectl([
+            "apply",
+            "--server-side",
+            &format!("--field-manager={manager}"),
+            "-f",
+            "-",
+        ])
+        .stdin(manifest.to_owned())
+        .ok()
+    };
+    ssa("team-a", mine);
+    ssa("team-b", theirs);
+    assert_eq!(
+        container_names(&ns.get("deployment/d")),
+        ["main", "sidecar"]
+    );
+    // team-b withdraws its container; team-a's stays.
+    ssa(
+        "team-b",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec: {containers: []}\n",
+    );
+    assert_eq!(container_names(&ns.get("deployment/d")), ["main"]);
+}
+
+fn container_names(d: &Value) -> Vec<String> {
+    names(&d["spec"]["template"]["spec"]["containers"])
+}

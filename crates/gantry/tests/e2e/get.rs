@@ -597,3 +597,109 @@ fn describe_shows_objects() {
     let out = ns.kubectl(["describe", "pod", "web-0"]).ok();
     assert!(out.contains("Status:           Pending"), "{out}");
 }
+
+#[test]
+fn tables_follow_the_status() {
+    let s = Server::shared();
+    let ns = s.namespace("status-tables");
+    ns.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {nodeName: node-1, containers: [{name: a, image: x}, {name: b, image: x}]}\n---\n\
+         apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template: {spec: {restartPolicy: Never, containers: [{name: c, image: x}]}}\n",
+    );
+    let status = |what: &str, patch: &str| {
+        ns.kubectl([
+            "patch",
+            what,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        ])
+        .ok();
+    };
+    status(
+        "pod/p",
+        r#"{"status":{"phase":"Running","podIP":"10.244.0.5","podIPs":[{"ip":"10.244.0.5"}],"containerStatuses":[
+            {"name":"a","ready":true,"restartCount":3,"image":"x","imageID":"","started":true,"state":{"running":{"startedAt":"2026-01-01T00:00:00Z"}},
+             "lastState":{"terminated":{"exitCode":1,"reason":"Error","finishedAt":"2026-01-01T00:00:00Z"}}},
+            {"name":"b","ready":false,"restartCount":0,"image":"x","imageID":"","state":{"waiting":{"reason":"CrashLoopBackOff"}}}]}}"#,
+    );
+    let t = Table::parse(&ns.kubectl(["get", "pod", "p", "-o", "wide"]).ok());
+    assert_eq!(t.row("p")[1..3], ["1/2", "CrashLoopBackOff"]);
+    let restarts = t.cell("p", "RESTARTS");
+    assert!(
+        restarts.starts_with("3 (") && restarts.ends_with(" ago)"),
+        "{restarts}"
+    );
+    assert_eq!(t.cell("p", "IP"), "10.244.0.5");
+    assert_eq!(t.cell("p", "NODE"), "node-1");
+
+    status(
+        "job/j",
+        r#"{"status":{"startTime":"2026-01-01T00:00:00Z","completionTime":"2026-01-01T00:00:30Z","succeeded":1,
+            "conditions":[{"type":"Complete","status":"True","lastTransitionTime":"2026-01-01T00:00:30Z"}]}}"#,
+    );
+    let t = Table::parse(&ns.kubectl(["get", "job", "j"]).ok());
+    assert_eq!(t.row("j")[1..4], ["Complete", "1/1", "30s"]);
+
+    let node = format!("{}-node", ns.name);
+    s.kubectl(["apply", "-f", "-"])
+        .stdin(format!(
+            "apiVersion: v1\nkind: Node\nmetadata: {{name: {node}}}\n"
+        ))
+        .ok();
+    s.kubectl([
+        "patch",
+        "node",
+        &node,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady","message":"ok",
+            "lastHeartbeatTime":"2026-01-01T00:00:00Z","lastTransitionTime":"2026-01-01T00:00:00Z"}],
+            "addresses":[{"type":"InternalIP","address":"192.168.1.5"}],
+            "nodeInfo":{"kubeletVersion":"v1.32.0","osImage":"Debian GNU/Linux 12","kernelVersion":"6.1.0","containerRuntimeVersion":"runc://1.1.5",
+              "architecture":"amd64","operatingSystem":"linux","bootID":"","machineID":"","systemUUID":"","kubeProxyVersion":""}}}"#,
+    ])
+    .ok();
+    let out = s.kubectl(["cordon", &node]).ok();
+    assert_eq!(out.trim(), format!("node/{node} cordoned"));
+    let t = Table::parse(&s.kubectl(["get", "node", &node, "-o", "wide"]).ok());
+    assert_eq!(t.cell(&node, "STATUS"), "Ready,SchedulingDisabled");
+    assert_eq!(t.cell(&node, "VERSION"), "v1.32.0");
+    assert_eq!(t.cell(&node, "INTERNAL-IP"), "192.168.1.5");
+    assert_eq!(t.cell(&node, "OS-IMAGE"), "Debian GNU/Linux 12");
+    assert_eq!(t.cell(&node, "CONTAINER-RUNTIME"), "runc://1.1.5");
+    s.kubectl(["uncordon", &node]).ok();
+    let t = Table::parse(&s.kubectl(["get", "node", &node]).ok());
+    assert_eq!(t.cell(&node, "STATUS"), "Ready");
+}
+
+#[test]
+fn get_reads_subresources() {
+    let s = Server::shared();
+    let ns = s.namespace("get-subresource");
+    ns.apply(include_str!("fixtures/web.yaml"));
+    let out = ns
+        .kubectl([
+            "get",
+            "deployment",
+            "web",
+            "--subresource=scale",
+            "-o",
+            "jsonpath={.kind} {.spec.replicas} {.status.selector}",
+        ])
+        .ok();
+    assert_eq!(out, "Scale 2 app=web");
+    let out = ns
+        .kubectl([
+            "get",
+            "deployment",
+            "web",
+            "--subresource=status",
+            "-o",
+            "jsonpath={.kind} {.metadata.name}",
+        ])
+        .ok();
+    assert_eq!(out, "Deployment web");
+}

@@ -10,6 +10,7 @@
 mod harness;
 
 mod apply;
+mod commands;
 mod delete;
 mod discovery;
 mod errors;
