@@ -594,8 +594,43 @@ fn describe_shows_objects() {
     assert!(out.contains("Image:         nginx:1.25"), "{out}");
     let out = ns.kubectl(["describe", "configmap", "web-config"]).ok();
     assert!(out.contains("greeting:\n----\nhello"), "{out}");
+    // describe finds a pod's events by field selector on its uid.
+    let uid = ns.get("pod/web-0")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ns.apply(&format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: web-0.1}}\n\
+         involvedObject: {{kind: Pod, name: web-0, namespace: {}, uid: {uid}, apiVersion: v1}}\n\
+         reason: Scheduled\nmessage: assigned to node-1\ntype: Normal\n\
+         source: {{component: default-scheduler}}\ncount: 1\n\
+         firstTimestamp: '2026-01-01T00:00:00Z'\nlastTimestamp: '2026-01-01T00:00:00Z'\n",
+        ns.name
+    ));
     let out = ns.kubectl(["describe", "pod", "web-0"]).ok();
     assert!(out.contains("Status:           Pending"), "{out}");
+    let events = out.split_once("Events:").map(|(_, e)| e).unwrap_or("");
+    assert!(
+        events.lines().any(|l| l.contains("Normal  Scheduled")
+            && l.contains("default-scheduler  assigned to node-1")),
+        "{out}"
+    );
+    let t = Table::parse(
+        &ns.kubectl([
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=web-0,reason=Scheduled",
+        ])
+        .ok(),
+    );
+    assert_eq!(t.rows.len(), 1, "{t:?}");
+    assert_eq!(t.rows[0][3], "pod/web-0");
+    let t = Table::parse(&ns.kubectl(["events", "--for", "pod/web-0"]).ok());
+    assert_eq!(
+        t.rows[0][2..],
+        ["Scheduled", "Pod/web-0", "assigned to node-1"]
+    );
 }
 
 #[test]

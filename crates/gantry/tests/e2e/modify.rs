@@ -116,6 +116,12 @@ fn label_and_annotate() {
     assert!(ann.get("note").is_none(), "{ann}");
     assert_eq!(ann["url"], "https://example.test/x");
 
+    // A stale --resource-version is a conflict.
+    let err = ns
+        .kubectl(["label", "cm", "cfg", "late=yes", "--resource-version=1"])
+        .fails();
+    assert!(err.contains("Error from server (Conflict)"), "{err}");
+
     // Many objects at once, by selector.
     ns.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, labels: {tier: db}}\n");
     let out = ns

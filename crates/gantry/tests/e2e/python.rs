@@ -70,3 +70,10 @@ fn python_bearer_token() {
     );
     assert!(ns.exists("cm/by-token"));
 }
+
+#[test]
+fn python_namespaces_dry_runs_limits_and_events() {
+    let s = Server::shared();
+    let ns = s.namespace("py-ns");
+    run_script(s, "namespaces.py", &[&ns.name]);
+}
