@@ -528,3 +528,48 @@ fn replace_with_a_stale_resource_version_conflicts() {
         .fails();
     assert!(err.contains(r#"configmaps "nosuch" not found"#), "{err}");
 }
+
+#[test]
+fn rollout_undo_of_a_statefulset_applies_its_controller_revision() {
+    let s = Server::shared();
+    let ns = s.namespace("rollout-sts");
+    ns.apply(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  \
+         selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    \
+         spec: {containers: [{name: c, image: 'pg:16'}, {name: side, image: 's:1'}]}\n",
+    );
+    let uid = ns.get("sts/db")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Revision 1 as the controller would have recorded it: a strategic
+    // merge patch replacing the whole template.
+    ns.kubectl(["create", "-f", "-"])
+        .stdin(format!(
+            "apiVersion: apps/v1\nkind: ControllerRevision\nmetadata:\n  name: db-1\n  labels: {{app: db}}\n  \
+             ownerReferences: [{{apiVersion: apps/v1, kind: StatefulSet, name: db, uid: {uid}, controller: true}}]\n\
+             revision: 1\ndata:\n  spec:\n    template:\n      $patch: replace\n      \
+             metadata: {{labels: {{app: db}}}}\n      spec: {{containers: [{{name: c, image: 'pg:15'}}]}}\n"
+        ))
+        .ok();
+    let out = ns.kubectl(["rollout", "history", "sts/db"]).ok();
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "<none>"]),
+        "{out}"
+    );
+    let out = ns
+        .kubectl(["rollout", "undo", "sts/db", "--to-revision=1"])
+        .ok();
+    assert_eq!(out.trim(), "statefulset.apps/db rolled back");
+    let sts = ns.get("sts/db");
+    assert_eq!(
+        container_names(&sts),
+        ["c"],
+        "$patch: replace dropped the sidecar"
+    );
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["image"],
+        "pg:15"
+    );
+}
