@@ -46,6 +46,28 @@ assert 1.5 <= took < 15, f"watch with timeout_seconds=2 lasted {took:.1f}s"
 assert types[:4] == ["ADDED", "MODIFIED", "DELETED", "ADDED"], types
 assert set(types) <= {"ADDED", "MODIFIED", "DELETED", "BOOKMARK"}, types
 
+# Under a label selector, objects entering the selection are ADDED and
+# leaving it DELETED.
+start = core.list_namespaced_config_map(ns).metadata.resource_version
+core.create_namespaced_config_map(ns, configmap("sel", labels={"pick": "yes"}))
+core.patch_namespaced_config_map("sel", ns, {"metadata": {"labels": {"pick": "no"}}})
+core.patch_namespaced_config_map("sel", ns, {"metadata": {"labels": {"pick": "yes", "more": "1"}}})
+core.create_namespaced_config_map(ns, configmap("unpicked", labels={"pick": "no"}))
+core.delete_namespaced_config_map("sel", ns)
+events = []
+w = watch.Watch()
+for event in w.stream(core.list_namespaced_config_map, ns, label_selector="pick=yes",
+                      resource_version=start, timeout_seconds=30):
+    events.append((event["type"], event["object"].metadata.name, dict(event["object"].metadata.labels)))
+    if len(events) == 4:
+        w.stop()
+assert events == [
+    ("ADDED", "sel", {"pick": "yes"}),
+    ("DELETED", "sel", {"pick": "no"}),
+    ("ADDED", "sel", {"pick": "yes", "more": "1"}),
+    ("DELETED", "sel", {"pick": "yes", "more": "1"}),
+], events
+
 # Raw events as the server sends them.
 w = watch.Watch()
 for event in w.stream(core.list_namespaced_config_map, ns, resource_version=start, timeout_seconds=30):
