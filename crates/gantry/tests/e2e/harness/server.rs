@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -68,7 +69,8 @@ impl Default for Options {
 /// A running gantry.
 pub struct Server {
     dir: tempfile::TempDir,
-    addr: SocketAddr,
+    /// The loopback port gantry listens on.
+    port: AtomicU16,
     mode: Mode,
     store: Option<String>,
     data_dir: Option<PathBuf>,
@@ -80,7 +82,7 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .field("dir", &self.dir.path())
             .finish()
     }
@@ -121,34 +123,29 @@ impl Server {
         if let Some(tokens) = &options.tokens {
             std::fs::write(data_dir.join("tokens.csv"), tokens).expect("writing tokens");
         }
-        let mut dir = dir;
+        let server = Self {
+            port: AtomicU16::new(free_port()),
+            mode: options.mode,
+            store: options.store,
+            data_dir: options.data_dir,
+            child: Mutex::new(None),
+            launcher: testkit::Launcher::new("gantry-launcher").expect("launcher thread"),
+            namespaces: Mutex::default(),
+            dir,
+        };
+        // A free port is found by binding port 0 and letting go, so another
+        // process can take it before gantry binds it; then try another.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let server = Self {
-                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
-                mode: options.mode,
-                store: options.store.clone(),
-                data_dir: options.data_dir.clone(),
-                child: Mutex::new(None),
-                launcher: testkit::Launcher::new("gantry-launcher").expect("launcher thread"),
-                namespaces: Mutex::default(),
-                dir,
-            };
             match server.launch() {
                 Ok(()) => return server,
                 Err(e) if attempt < 3 && e.contains("Address already in use") => {
-                    dir = server.into_dir();
+                    server.port.store(free_port(), Ordering::Relaxed);
                 }
                 Err(e) => panic!("{e}"),
             }
         }
-    }
-
-    fn into_dir(mut self) -> tempfile::TempDir {
-        self.kill();
-        let placeholder = tempfile::tempdir().expect("creating a temporary directory");
-        std::mem::replace(&mut self.dir, placeholder)
     }
 
     /// Starts the gantry process and waits until it is ready.
@@ -167,7 +164,7 @@ impl Server {
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--listen")
-            .arg(self.addr.to_string())
+            .arg(self.addr().to_string())
             .args(self.store.iter().flat_map(|s| ["--store", s.as_str()]))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -182,7 +179,7 @@ impl Server {
             self.kill();
             format!(
                 "gantry on {} did not become ready: {e}\n--- {} ---\n{}",
-                self.addr,
+                self.addr(),
                 self.log_path().display(),
                 self.log()
             )
@@ -204,7 +201,7 @@ impl Server {
             }
             if let Ok(ca) = std::fs::read_to_string(self.data_dir().join("pki/ca.crt"))
                 && let Ok(r) = http::send_tls(
-                    self.addr,
+                    self.addr(),
                     &ca,
                     &Auth::Anonymous,
                     &Request::new("GET", "/readyz"),
@@ -260,12 +257,12 @@ impl Server {
 
     /// The address gantry listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port.load(Ordering::Relaxed)))
     }
 
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("https://{}", self.addr)
+        format!("https://{}", self.addr())
     }
 
     /// The data directory.
@@ -336,7 +333,7 @@ impl Server {
     /// Sends a raw HTTPS request with other credentials.
     pub fn request_as(&self, auth: &Auth, request: Request) -> Response {
         let what = format!("{} {}", request.method, request.path);
-        http::send_tls(self.addr, &self.ca_pem(), auth, &request)
+        http::send_tls(self.addr(), &self.ca_pem(), auth, &request)
             .unwrap_or_else(|e| panic!("{what}: {e}"))
     }
 
