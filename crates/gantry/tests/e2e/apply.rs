@@ -460,3 +460,63 @@ fn server_side_apply_merges_list_entries_by_key_between_managers() {
 fn container_names(d: &Value) -> Vec<String> {
     names(&d["spec"]["template"]["spec"]["containers"])
 }
+
+#[test]
+fn apply_deletes_from_primitive_lists_and_prunes() {
+    let s = Server::shared();
+    let ns = s.namespace("apply-primitive");
+    // finalizers merge as a set of strings: the dropped one goes through
+    // `$deleteFromPrimitiveList`, a live addition stays.
+    ns.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fl, finalizers: [example.com/a, example.com/b]}\n");
+    ns.kubectl([
+        "patch",
+        "cm",
+        "fl",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/finalizers/-","value":"example.com/live"}]"#,
+    ])
+    .ok();
+    ns.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fl, finalizers: [example.com/b]}\n",
+    );
+    assert_eq!(
+        ns.get("cm/fl")["metadata"]["finalizers"],
+        serde_json::json!(["example.com/b", "example.com/live"])
+    );
+    ns.kubectl([
+        "patch",
+        "cm",
+        "fl",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .ok();
+
+    // --prune deletes what was applied before and is no longer listed.
+    ns.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p1, labels: {app: pr}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p2, labels: {app: pr}}\n",
+    );
+    let out = ns
+        .kubectl([
+            "apply",
+            "--prune",
+            "-l",
+            "app=pr",
+            "--prune-allowlist=core/v1/ConfigMap",
+            "-f",
+            "-",
+        ])
+        .stdin("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p1, labels: {app: pr}}\n")
+        .ok();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["configmap/p1 unchanged", "configmap/p2 pruned"]
+    );
+    assert_eq!(
+        ns.kubectl(["get", "cm", "-l", "app=pr", "-o", "name"]).ok(),
+        "configmap/p1\n"
+    );
+}
