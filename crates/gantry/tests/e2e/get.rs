@@ -738,3 +738,35 @@ fn get_reads_subresources() {
         .ok();
     assert_eq!(out, "Deployment web");
 }
+
+#[test]
+fn lists_longer_than_kubectls_default_page() {
+    let s = Server::shared();
+    let ns = s.namespace("long-list");
+    let path = format!("/api/v1/namespaces/{}/configmaps", ns.name);
+    for i in 0..520 {
+        let body =
+            format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c{i:03}"}}}}"#);
+        let r = s.request(Request::new("POST", &path).body("application/json", body));
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    // kubectl pages by 500.
+    let out = ns.kubectl(["get", "cm", "--no-headers", "-v=6"]).run();
+    assert!(out.success(), "{out}");
+    assert_eq!(out.stdout.lines().count(), 520);
+    let pages = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("/configmaps?") && l.contains("limit=500"))
+        .count();
+    assert_eq!(pages, 2, "{}", out.stderr);
+    let last = out.stdout.lines().last().unwrap_or("");
+    assert!(last.starts_with("c519 "), "{last}");
+    // Without a limit, one list holds them all.
+    let list = s.get_json(&path);
+    assert_eq!(list["items"].as_array().unwrap().len(), 520);
+    // And a collection delete removes them all.
+    let r = s.request(Request::new("DELETE", &path));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(ns.kubectl(["get", "cm", "-o", "name"]).ok(), "");
+}
