@@ -726,6 +726,13 @@ fn get_reads_subresources() {
         ])
         .ok();
     assert_eq!(out, "Scale 2 app=web");
+    // The Scale's own table, as Kubernetes prints it.
+    let t = Table::parse(
+        &ns.kubectl(["get", "deployment", "web", "--subresource=scale"])
+            .ok(),
+    );
+    assert_eq!(t.columns, ["NAME", "DESIRED", "AVAILABLE", "AGE"]);
+    assert_eq!(t.row("web")[1..3], ["2", "0"]);
     let out = ns
         .kubectl([
             "get",
