@@ -104,3 +104,77 @@ fn view_and_set_last_applied() {
         .ok();
     assert!(out.contains("name: saved"), "{out}");
 }
+
+#[test]
+fn set_commands_kustomize_and_wait_for_create() {
+    let s = Server::shared();
+    let ns = s.namespace("set-more");
+    ns.apply(include_str!("fixtures/app-v1.yaml"));
+    let out = ns
+        .kubectl([
+            "set",
+            "resources",
+            "deployment/app",
+            "-c",
+            "main",
+            "--limits=cpu=200m,memory=512Mi",
+        ])
+        .ok();
+    assert_eq!(
+        out.trim(),
+        "deployment.apps/app resource requirements updated"
+    );
+    let out = ns
+        .kubectl(["set", "serviceaccount", "deployment/app", "robot"])
+        .ok();
+    assert_eq!(out.trim(), "deployment.apps/app serviceaccount updated");
+    let d = ns.get("deployment/app");
+    let spec = &d["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["containers"][0]["resources"],
+        serde_json::json!({"limits": {"cpu": "200m", "memory": "512Mi"}})
+    );
+    assert_eq!(spec["serviceAccountName"], "robot");
+
+    ns.apply(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: rb}\n\
+         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}\n",
+    );
+    let sa = format!("--serviceaccount={}:robot", ns.name);
+    let out = ns
+        .kubectl(["set", "subject", "rolebinding", "rb", "--user=bob", &sa])
+        .ok();
+    assert_eq!(
+        out.trim(),
+        "rolebinding.rbac.authorization.k8s.io/rb subjects updated"
+    );
+    let t = Table::parse(&ns.kubectl(["get", "rolebinding", "rb", "-o", "wide"]).ok());
+    assert_eq!(t.cell("rb", "USERS"), "bob");
+    assert_eq!(
+        t.cell("rb", "SERVICEACCOUNTS"),
+        format!("{}/robot", ns.name)
+    );
+
+    // kustomize runs in kubectl; the result is applied like any manifest.
+    let dir = s.files_dir().join("kustomize");
+    s.file(
+        "kustomize/kustomization.yaml",
+        "resources: [cm.yaml]\nnamePrefix: kz-\nlabels:\n- pairs: {via: kustomize}\n",
+    );
+    s.file(
+        "kustomize/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+    );
+    let out = ns.kubectl(["apply", "-k", dir.to_str().unwrap()]).ok();
+    assert_eq!(out.trim(), "configmap/kz-a created");
+    assert_eq!(ns.get("cm/kz-a")["metadata"]["labels"]["via"], "kustomize");
+
+    // wait --for=create polls until the object appears.
+    let waiter = ns
+        .kubectl(["wait", "--for=create", "cm/later", "--timeout=20s"])
+        .spawn();
+    ns.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\n");
+    let (status, lines) = waiter.wait(WAIT);
+    assert!(status.success(), "{lines:?}");
+    assert_eq!(lines, ["configmap/later condition met"]);
+}
