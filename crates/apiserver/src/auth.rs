@@ -3,6 +3,9 @@
 //! the token file (Kubernetes' static token file format:
 //! `token,user,uid,"group1,group2"`).
 //!
+//! Service account tokens (signed JWTs) are checked in `satoken` and
+//! `reviews`.
+//!
 //! Authorization (RBAC) is not enforced yet: every authenticated user may
 //! do everything. Unauthenticated requests are refused with 401.
 
@@ -91,16 +94,21 @@ impl Tokens {
         Self { users }
     }
 
-    /// The user a request's `Authorization: Bearer` header names. Header
-    /// names are case-insensitive (the Python client sends lowercase).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Option<User> {
-        let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = value.split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        self.users.get(token.trim()).cloned()
+    /// The user a static token stands for.
+    pub fn lookup(&self, token: &str) -> Option<User> {
+        self.users.get(token).cloned()
     }
+}
+
+/// The token of an `Authorization: Bearer` header. Header names and the
+/// scheme are case-insensitive (the Python client sends lowercase).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -112,15 +120,21 @@ mod tests {
         let tokens = Tokens::parse("# comment\nabc,alice,1,\"dev,ops\"\nxyz,bob,2\n");
         let mut headers = HeaderMap::new();
         headers.insert("authorization", "Bearer abc".parse().unwrap());
-        let alice = tokens.authenticate(&headers).unwrap();
+        let alice = bearer(&headers).and_then(|t| tokens.lookup(t)).unwrap();
         assert_eq!(alice.name, "alice");
         assert_eq!(alice.groups, ["dev", "ops", "system:authenticated"]);
         headers.insert("authorization", "bearer xyz".parse().unwrap());
-        assert_eq!(tokens.authenticate(&headers).unwrap().name, "bob");
+        assert_eq!(
+            bearer(&headers)
+                .and_then(|t| tokens.lookup(t))
+                .unwrap()
+                .name,
+            "bob"
+        );
         headers.insert("authorization", "Bearer nope".parse().unwrap());
-        assert!(tokens.authenticate(&headers).is_none());
+        assert!(bearer(&headers).and_then(|t| tokens.lookup(t)).is_none());
         headers.insert("authorization", "Basic abc".parse().unwrap());
-        assert!(tokens.authenticate(&headers).is_none());
+        assert!(bearer(&headers).and_then(|t| tokens.lookup(t)).is_none());
     }
 
     #[test]

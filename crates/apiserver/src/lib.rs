@@ -8,7 +8,9 @@
 
 mod admission;
 mod auth;
+mod cluster_keys;
 mod codec;
+mod crds;
 mod discovery;
 mod meta;
 mod namespaces;
@@ -16,6 +18,8 @@ mod openapi;
 mod registry;
 mod request;
 mod rest;
+mod reviews;
+mod satoken;
 mod selectors;
 mod server;
 mod status;
@@ -98,8 +102,11 @@ pub(crate) struct Api {
     pub(crate) registry: registry::Registry,
     pub(crate) config: Config,
     schemas: RwLock<Arc<SchemaSet>>,
+    /// What the served CRDs looked like when last installed.
+    pub(crate) served_crds: parking_lot::Mutex<Option<Value>>,
     pub(crate) openapi: openapi::OpenApi,
     tokens: Tokens,
+    signer: satoken::Signer,
     builtin_groups: Vec<String>,
 }
 
@@ -107,6 +114,14 @@ impl Api {
     /// The schemas of every served kind.
     pub(crate) fn schemas(&self) -> Arc<SchemaSet> {
         Arc::clone(&self.schemas.read())
+    }
+
+    /// Serves `defs` with `schemas`: the built-ins plus the kinds of the
+    /// established CRDs. The catalogue and the schemas change together.
+    pub(crate) fn install(&self, defs: Vec<kinds::ResourceDef>, schemas: SchemaSet) {
+        let mut current = self.schemas.write();
+        self.registry.install(defs);
+        *current = Arc::new(schemas);
     }
 
     /// Whether a resource is a built-in kind (strategic merge patch works
@@ -146,6 +161,7 @@ impl ApiServer {
         let local_addr = listener.local_addr().map_err(io(&config.data_dir))?;
 
         let pki_dir = config.data_dir.join("pki");
+        cluster_keys::sync(store.as_ref(), &pki_dir).await?;
         let (ca, _) = pki::Ca::load_or_create(&pki_dir)?;
         let (dns, ips) = serving_names(&config, local_addr);
         let serving = ca.server_cert("apiserver", &dns, &ips)?;
@@ -160,6 +176,8 @@ impl ApiServer {
         pki::write_kubeconfig(&kubeconfig, &server_url, ca.cert_pem(), "admin", &admin)?;
         let tokens_path = config.data_dir.join("tokens.csv");
         let tokens = Tokens::load(&tokens_path).map_err(io(&tokens_path))?;
+        let signer = satoken::Signer::new(&pki::SigningKey::load_or_create(&pki_dir)?)
+            .map_err(StartError::Tls)?;
         let tls = server::tls_config(&serving.cert_pem, &serving.key_pem, ca.cert_pem())
             .map_err(StartError::Tls)?;
 
@@ -171,11 +189,16 @@ impl ApiServer {
             registry: registry::Registry::new(builtin),
             config,
             schemas: RwLock::new(Arc::new(kinds::openapi::definitions().clone())),
+            served_crds: parking_lot::Mutex::new(None),
             openapi: openapi::OpenApi::default(),
             tokens,
+            signer,
             builtin_groups,
         });
         namespaces::bootstrap(&api)
+            .await
+            .map_err(|e| StartError::Bootstrap(e.to_string()))?;
+        crds::load(&api)
             .await
             .map_err(|e| StartError::Bootstrap(e.to_string()))?;
         // Build the OpenAPI documents now, off the request path, so the
@@ -188,6 +211,7 @@ impl ApiServer {
             });
         }
         tokio::spawn(namespaces::run_finalizer(Arc::clone(&api)));
+        tokio::spawn(crds::run(Arc::clone(&api)));
 
         let router = router(Arc::clone(&api));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -326,13 +350,19 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
         .extensions
         .get::<server::CertUser>()
         .and_then(|c| c.0.clone());
+    let user = match cert_user {
+        Some(user) => Some(user),
+        None => match auth::bearer(&headers) {
+            Some(token) => reviews::authenticate_token(&api, token, &[satoken::ISSUER])
+                .await
+                .map(|(user, _)| user),
+            None => None,
+        },
+    };
     // Everyone authenticated may do everything until RBAC is enforced.
-    if cert_user
-        .or_else(|| api.tokens.authenticate(&headers))
-        .is_none()
-    {
+    let Some(user) = user else {
         return ApiError::unauthorized().into_response();
-    }
+    };
 
     let accept = headers
         .get(http::header::ACCEPT)
@@ -376,7 +406,18 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
                     ),
                 };
             }
-            "/openapi/v2" => return openapi::v2(),
+            "/openapi/v2" => {
+                if !openapi::accepts_json(&accept) {
+                    return openapi::v2_protobuf();
+                }
+                let docs = openapi_documents(&api).await;
+                let api = Arc::clone(&api);
+                return tokio::task::spawn_blocking(move || {
+                    openapi::v2(&docs, &api.schemas(), &if_none_match)
+                })
+                .await
+                .expect("building the OpenAPI v2 document does not panic");
+            }
             "/openapi/v3" => {
                 let docs = openapi_documents(&api).await;
                 return openapi::index(&docs, &if_none_match);
@@ -431,7 +472,7 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return ApiError::too_large(codec::MAX_BODY).into_response(),
     };
-    rest::handle(api, resource, method, query, headers, body).await
+    rest::handle(api, resource, method, query, headers, body, user).await
 }
 
 async fn openapi_documents(api: &Arc<Api>) -> Arc<openapi::Documents> {

@@ -7,14 +7,15 @@
 //! current URL, and `If-None-Match` answers 304, so kubectl does not
 //! download megabytes on every command.
 //!
-//! `/openapi/v2` answers with an empty document (protobuf, no paths, no
-//! definitions). kubectl reads v2 only as protobuf and fails on JSON; with
-//! a complete v3 it needs v2 only where v3 has no answer: to validate a
-//! `v1/List` manifest and kinds no group serves. Upstream's client-side
-//! validation skips kinds the v2 document does not describe, so the empty
-//! document lets a List be created and an unknown kind end in kubectl's
-//! own "no matches for kind" error, as on a real cluster; a 404 failed
-//! both with "failed to download openapi".
+//! `/openapi/v2` is served as JSON to clients that accept JSON. kubectl
+//! asks for protobuf only and parses whatever comes back as protobuf (JSON
+//! fails), so it gets an empty protobuf document (no paths, no
+//! definitions). With a complete v3 kubectl needs v2 only where v3 has no
+//! answer: to validate a `v1/List` manifest and kinds no group serves.
+//! Upstream's client-side validation skips kinds the v2 document does not
+//! describe, so the empty document lets a List be created and an unknown
+//! kind end in kubectl's own "no matches for kind" error, as on a real
+//! cluster; a 404 failed both with "failed to download openapi".
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub(crate) struct Documents {
     index: Vec<u8>,
     index_etag: String,
     by_path: HashMap<String, V3Document>,
+    /// The Swagger 2.0 document, built on first request.
+    v2: std::sync::OnceLock<(Vec<u8>, String)>,
 }
 
 /// The cache of documents for the current catalogue.
@@ -65,6 +68,7 @@ impl OpenApi {
             index,
             index_etag,
             by_path: docs.into_iter().map(|d| (d.path.clone(), d)).collect(),
+            v2: std::sync::OnceLock::new(),
         });
         *self.current.lock() = Some(Arc::clone(&built));
         built
@@ -76,6 +80,48 @@ fn not_modified(etag: &str) -> Response {
         .status(StatusCode::NOT_MODIFIED)
         .header(http::header::ETAG, etag)
         .body(Body::empty())
+        .expect("static headers are valid")
+}
+
+impl Documents {
+    /// The Swagger 2.0 document and its ETag.
+    pub(crate) fn v2(&self, defs: &schema::SchemaSet) -> &(Vec<u8>, String) {
+        self.v2.get_or_init(|| {
+            let resources: Vec<kinds::ResourceDef> = self
+                .catalog
+                .resources()
+                .iter()
+                .map(|r| (**r).clone())
+                .collect();
+            let body = kinds::openapi::openapi_v2(&resources, defs)
+                .to_string()
+                .into_bytes();
+            let etag = format!("\"{}\"", kinds::openapi::document_hash(&body));
+            (body, etag)
+        })
+    }
+}
+
+/// Whether an `Accept` header takes JSON (or anything).
+pub(crate) fn accepts_json(accept: &str) -> bool {
+    accept.is_empty()
+        || accept.split(',').any(|part| {
+            let media = part.split(';').next().unwrap_or("").trim();
+            matches!(media, "application/json" | "application/*" | "*/*")
+        })
+}
+
+/// `GET /openapi/v2` for a client that takes JSON.
+pub(crate) fn v2(docs: &Documents, defs: &schema::SchemaSet, if_none_match: &str) -> Response {
+    let (body, etag) = docs.v2(defs);
+    if if_none_match == etag {
+        return not_modified(etag);
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::ETAG, etag)
+        .body(Body::from(body.clone()))
         .expect("static headers are valid")
 }
 
@@ -146,9 +192,9 @@ impl crate::status::ApiError {
 /// and client-go's media-type parser refuses it.)
 const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
-/// `GET /openapi/v2`: an `openapi_v2.Document` (gnostic) holding only
-/// `swagger: "2.0"` and `info`, encoded as protobuf.
-pub(crate) fn v2() -> Response {
+/// `GET /openapi/v2` for kubectl (protobuf only): an `openapi_v2.Document`
+/// (gnostic) holding only `swagger: "2.0"` and `info`.
+pub(crate) fn v2_protobuf() -> Response {
     Response::builder()
         .status(StatusCode::OK)
         .header(http::header::CONTENT_TYPE, OPENAPI_V2_PROTOBUF)
@@ -190,5 +236,18 @@ mod tests {
         assert_eq!(doc[5], 0x12, "field 2, length-delimited");
         assert_eq!(usize::from(doc[6]), doc.len() - 7);
         assert_eq!(&doc[7..19], b"\x0a\x0aKubernetes");
+    }
+
+    #[test]
+    fn v2_goes_only_to_clients_that_take_json() {
+        assert!(accepts_json("application/json"));
+        assert!(accepts_json(""));
+        assert!(accepts_json("*/*"));
+        assert!(accepts_json(
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf, application/json;q=0.5"
+        ));
+        assert!(!accepts_json(
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+        ));
     }
 }

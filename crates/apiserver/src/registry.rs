@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use kinds::ResourceDef;
+pub use kinds::catalog::version_priority;
 use parking_lot::RwLock;
 
 /// The order groups appear in discovery. kubectl resolves a bare resource
@@ -151,25 +152,6 @@ impl Catalog {
     }
 }
 
-/// Kubernetes' ordering of versions: GA over beta over alpha, then by
-/// number (`v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1`).
-pub fn version_priority(v: &str) -> (u8, u32, u32) {
-    let rest = v.strip_prefix('v').unwrap_or(v);
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let major = digits.parse().unwrap_or(0);
-    let tail = &rest[digits.len()..];
-    let (stage, minor) = if let Some(n) = tail.strip_prefix("beta") {
-        (1, n.parse().unwrap_or(0))
-    } else if let Some(n) = tail.strip_prefix("alpha") {
-        (0, n.parse().unwrap_or(0))
-    } else if tail.is_empty() {
-        (2, 0)
-    } else {
-        (0, 0)
-    };
-    (stage, major, minor)
-}
-
 /// The registry: the current catalogue.
 #[derive(Debug)]
 pub struct Registry {
@@ -187,6 +169,11 @@ impl Registry {
     /// The current catalogue.
     pub fn catalog(&self) -> Arc<Catalog> {
         Arc::clone(&self.current.read())
+    }
+
+    /// Replaces what is served.
+    pub fn install(&self, defs: Vec<ResourceDef>) {
+        *self.current.write() = Arc::new(Catalog::new(defs));
     }
 }
 

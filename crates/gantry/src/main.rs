@@ -138,7 +138,10 @@ async fn serve(
             "gantry: the node agent (running pods) is not part of this build yet. Ctrl-C stops."
         );
     } else {
-        tracing::warn!(addr = %server.local_addr(), %kubeconfig, "serving");
+        eprintln!(
+            "gantry: serving on {} (kubeconfig {kubeconfig})",
+            server.local_addr()
+        );
     }
     tokio::signal::ctrl_c().await?;
     say("stopping".into());

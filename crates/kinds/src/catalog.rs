@@ -77,6 +77,25 @@ pub fn schema_name(group: &str, version: &str, kind: &str) -> String {
     format!("io.k8s.api.{package}.{version}.{kind}")
 }
 
+/// Kubernetes' ordering of versions: GA over beta over alpha, then by
+/// number (`v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1`).
+pub fn version_priority(v: &str) -> (u8, u32, u32) {
+    let rest = v.strip_prefix('v').unwrap_or(v);
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let major = digits.parse().unwrap_or(0);
+    let tail = &rest[digits.len()..];
+    let (stage, minor) = if let Some(n) = tail.strip_prefix("beta") {
+        (1, n.parse().unwrap_or(0))
+    } else if let Some(n) = tail.strip_prefix("alpha") {
+        (0, n.parse().unwrap_or(0))
+    } else if tail.is_empty() {
+        (2, 0)
+    } else {
+        (0, 0)
+    };
+    (stage, major, minor)
+}
+
 /// A resource definition under construction; see [`resource`].
 pub struct ResourceBuilder(ResourceDef);
 

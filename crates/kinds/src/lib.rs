@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub mod catalog;
+pub mod custom;
 pub mod openapi;
 pub mod table;
 pub mod typed;
@@ -33,6 +34,8 @@ mod networking;
 mod overlay;
 mod policy;
 mod rbac;
+mod review;
+pub use review::validate_token_request;
 mod scheduling;
 mod storage;
 
@@ -50,6 +53,7 @@ const GROUPS: &[fn() -> Vec<ResourceDef>] = &[
     coordination::resources,
     scheduling::resources,
     rbac::resources,
+    review::resources,
     apiextensions::resources,
     legacy::resources,
 ];
@@ -218,6 +222,25 @@ pub trait Strategy: Send + Sync {
     /// `metadata.namespace` (which every kind has): for a Pod,
     /// `spec.nodeName`, `status.phase`, ...
     fn selectable_fields(&self, obj: &Value) -> Vec<(String, String)>;
+
+    /// Where the `scale` subresource reads and writes replicas, for kinds
+    /// that say so themselves (custom resources); `None` for the built-in
+    /// layout (`spec.replicas`, `status.replicas`, `spec.selector`).
+    fn scale_paths(&self) -> Option<&ScalePaths> {
+        None
+    }
+}
+
+/// A custom resource's `scale` subresource, as its CRD declares it: JSON
+/// pointers (`/spec/replicas`) into the object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalePaths {
+    /// The desired replicas (`specReplicasPath`).
+    pub spec_replicas: String,
+    /// The observed replicas (`statusReplicasPath`).
+    pub status_replicas: String,
+    /// The label selector as a string (`labelSelectorPath`), if declared.
+    pub label_selector: Option<String>,
 }
 
 /// Converts objects of one served version to and from the storage version.

@@ -534,7 +534,7 @@ fn build_definitions() -> SchemaSet {
 
 /// `<Kind>List`, which k8s-openapi models as a generic `List<T>` without a
 /// schema: `items` of the kind, list metadata, and `items` required.
-fn list_definition(item: &str, kind: &str) -> Value {
+pub(crate) fn list_definition(item: &str, kind: &str) -> Value {
     json!({
         "description": format!("{kind}List is a list of {kind} objects."),
         "type": "object",
@@ -628,7 +628,7 @@ fn add_group_version_kinds(defs: &mut Map<String, Value>, roots: &[(&Root, Strin
     }
 }
 
-fn gvk(group: &str, version: &str, kind: &str) -> Value {
+pub(crate) fn gvk(group: &str, version: &str, kind: &str) -> Value {
     json!({"group": group, "kind": kind, "version": version})
 }
 

@@ -66,6 +66,47 @@ pub struct Issued {
     pub key_pem: String,
 }
 
+/// The key service account tokens are signed with (ES256), shared by every
+/// API server of a cluster like the CA.
+#[derive(Clone)]
+pub struct SigningKey {
+    /// The private key, PEM (PKCS#8).
+    pub private_pem: String,
+    /// The public key, PEM (SubjectPublicKeyInfo).
+    pub public_pem: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").finish_non_exhaustive()
+    }
+}
+
+const SA_KEY: &str = "sa.key";
+
+impl SigningKey {
+    /// Loads the signing key from `dir/sa.key`, or creates it.
+    pub fn load_or_create(dir: &Path) -> Result<Self> {
+        let path = dir.join(SA_KEY);
+        let key = if path.exists() {
+            let pem = read(&path)?;
+            KeyPair::from_pem(&pem).map_err(|e| PkiError::Invalid {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?
+        } else {
+            create_dir(dir)?;
+            let key = KeyPair::generate()?;
+            write_private(&path, &key.serialize_pem())?;
+            key
+        };
+        Ok(Self {
+            private_pem: key.serialize_pem(),
+            public_pem: key.public_key_pem(),
+        })
+    }
+}
+
 /// The cluster's certificate authority.
 pub struct Ca {
     dir: PathBuf,

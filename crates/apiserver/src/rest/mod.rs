@@ -31,6 +31,8 @@ pub(crate) struct Target {
     pub(crate) path: ResourcePath,
     pub(crate) query: Query,
     pub(crate) headers: HeaderMap,
+    /// Who asks; `None` for the server's own requests.
+    pub(crate) user: Option<crate::auth::User>,
 }
 
 impl Target {
@@ -67,6 +69,7 @@ impl Target {
             },
             query: Query::parse(Some("fieldManager=gantry-apiserver")),
             headers,
+            user: None,
         })
     }
 
@@ -242,8 +245,9 @@ pub(crate) async fn handle(
     query: Query,
     headers: HeaderMap,
     body: Bytes,
+    user: crate::auth::User,
 ) -> Response {
-    let result = dispatch(api, path, method, query, headers, body).await;
+    let result = dispatch(api, path, method, query, headers, body, user).await;
     match result {
         Ok(response) => response,
         Err(e) => e.into_response(),
@@ -257,6 +261,7 @@ async fn dispatch(
     query: Query,
     headers: HeaderMap,
     body: Bytes,
+    user: crate::auth::User,
 ) -> ApiResult<Response> {
     let catalog = api.registry.catalog();
     let def = catalog
@@ -276,6 +281,7 @@ async fn dispatch(
         path,
         query,
         headers,
+        user: Some(user),
     };
     if let Some(sub) = target.path.subresource.clone() {
         return subresource::handle(target, &sub, &method, body).await;
@@ -291,6 +297,14 @@ async fn dispatch(
         Verb::Get => read::get(&target).await,
         Verb::List => read::list(&target).await,
         Verb::Watch => watch::watch(target).await,
+        Verb::Create
+            if matches!(
+                target.def.group.as_str(),
+                "authentication.k8s.io" | "authorization.k8s.io"
+            ) =>
+        {
+            crate::reviews::create(&target, body).await
+        }
         Verb::Create => write::create(&target, body).await,
         Verb::Update => write::update(&target, body, None).await,
         Verb::Patch => write::patch(&target, body, None).await,

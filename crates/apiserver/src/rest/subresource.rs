@@ -6,6 +6,7 @@
 use axum::response::Response;
 use bytes::Bytes;
 use http::{Method, StatusCode};
+use kinds::ScalePaths;
 use serde_json::{Value, json};
 
 use super::{Target, bytes_response, json_response, read, write};
@@ -50,6 +51,7 @@ pub(crate) async fn handle(
         ("binding", "create") => binding(&t, body).await,
         ("eviction", "create") => eviction(&t, body).await,
         ("finalize", "update") => finalize(&t, body).await,
+        ("token", "create") => crate::reviews::token_request(&t, body).await,
         ("log" | "exec" | "attach" | "portforward" | "proxy", _) => {
             Err(ApiError::not_supported(format!(
                 "{}/{sub} needs a node agent, and this Gantry runs the API server only",
@@ -107,8 +109,9 @@ fn selector_text(obj: &Value) -> String {
     terms.join(",")
 }
 
-/// The autoscaling/v1 Scale of an object.
-fn scale_of(obj: &Value) -> Value {
+/// The autoscaling/v1 Scale of an object: replicas where a custom
+/// resource's CRD says (`paths`), else where the built-in kinds keep them.
+fn scale_of(obj: &Value, paths: Option<&ScalePaths>) -> Value {
     let m = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let pick = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
     json!({
@@ -121,10 +124,22 @@ fn scale_of(obj: &Value) -> Value {
             "resourceVersion": pick("resourceVersion"),
             "creationTimestamp": pick("creationTimestamp"),
         },
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "spec": {"replicas": obj.pointer(spec_replicas(paths)).cloned().unwrap_or(json!(0))},
         "status": {
-            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
-            "selector": selector_text(obj),
+            "replicas": obj
+                .pointer(paths.map_or("/status/replicas", |p| &p.status_replicas))
+                .cloned()
+                .unwrap_or(json!(0)),
+            "selector": match paths {
+                Some(p) => p
+                    .label_selector
+                    .as_deref()
+                    .and_then(|s| obj.pointer(s))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                None => selector_text(obj),
+            },
         },
     })
 }
@@ -175,13 +190,36 @@ fn scale_table(t: &Target, scale: &Value) -> ApiResult<Response> {
     ))
 }
 
+fn spec_replicas(paths: Option<&ScalePaths>) -> &str {
+    paths.map_or("/spec/replicas", |p| &p.spec_replicas)
+}
+
+/// Sets the value at a JSON pointer, making the objects on the way.
+fn set_at(obj: &mut Value, pointer: &str, value: Value) {
+    let mut at = obj;
+    let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !at.is_object() {
+            *at = json!({});
+        }
+        let map = at.as_object_mut().expect("made an object above");
+        if i + 1 == parts.len() {
+            map.insert((*part).to_owned(), value);
+            return;
+        }
+        at = map.entry(*part).or_insert_with(|| json!({}));
+    }
+}
+
 /// `scale`: read, replace or patch the replica count.
 async fn scale(t: &Target, verb: &str, body: Bytes) -> ApiResult<Response> {
+    let storage_def = t.storage_def();
+    let paths = storage_def.strategy.scale_paths();
     if verb == "get" {
         let (obj, _) = read::read_object(t, &t.key())
             .await?
             .ok_or_else(|| ApiError::not_found(&t.def.group, &t.def.plural, t.name()))?;
-        let scale = scale_of(&obj);
+        let scale = scale_of(&obj, paths);
         return match t.output() {
             Output::Json => Ok(json_response(StatusCode::OK, &scale)),
             Output::Table => scale_table(t, &scale),
@@ -208,7 +246,7 @@ async fn scale(t: &Target, verb: &str, body: Bytes) -> ApiResult<Response> {
     };
     let set = t.api.schemas();
     let make = |old: &Value| -> ApiResult<Value> {
-        let current = scale_of(old);
+        let current = scale_of(old, paths);
         let wanted = match (verb, content_type.as_str()) {
             ("update", _) => doc.clone(),
             (_, "application/json-patch+json") => patch::json_patch(&current, &doc)
@@ -232,7 +270,7 @@ async fn scale(t: &Target, verb: &str, body: Bytes) -> ApiResult<Response> {
             ));
         }
         let mut new = old.clone();
-        new["spec"]["replicas"] = json!(replicas);
+        set_at(&mut new, spec_replicas(paths), json!(replicas));
         Ok(new)
     };
     let (stored, rev, _) = write::replace(
@@ -248,7 +286,7 @@ async fn scale(t: &Target, verb: &str, body: Bytes) -> ApiResult<Response> {
     if let Some(rev) = rev {
         crate::storage::set_revision(&mut stored, rev);
     }
-    Ok(json_response(StatusCode::OK, &scale_of(&stored)))
+    Ok(json_response(StatusCode::OK, &scale_of(&stored, paths)))
 }
 
 /// `pods/binding`: assigns a pod to a node (the scheduler's write).
@@ -353,12 +391,30 @@ mod tests {
                 "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}},
             "status": {"replicas": 2}
         });
-        let s = scale_of(&deploy);
+        let s = scale_of(&deploy, None);
         assert_eq!(s["spec"]["replicas"], 3);
         assert_eq!(s["status"]["replicas"], 2);
         assert_eq!(s["status"]["selector"], "app=web,tier in (a,b)");
         assert_eq!(s["metadata"]["resourceVersion"], "7");
         let rc = json!({"spec": {"selector": {"app": "x"}}});
         assert_eq!(selector_text(&rc), "app=x");
+    }
+
+    #[test]
+    fn scales_custom_resources_through_their_paths() {
+        let paths = ScalePaths {
+            spec_replicas: "/spec/size".into(),
+            status_replicas: "/status/size".into(),
+            label_selector: Some("/status/selector".into()),
+        };
+        let obj = json!({"metadata": {"name": "c"}, "spec": {"size": 4},
+            "status": {"size": 1, "selector": "app=c"}});
+        let s = scale_of(&obj, Some(&paths));
+        assert_eq!(s["spec"]["replicas"], 4);
+        assert_eq!(s["status"]["replicas"], 1);
+        assert_eq!(s["status"]["selector"], "app=c");
+        let mut bare = json!({"metadata": {}});
+        set_at(&mut bare, "/spec/size", json!(2));
+        assert_eq!(bare["spec"]["size"], 2);
     }
 }

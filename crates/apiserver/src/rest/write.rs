@@ -439,8 +439,18 @@ fn respond(
 /// POST: create an object.
 pub(crate) async fn create(t: &Target, body: Bytes) -> ApiResult<Response> {
     let dry_run = t.query.dry_run()?;
+    let (obj, warnings) = decode_new(t, &body)?;
+    let set = t.api.schemas();
+    let (obj, rev) = create_object(t, obj, &set, dry_run, None).await?;
+    respond(t, obj, rev, StatusCode::CREATED, &warnings)
+}
+
+/// Reads a POSTed object: type meta checked, unknown and duplicate fields
+/// handled as `fieldValidation` says (answering the warnings), namespace
+/// set from the path.
+pub(crate) fn decode_new(t: &Target, body: &Bytes) -> ApiResult<(Value, Vec<String>)> {
     let mode = FieldValidation::parse(t)?;
-    let decoded = decode_body(t, &body)?;
+    let decoded = decode_body(t, body)?;
     let mut obj = decoded.value;
     check_type_meta(t, &mut obj)?;
     let set = t.api.schemas();
@@ -448,8 +458,7 @@ pub(crate) async fn create(t: &Target, body: Bytes) -> ApiResult<Response> {
     problems.prune(&set, &t.def, &mut obj);
     let warnings = problems.check(mode, &t.def)?;
     check_namespace(t, &mut obj)?;
-    let (obj, rev) = create_object(t, obj, &set, dry_run, None).await?;
-    respond(t, obj, rev, StatusCode::CREATED, &warnings)
+    Ok((obj, warnings))
 }
 
 /// The shared end of every create (POST, and apply of a new object): the
