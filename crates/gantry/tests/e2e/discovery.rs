@@ -379,6 +379,29 @@ fn openapi_v3_documents_are_cached_by_etag_and_hash() {
         stale.status, 301,
         "a wrong hash redirects to the current one"
     );
+
+    // v2: JSON for clients that take it; kubectl, which asks for protobuf
+    // only and parses whatever comes as protobuf, gets protobuf.
+    let v2 = s.request(Request::new("GET", "/openapi/v2").header("Accept", "application/json"));
+    assert_eq!(v2.status, 200);
+    assert_eq!(v2.json()["swagger"], "2.0");
+    let pb = s.request(Request::new("GET", "/openapi/v2").header(
+        "Accept",
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    ));
+    assert_eq!(pb.status, 200);
+    assert!(
+        pb.header("content-type")
+            .unwrap_or("")
+            .ends_with("+protobuf"),
+        "{:?}",
+        pb.headers
+    );
+    assert_eq!(
+        &pb.body[..5],
+        b"\x0a\x032.0",
+        "swagger: 2.0 as protobuf field 1"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Gantry over a real etcd (Debian's `etcd-server`): several API servers
-//! over one etcd serve one cluster, and resource versions etcd has
+//! over one etcd serve one cluster (one CA, one token signing key, one
+//! sequence of resource versions), and resource versions etcd has
 //! compacted away are refused with 410 as Kubernetes refuses them.
 
 use std::time::Duration;
@@ -36,12 +37,13 @@ fn two_servers_over_one_etcd_are_one_cluster() {
         store: Some(etcd.spec()),
         ..Options::default()
     });
+    // Separate data directories: the CA comes from the store.
     let b = Server::start_with(Options {
         store: Some(etcd.spec()),
-        data_dir: Some(a.data_dir()),
         ..Options::default()
     });
     assert_ne!(a.addr(), b.addr());
+    assert_eq!(a.ca_pem(), b.ca_pem(), "one cluster, one CA");
     let ns = a.namespace("shared");
     let on_b = |args: &[&str]| b.kubectl(["-n", &ns.name]).args(args);
 
@@ -63,6 +65,23 @@ fn two_servers_over_one_etcd_are_one_cluster() {
         .stdin(stale.to_string())
         .fails();
     assert!(err.contains("the object has been modified"), "{err}");
+
+    // A service account token one server issues, the other accepts.
+    ns.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: robot}\n");
+    let r = a.request(
+        Request::new(
+            "POST",
+            &format!("/api/v1/namespaces/{}/serviceaccounts/robot/token", ns.name),
+        )
+        .body(
+            "application/json",
+            r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{}}"#,
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = Auth::Bearer(r.json()["status"]["token"].as_str().unwrap().to_owned());
+    let r = b.request_as(&token, Request::new("GET", "/api/v1/namespaces"));
+    assert_eq!(r.status, 200, "{}", r.text());
 
     // One server going away leaves the cluster to the other.
     a.stop();

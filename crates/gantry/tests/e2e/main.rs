@@ -9,8 +9,10 @@
 
 mod harness;
 
+mod access;
 mod apply;
 mod commands;
+mod crds;
 mod delete;
 mod discovery;
 mod errors;

@@ -50,9 +50,6 @@ pub struct Options {
     pub tokens: Option<String>,
     /// `--store etcd://...`; the embedded store when `None`.
     pub store: Option<String>,
-    /// Another server's data directory (certificates, tokens) to share,
-    /// so that several servers over one etcd are one cluster.
-    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -61,7 +58,6 @@ impl Default for Options {
             mode: Mode::Server,
             tokens: None,
             store: None,
-            data_dir: None,
         }
     }
 }
@@ -73,7 +69,6 @@ pub struct Server {
     port: AtomicU16,
     mode: Mode,
     store: Option<String>,
-    data_dir: Option<PathBuf>,
     child: Mutex<Option<Child>>,
     launcher: testkit::Launcher,
     namespaces: Mutex<HashSet<String>>,
@@ -116,18 +111,13 @@ impl Server {
         for sub in ["data", "kubectl-cache", "tmp", "files"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("creating test directories");
         }
-        let data_dir = options
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| dir.path().join("data"));
         if let Some(tokens) = &options.tokens {
-            std::fs::write(data_dir.join("tokens.csv"), tokens).expect("writing tokens");
+            std::fs::write(dir.path().join("data/tokens.csv"), tokens).expect("writing tokens");
         }
         let server = Self {
             port: AtomicU16::new(free_port()),
             mode: options.mode,
             store: options.store,
-            data_dir: options.data_dir,
             child: Mutex::new(None),
             launcher: testkit::Launcher::new("gantry-launcher").expect("launcher thread"),
             namespaces: Mutex::default(),
@@ -184,8 +174,8 @@ impl Server {
                 self.log()
             )
         })?;
-        // Servers sharing a data directory each rewrite its kubeconfig with
-        // their own address; keep this one's.
+        // Keep a copy of the kubeconfig this start wrote, so tests can
+        // compare it with the next start's.
         std::fs::copy(self.data_dir().join("admin.kubeconfig"), self.kubeconfig())
             .map_err(|e| format!("copying the admin kubeconfig: {e}"))?;
         Ok(())
@@ -267,9 +257,7 @@ impl Server {
 
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| self.dir.path().join("data"))
+        self.dir.path().join("data")
     }
 
     /// The admin kubeconfig gantry wrote (a copy taken when it started).
