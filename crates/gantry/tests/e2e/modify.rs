@@ -63,6 +63,10 @@ fn edit_with_an_editor_script() {
             .contains("error: Edit cancelled, no valid changes were saved."),
         "{out}"
     );
+    assert!(
+        out.stderr.contains(&s.tmp_dir().display().to_string()),
+        "the copy stays in the server's directory: {out}"
+    );
     assert_eq!(ns.get("deployment/app")["spec"]["replicas"], 7);
 }
 

@@ -35,6 +35,8 @@ impl Kubectl {
             .env_remove("KUBECTL_EXTERNAL_DIFF")
             .env_remove("KUBE_EDITOR")
             .env("HOME", server.files_dir())
+            // kubectl edit keeps refused edits in the temporary directory.
+            .env("TMPDIR", server.tmp_dir())
             .arg("--cache-dir")
             .arg(server.kubectl_cache());
         Self {
