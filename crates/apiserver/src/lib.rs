@@ -408,7 +408,7 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
             }
             "/openapi/v2" => {
                 if !openapi::accepts_json(&accept) {
-                    return ApiError::no_route().into_response();
+                    return openapi::v2_protobuf();
                 }
                 let docs = openapi_documents(&api).await;
                 let api = Arc::clone(&api);

@@ -163,41 +163,44 @@ pub fn validate(obj: &Value, rule: NameRule, namespaced: bool) -> Vec<FieldError
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
     {
-        let mut controllers = 0;
-        for (i, owner) in owners.iter().enumerate() {
-            let path = format!("metadata.ownerReferences[{i}]");
-            for field in ["apiVersion", "kind", "name", "uid"] {
-                if owner
-                    .get(field)
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty)
-                {
+        // Kubernetes names these fields without the list index
+        // (`metadata.ownerReferences.uid`), and so do we.
+        let mut controller: Option<String> = None;
+        for owner in owners {
+            let text = |field: &str| owner.get(field).and_then(Value::as_str).unwrap_or("");
+            for (field, what) in [
+                ("apiVersion", "version"),
+                ("kind", "kind"),
+                ("name", "name"),
+                ("uid", "uid"),
+            ] {
+                if text(field).is_empty() {
                     errs.push(FieldError::invalid(
-                        format!("{path}.{field}"),
+                        format!("metadata.ownerReferences.{field}"),
                         quote(""),
-                        format!("{field} must not be empty"),
+                        format!("{what} must not be empty"),
                     ));
                 }
             }
             if owner.get("controller").and_then(Value::as_bool) == Some(true) {
-                controllers += 1;
+                let this = format!("{}/{}", text("kind"), text("name"));
+                match &controller {
+                    Some(first) => errs.push(FieldError::invalid(
+                        "metadata.ownerReferences",
+                        format!("{owners:?}").chars().take(100).collect::<String>(),
+                        format!(
+                            "Only one reference can have Controller set to true. \
+                             Found \"true\" in references for {first} and {this}"
+                        ),
+                    )),
+                    None => controller = Some(this),
+                }
             }
         }
-        if controllers > 1 {
-            errs.push(FieldError::invalid(
-                "metadata.ownerReferences",
-                format!("{owners:?}").chars().take(100).collect::<String>(),
-                "Only one reference can have Controller set to true",
-            ));
-        }
     }
-    for (i, f) in finalizers(obj).iter().enumerate() {
+    for f in &finalizers(obj) {
         let problems = validation::qualified_name(f);
-        errs.extend(field_errors(
-            &format!("metadata.finalizers[{i}]"),
-            f,
-            problems,
-        ));
+        errs.extend(field_errors("metadata.finalizers", f, problems));
     }
     errs
 }
@@ -237,8 +240,8 @@ mod tests {
                 "metadata.namespace",
                 "metadata.labels",
                 "metadata.labels",
-                "metadata.ownerReferences[0].name",
-                "metadata.finalizers[1]"
+                "metadata.ownerReferences.name",
+                "metadata.finalizers"
             ]
         );
         let nameless = json!({"metadata": {}});

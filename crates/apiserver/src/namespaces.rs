@@ -120,7 +120,7 @@ async fn finalize_all(api: &Arc<Api>) -> ApiResult<()> {
                 new["spec"]["finalizers"] = Value::Array(keep);
                 Ok(new)
             };
-            match write::replace(&t, &set, clear, None, false, None).await {
+            match write::replace(&t, &set, clear, None, false, Some("finalize")).await {
                 Ok(_) => tracing::info!(namespace = %name, "namespace emptied and deleted"),
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),

@@ -7,10 +7,15 @@
 //! current URL, and `If-None-Match` answers 304, so kubectl does not
 //! download megabytes on every command.
 //!
-//! `/openapi/v2` is served as JSON to clients that accept JSON; to one
-//! that asks for protobuf only (kubectl, which reads whatever comes back
-//! as protobuf and fails on JSON) it answers 404, which kubectl tolerates
-//! because the v3 documents are complete.
+//! `/openapi/v2` is served as JSON to clients that accept JSON. kubectl
+//! asks for protobuf only and parses whatever comes back as protobuf (JSON
+//! fails), so it gets an empty protobuf document (no paths, no
+//! definitions). With a complete v3 kubectl needs v2 only where v3 has no
+//! answer: to validate a `v1/List` manifest and kinds no group serves.
+//! Upstream's client-side validation skips kinds the v2 document does not
+//! describe, so the empty document lets a List be created and an unknown
+//! kind end in kubectl's own "no matches for kind" error, as on a real
+//! cluster; a 404 failed both with "failed to download openapi".
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -182,9 +187,56 @@ impl crate::status::ApiError {
     }
 }
 
+/// The media type upstream answers `/openapi/v2` with. (kubectl asks for
+/// `...spec.v2@v1.0+protobuf`, but `@` is not allowed in a Content-Type
+/// and client-go's media-type parser refuses it.)
+const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `GET /openapi/v2` for kubectl (protobuf only): an `openapi_v2.Document`
+/// (gnostic) holding only `swagger: "2.0"` and `info`.
+pub(crate) fn v2_protobuf() -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, OPENAPI_V2_PROTOBUF)
+        .body(Body::from(empty_v2_document()))
+        .expect("static headers are valid")
+}
+
+/// `Document{swagger = 1: "2.0", info = 2: Info{title = 1, version = 2}}`.
+fn empty_v2_document() -> Vec<u8> {
+    let mut info = Vec::new();
+    length_delimited(&mut info, 1, b"Kubernetes");
+    length_delimited(&mut info, 2, b"v1.32.0");
+    let mut doc = Vec::new();
+    length_delimited(&mut doc, 1, b"2.0");
+    length_delimited(&mut doc, 2, &info);
+    doc
+}
+
+/// Appends a protobuf length-delimited field (wire type 2).
+fn length_delimited(out: &mut Vec<u8>, field: u8, bytes: &[u8]) {
+    out.push(field << 3 | 2);
+    let mut len = bytes.len();
+    while len >= 0x80 {
+        out.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(bytes);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_v2_document_is_protobuf() {
+        let doc = empty_v2_document();
+        assert_eq!(&doc[..5], b"\x0a\x032.0");
+        assert_eq!(doc[5], 0x12, "field 2, length-delimited");
+        assert_eq!(usize::from(doc[6]), doc.len() - 7);
+        assert_eq!(&doc[7..19], b"\x0a\x0aKubernetes");
+    }
 
     #[test]
     fn v2_goes_only_to_clients_that_take_json() {

@@ -9,16 +9,15 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+use crate::process::Launcher;
 
 /// Where Debian's `etcd-server` package installs the binary.
 const ETCD_BINARY: &str = "/usr/bin/etcd";
@@ -118,7 +117,7 @@ impl EtcdServer {
             client_port,
             peer_port,
             dir,
-            launcher: Launcher::new()?,
+            launcher: Launcher::new("etcd-launcher")?,
         })
     }
 
@@ -247,9 +246,11 @@ impl EtcdServer {
                 command.env_remove(name);
             }
         }
-        set_parent_death_signal(&mut command);
 
-        let child = self.launcher.spawn(command)?;
+        let child = self
+            .launcher
+            .spawn(command)
+            .with_context(|| format!("cannot run {ETCD_BINARY}"))?;
         self.child = Some(child);
         if let Err(e) = self.wait_healthy() {
             let _ = self.kill();
@@ -289,79 +290,6 @@ impl Drop for EtcdServer {
         // Reap etcd before the directory goes, so it never writes into a
         // directory being removed; the `TempDir` field then removes it.
         let _ = self.kill();
-    }
-}
-
-/// The thread that forks etcd.
-///
-/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits,
-/// not the process. Tests and benchmarks may start or restart etcd from
-/// short-lived threads (a blocking-pool thread, a test's own thread), which
-/// would kill etcd under a live server; forking from a thread that lives as
-/// long as the [`EtcdServer`] avoids that, while a killed test process
-/// still takes etcd with it.
-struct Launcher {
-    /// Sends commands to spawn; closed on drop so the thread ends.
-    requests: Option<mpsc::Sender<(Command, mpsc::Sender<std::io::Result<Child>>)>>,
-    /// The forking thread, joined on drop.
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Launcher {
-    /// Starts the forking thread.
-    fn new() -> anyhow::Result<Self> {
-        let (requests, incoming) =
-            mpsc::channel::<(Command, mpsc::Sender<std::io::Result<Child>>)>();
-        let thread = std::thread::Builder::new()
-            .name("etcd-launcher".into())
-            .spawn(move || {
-                for (mut command, reply) in incoming {
-                    let _ = reply.send(command.spawn());
-                }
-            })
-            .context("cannot start the etcd launcher thread")?;
-        Ok(Self {
-            requests: Some(requests),
-            thread: Some(thread),
-        })
-    }
-
-    /// Spawns `command` on the forking thread.
-    fn spawn(&self, command: Command) -> anyhow::Result<Child> {
-        let (reply, answer) = mpsc::channel();
-        self.requests
-            .as_ref()
-            .context("etcd launcher is shut down")?
-            .send((command, reply))
-            .ok()
-            .context("etcd launcher thread has exited")?;
-        answer
-            .recv()
-            .context("etcd launcher thread has exited")?
-            .with_context(|| format!("cannot run {ETCD_BINARY}"))
-    }
-}
-
-impl Drop for Launcher {
-    fn drop(&mut self) {
-        self.requests = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Arranges for the child to get SIGKILL when the thread that forked it
-/// exits, so an etcd never outlives a killed test run.
-#[allow(unsafe_code)]
-fn set_parent_death_signal(command: &mut Command) {
-    // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed. It makes a single prctl(2) system
-    // call through `set_pdeathsig`, which neither allocates nor takes locks.
-    unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-        });
     }
 }
 

@@ -3,8 +3,12 @@
 //!
 //! [`EtcdServer`] runs Debian's etcd on free loopback ports in a temporary
 //! directory, so tests of the etcd backend (and the benchmarks that compare
-//! against etcd) each get a private, disposable server.
+//! against etcd) each get a private, disposable server. [`Launcher`] starts
+//! any child process so that it dies with the test process (the end-to-end
+//! suite runs `gantry`, `kubectl` and Python that way).
 
 mod etcd;
+mod process;
 
 pub use etcd::EtcdServer;
+pub use process::{Launcher, set_parent_death_signal};

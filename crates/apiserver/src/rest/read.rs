@@ -158,6 +158,7 @@ pub(crate) async fn read_page(t: &Target, selection: &Selection, limit: i64) -> 
     let prefix = storage::prefix(&t.def.storage, t.namespace());
     let end = store::prefix_end(prefix.as_bytes())
         .ok_or_else(|| ApiError::internal("resource prefix has no end"))?;
+    let paging = t.query.text("continue").is_some();
     let (mut start, mut revision) = match t.query.text("continue") {
         Some(token) => {
             let c = Continue::decode(token, &prefix)?;
@@ -175,7 +176,7 @@ pub(crate) async fn read_page(t: &Target, selection: &Selection, limit: i64) -> 
             .store
             .range(RangeRequest::key(key).at_revision(revision))
             .await
-            .map_err(|e| expired_list(e, revision))?;
+            .map_err(|e| expired_list(e, revision, paging))?;
         let items = resp
             .kvs
             .into_iter()
@@ -215,7 +216,7 @@ pub(crate) async fn read_page(t: &Target, selection: &Selection, limit: i64) -> 
                     .with_limit(chunk),
             )
             .await
-            .map_err(|e| expired_list(e, revision))?;
+            .map_err(|e| expired_list(e, revision, paging))?;
         if revision == 0 {
             revision = resp.revision;
         }
@@ -268,15 +269,18 @@ pub(crate) async fn read_page(t: &Target, selection: &Selection, limit: i64) -> 
     })
 }
 
-/// A store error while reading a list, with Kubernetes' message for an
-/// expired continue token.
-fn expired_list(e: store::StoreError, revision: Revision) -> ApiError {
+/// A store error while reading a list, with Kubernetes' messages for an
+/// expired continue token (`paging`) and an expired `resourceVersion`.
+fn expired_list(e: store::StoreError, revision: Revision, paging: bool) -> ApiError {
     match e {
-        store::StoreError::Compacted { .. } => ApiError::expired(format!(
+        store::StoreError::Compacted { .. } if paging => ApiError::expired(format!(
             "The provided continue parameter is too old to display a consistent list result. \
              You can start a new list without the continue parameter, or use the continue token \
              in this response to retrieve the remainder of the results. (resource version {revision})"
         )),
+        store::StoreError::Compacted { .. } => {
+            ApiError::expired("The resourceVersion for the provided list is too old.")
+        }
         other => other.into(),
     }
 }

@@ -9,9 +9,11 @@ use http::{Method, StatusCode};
 use kinds::ScalePaths;
 use serde_json::{Value, json};
 
-use super::{Target, json_response, read, write};
+use super::{Target, bytes_response, json_response, read, write};
+use crate::codec::{Output, TABLE_CONTENT_TYPE};
 use crate::meta;
 use crate::status::{ApiError, ApiResult};
+use crate::table::{self, Include};
 
 /// Handles `<object>/<sub>`.
 pub(crate) async fn handle(
@@ -142,6 +144,52 @@ fn scale_of(obj: &Value, paths: Option<&ScalePaths>) -> Value {
     })
 }
 
+/// A Scale as `kubectl get --subresource=scale` prints it: Kubernetes'
+/// `printScale` columns (a plain `Name`, so no `kind/` prefix).
+fn scale_table(t: &Target, scale: &Value) -> ApiResult<Response> {
+    let include = Include::parse(t.query.get("includeObject"))?;
+    let column = |name: &str, ty: &str, description: &str| json!({"name": name, "type": ty, "format": "", "description": description, "priority": 0});
+    let columns = json!([
+        column("Name", "string", "Name of the object."),
+        column(
+            "Desired",
+            "integer",
+            "Desired number of instances for the scaled object."
+        ),
+        column(
+            "Available",
+            "integer",
+            "Actual number of observed instances of the scaled object."
+        ),
+        column("Age", "string", "When the object was created."),
+    ]);
+    let cells = json!([
+        scale["metadata"]["name"],
+        scale["spec"]["replicas"],
+        scale["status"]["replicas"],
+        kinds::table::age(scale, meta::now_unix()),
+    ]);
+    let mut row = json!({"cells": cells});
+    match include {
+        Include::Metadata => {
+            row["object"] = json!({
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": scale["metadata"],
+            });
+        }
+        Include::Object => row["object"] = scale.clone(),
+        Include::None => {}
+    }
+    let rv = scale["metadata"]["resourceVersion"].as_str().unwrap_or("");
+    let body = table::table(Some(columns), vec![row], rv, None);
+    Ok(bytes_response(
+        StatusCode::OK,
+        TABLE_CONTENT_TYPE,
+        body.to_string().into_bytes(),
+    ))
+}
+
 fn spec_replicas(paths: Option<&ScalePaths>) -> &str {
     paths.map_or("/spec/replicas", |p| &p.spec_replicas)
 }
@@ -171,7 +219,11 @@ async fn scale(t: &Target, verb: &str, body: Bytes) -> ApiResult<Response> {
         let (obj, _) = read::read_object(t, &t.key())
             .await?
             .ok_or_else(|| ApiError::not_found(&t.def.group, &t.def.plural, t.name()))?;
-        return Ok(json_response(StatusCode::OK, &scale_of(&obj, paths)));
+        let scale = scale_of(&obj, paths);
+        return match t.output() {
+            Output::Json => Ok(json_response(StatusCode::OK, &scale)),
+            Output::Table => scale_table(t, &scale),
+        };
     }
     let doc: Value = crate::codec::decode_json(&body)?.value;
     let content_type = t
@@ -221,8 +273,15 @@ async fn scale(t: &Target, verb: &str, body: Bytes) -> ApiResult<Response> {
         set_at(&mut new, spec_replicas(paths), json!(replicas));
         Ok(new)
     };
-    let (stored, rev, _) =
-        write::replace(t, &set, make, precondition, t.query.dry_run()?, None).await?;
+    let (stored, rev, _) = write::replace(
+        t,
+        &set,
+        make,
+        precondition,
+        t.query.dry_run()?,
+        Some("scale"),
+    )
+    .await?;
     let mut stored = stored;
     if let Some(rev) = rev {
         crate::storage::set_revision(&mut stored, rev);
@@ -311,7 +370,8 @@ async fn finalize(t: &Target, body: Bytes) -> ApiResult<Response> {
         new["spec"]["finalizers"] = finalizers.clone();
         Ok(new)
     };
-    let (stored, rev, _) = write::replace(t, &set, make, None, t.query.dry_run()?, None).await?;
+    let (stored, rev, _) =
+        write::replace(t, &set, make, None, t.query.dry_run()?, Some("finalize")).await?;
     let mut stored = stored;
     if let Some(rev) = rev {
         crate::storage::set_revision(&mut stored, rev);

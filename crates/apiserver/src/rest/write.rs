@@ -334,6 +334,29 @@ fn validate(t: &Target, obj: &Value, old: Option<&Value>) -> ApiResult<()> {
             "field is immutable",
         ));
     }
+    // An object being deleted may lose finalizers but gain none.
+    if let Some(old) = old
+        && meta::is_deleting(old)
+    {
+        let before = meta::finalizers(old);
+        let mut added: Vec<String> = meta::finalizers(obj)
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
+        if !added.is_empty() {
+            added.sort();
+            added.dedup();
+            let quoted: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+            errors.push(FieldError::forbidden(
+                "metadata.finalizers",
+                format!(
+                    "no new finalizers can be added if the object is being deleted, \
+                     found new finalizers []string{{{}}}",
+                    quoted.join(", ")
+                ),
+            ));
+        }
+    }
     errors.extend(storage_def.strategy.validate(obj, old));
     if errors.is_empty() {
         return Ok(());
@@ -544,7 +567,8 @@ fn precondition_of(obj: &Value) -> ApiResult<Option<Revision>> {
 /// The shared end of update and patch: reads the object, lets `make` build
 /// the new one (storage version) from the current one, and commits,
 /// redoing the whole when a concurrent write got in unless the client set a
-/// precondition. `subresource` is `Some("status")` for status writes.
+/// precondition. `subresource` is `Some("status")` for status writes and
+/// `Some("finalize")` for a namespace's finalizers.
 pub(crate) async fn replace(
     t: &Target,
     set: &SchemaSet,
@@ -586,7 +610,11 @@ pub(crate) async fn replace(
         } else {
             storage_def.strategy.default(&mut new);
             keep_metadata(t, &mut new, &old);
-            storage_def.strategy.prepare_update(&mut new, &old);
+            // A namespace's `finalize` write changes exactly the
+            // `spec.finalizers` an ordinary update keeps as they were.
+            if subresource != Some("finalize") {
+                storage_def.strategy.prepare_update(&mut new, &old);
+            }
             validate(t, &new, Some(&old))?;
         }
         let extra = admission::admit_update(t, &mut new, &old).await?;

@@ -1,0 +1,27 @@
+//! End-to-end tests: the real `gantry` binary driven by the real kubectl
+//! (1.32) and the real Python client (`kubernetes==32.0.1`), checking what
+//! issue 3 promises: that both work unchanged, as against a real cluster.
+//!
+//! Most tests share one server per process ([`harness::Server::shared`])
+//! and work in a namespace of their own; tests about the server itself
+//! (authentication, TLS, restarts) start a private one. Under nextest every
+//! test is a process of its own, so each gets a fresh server either way.
+
+mod harness;
+
+mod access;
+mod apply;
+mod commands;
+mod crds;
+mod delete;
+mod discovery;
+mod errors;
+mod etcd;
+mod get;
+mod legacy;
+mod modify;
+mod pending;
+mod python;
+mod semantics;
+mod server;
+mod watch;
