@@ -10,6 +10,7 @@ mod admission;
 mod auth;
 mod cluster_keys;
 mod codec;
+mod compactor;
 mod crds;
 mod discovery;
 mod meta;
@@ -59,6 +60,9 @@ pub struct Config {
     pub extra_sans: Vec<String>,
     /// Service address ranges.
     pub ranges: Ranges,
+    /// How often the store's history is compacted (kube-apiserver's
+    /// `--etcd-compaction-interval`, five minutes); zero never compacts.
+    pub compaction_interval: std::time::Duration,
 }
 
 impl Config {
@@ -69,6 +73,7 @@ impl Config {
             data_dir: data_dir.into(),
             extra_sans: Vec::new(),
             ranges: Ranges::default(),
+            compaction_interval: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -212,6 +217,12 @@ impl ApiServer {
         }
         tokio::spawn(namespaces::run_finalizer(Arc::clone(&api)));
         tokio::spawn(crds::run(Arc::clone(&api)));
+        if !api.config.compaction_interval.is_zero() {
+            tokio::spawn(compactor::run(
+                Arc::clone(&api.store),
+                api.config.compaction_interval,
+            ));
+        }
 
         let router = router(Arc::clone(&api));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -20,7 +20,7 @@ mod etcd;
 mod get;
 mod legacy;
 mod modify;
-mod pending;
+mod typed;
 mod python;
 mod semantics;
 mod server;

@@ -1,13 +1,11 @@
-//! Tests for parts of issue 3 being built elsewhere, ignored until they
-//! land: protobuf request bodies, which kubectl's typed commands send
-//! (`create <generator>`, `auth can-i`, `auth whoami`, `create token`).
-//! The APIs behind the last three are tested with JSON in `access.rs`.
-//! Run these with `cargo test -- --ignored` to see how far along they are.
+//! kubectl's typed commands, which send protobuf request bodies
+//! (`create <generator>`, `expose`, `autoscale`, `auth can-i`, `auth
+//! whoami`, `create token`). The APIs behind the last three are also tested
+//! with JSON in `access.rs`.
 
 use crate::harness::*;
 
 #[test]
-#[ignore = "needs protobuf request bodies"]
 fn imperative_create_commands() {
     let s = Server::shared();
     let ns = s.namespace("imperative");
@@ -108,7 +106,6 @@ fn imperative_create_commands() {
 }
 
 #[test]
-#[ignore = "needs protobuf request bodies (kubectl auth can-i and whoami POST protobuf)"]
 fn auth_can_i() {
     let s = Server::shared();
     let out = s.kubectl(["auth", "can-i", "create", "pods"]).ok();
@@ -127,7 +124,6 @@ fn auth_can_i() {
 }
 
 #[test]
-#[ignore = "needs protobuf request bodies (kubectl create token POSTs protobuf)"]
 fn service_account_tokens_authenticate() {
     let s = Server::start();
     let ns = s.namespace("sa-token");
