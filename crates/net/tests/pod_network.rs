@@ -142,8 +142,13 @@ fn attach_and_detach_are_idempotent() {
             .await
             .unwrap();
         let first = network.attach("uid-a", a.path()).await.unwrap();
+        let index = |ns: &Netns, name: &str| ns.link(name).expect("link")["ifindex"].clone();
+        let (host_index, pod_index) = (index(&host, &first.host_veth), index(&a, "eth0"));
         let again = network.attach("uid-a", a.path()).await.unwrap();
         assert_eq!(first, again);
+        // The whole pair was recognized and kept, not made anew.
+        assert_eq!(index(&host, &first.host_veth), host_index);
+        assert_eq!(index(&a, "eth0"), pod_index);
         assert_eq!(a.ipv4_addresses("eth0"), ["10.244.1.2/24"]);
         assert_eq!(a.link_names(), ["lo", "eth0"]);
         assert_eq!(
