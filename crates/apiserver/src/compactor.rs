@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use store::{
-    Compare, CompareOp, PutRequest, RangeRequest, Revision, Store, TxnOp, TxnOpResponse,
-    TxnRequest,
+    Compare, CompareOp, PutRequest, RangeRequest, Revision, Store, TxnOp, TxnOpResponse, TxnRequest,
 };
 
 const KEY: &str = "/gantry/compact";
@@ -86,6 +85,11 @@ mod tests {
             .range(RangeRequest::key("/a").at_revision(r1 - 1))
             .await;
         assert!(matches!(old, Err(store::StoreError::Compacted { .. })));
-        assert!(store.range(RangeRequest::key("/a").at_revision(r1)).await.is_ok());
+        assert!(
+            store
+                .range(RangeRequest::key("/a").at_revision(r1))
+                .await
+                .is_ok()
+        );
     }
 }

@@ -39,6 +39,8 @@ pub use review::validate_token_request;
 mod scheduling;
 mod storage;
 
+/// Resource quantities as Kubernetes parses and compares them (`500m`, `1Gi`).
+pub use self::core::quantity::{Notation, Quantity, parse as parse_quantity};
 pub use catalog::builtin;
 
 /// Each API group's module contributes its resources through one function.

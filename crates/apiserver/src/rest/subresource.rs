@@ -306,6 +306,7 @@ async fn binding(t: &Target, body: Bytes) -> ApiResult<Response> {
         })?
         .to_owned();
     let set = t.api.schemas();
+    let now = json!(meta::now_rfc3339());
     let make = |old: &Value| -> ApiResult<Value> {
         if meta::is_deleting(old) {
             return Err(ApiError::conflict_because(
@@ -332,13 +333,37 @@ async fn binding(t: &Target, body: Bytes) -> ApiResult<Response> {
         }
         let mut new = old.clone();
         new["spec"]["nodeName"] = json!(node);
+        set_condition(&mut new, "PodScheduled", "True", now.clone());
         Ok(new)
     };
-    write::replace(t, &set, make, None, t.query.dry_run()?, None).await?;
+    write::replace(t, &set, make, None, t.query.dry_run()?, Some("binding")).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &crate::status::success(None),
     ))
+}
+
+/// Sets a condition in `status.conditions`, keeping its transition time
+/// when its status does not change.
+fn set_condition(obj: &mut Value, type_: &str, status: &str, now: Value) {
+    if !obj["status"].is_object() {
+        obj["status"] = json!({});
+    }
+    if !obj["status"]["conditions"].is_array() {
+        obj["status"]["conditions"] = json!([]);
+    }
+    let conditions = obj["status"]["conditions"]
+        .as_array_mut()
+        .expect("conditions were just made a list");
+    match conditions.iter_mut().find(|c| c["type"] == type_) {
+        Some(c) if c["status"] == status => {}
+        Some(c) => {
+            *c = json!({"type": type_, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+        }
+        None => conditions.push(
+            json!({"type": type_, "status": status, "lastProbeTime": null, "lastTransitionTime": now}),
+        ),
+    }
 }
 
 /// `pods/eviction`: deletes the pod as a graceful delete would. Pod

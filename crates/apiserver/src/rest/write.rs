@@ -611,11 +611,18 @@ pub(crate) async fn replace(
             storage_def.strategy.default(&mut new);
             keep_metadata(t, &mut new, &old);
             // A namespace's `finalize` write changes exactly the
-            // `spec.finalizers` an ordinary update keeps as they were.
-            if subresource != Some("finalize") {
-                storage_def.strategy.prepare_update(&mut new, &old);
+            // `spec.finalizers` an ordinary update keeps as they were; a
+            // pod's `binding` sets `spec.nodeName` and the PodScheduled
+            // condition directly, as Kubernetes' binding storage does,
+            // outside the rules for updates of a pod.
+            match subresource {
+                Some("finalize") => validate(t, &new, Some(&old))?,
+                Some("binding") => {}
+                _ => {
+                    storage_def.strategy.prepare_update(&mut new, &old);
+                    validate(t, &new, Some(&old))?;
+                }
             }
-            validate(t, &new, Some(&old))?;
         }
         let extra = admission::admit_update(t, &mut new, &old).await?;
         let mut new = track_fields(t, set, Some(&old), new, subresource);

@@ -21,7 +21,7 @@ const NANO: i128 = 1_000_000_000;
 
 /// The notation a quantity was written in, which decides how it prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Notation {
+pub enum Notation {
     /// Powers of 1000 with SI suffixes (`m`, `k`, `M`, ...), or none.
     DecimalSI,
     /// Powers of 1024 with IEC suffixes (`Ki`, `Mi`, ...).
@@ -32,7 +32,7 @@ pub(crate) enum Notation {
 
 /// A parsed quantity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Quantity {
+pub struct Quantity {
     /// The value in nano-units, rounded up (away from zero) when written
     /// more precisely, as Kubernetes rounds.
     nanos: i128,
@@ -42,7 +42,7 @@ pub(crate) struct Quantity {
 
 impl Quantity {
     /// A whole number in decimal notation.
-    pub(crate) fn from_int(value: i64) -> Self {
+    pub fn from_int(value: i64) -> Self {
         Self {
             nanos: i128::from(value) * NANO,
             notation: Notation::DecimalSI,
@@ -50,17 +50,17 @@ impl Quantity {
     }
 
     /// The value in nano-units.
-    pub(crate) fn nanos(self) -> i128 {
+    pub fn nanos(self) -> i128 {
         self.nanos
     }
 
     /// The value in thousandths, rounded up, as Kubernetes' `MilliValue`.
-    pub(crate) fn milli_value(self) -> i128 {
+    pub fn milli_value(self) -> i128 {
         ceil_div(self.nanos, 1_000_000)
     }
 
     /// Whether the value is below zero.
-    pub(crate) fn is_negative(self) -> bool {
+    pub fn is_negative(self) -> bool {
         self.nanos < 0
     }
 
@@ -107,7 +107,7 @@ fn ceil_div(value: i128, by: i128) -> i128 {
 }
 
 /// Parses a quantity as Kubernetes does; `None` when it is not one.
-pub(crate) fn parse(text: &str) -> Option<Quantity> {
+pub fn parse(text: &str) -> Option<Quantity> {
     let (negative, rest) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),

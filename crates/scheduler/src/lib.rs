@@ -1,0 +1,291 @@
+//! Binds pods that have no node, as kube-scheduler does: pods wait in a
+//! queue, each node is checked by the filter plugins, the nodes that pass
+//! are ranked by the score plugins, and the pod is bound to the best through
+//! `pods/<name>/binding`. A pod that fits nowhere gets a `FailedScheduling`
+//! event and a `PodScheduled=False` condition saying why per node, and is
+//! retried with back-off (1 s doubling to 10 s) or as soon as a node or a
+//! placed pod changes.
+//!
+//! The scheduler is a client of the API like any other; what it knows of the
+//! cluster comes from two watches (nodes, pods), kept in a [`cache`] that
+//! also holds the pods it has bound but not yet seen bound, so the next pod
+//! does not land on room already given away.
+
+mod cache;
+pub mod plugins;
+mod queue;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher::{self, Event as WatchEvent};
+use parking_lot::Mutex;
+
+use crate::cache::Cache;
+use crate::plugins::{Filter, Score, default_filters, default_scores, pod_requests};
+use crate::queue::{PodKey, Queue};
+
+/// The name pods ask for in `spec.schedulerName` to be scheduled here.
+pub const SCHEDULER_NAME: &str = "default-scheduler";
+
+/// Runs the scheduler until the task is dropped.
+pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+    let shared = Arc::new(Shared {
+        cache: Mutex::new(Cache::default()),
+        queue: Queue::default(),
+        filters: default_filters(),
+        scores: default_scores(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: SCHEDULER_NAME.into(),
+                instance: None,
+            },
+        ),
+        client: client.clone(),
+    });
+    let nodes = tokio::spawn(watch_nodes(Arc::clone(&shared)));
+    let pods = tokio::spawn(watch_pods(Arc::clone(&shared)));
+    let schedule = tokio::spawn(schedule_loop(Arc::clone(&shared)));
+    // The three tasks end only when aborted; if one fails, so does the
+    // scheduler, and the caller sees why.
+    let result = tokio::select! {
+        r = nodes => r,
+        r = pods => r,
+        r = schedule => r,
+    };
+    result?;
+    Ok(())
+}
+
+struct Shared {
+    cache: Mutex<Cache>,
+    queue: Queue,
+    filters: Vec<Box<dyn Filter>>,
+    scores: Vec<Box<dyn Score>>,
+    recorder: Recorder,
+    client: kube::Client,
+}
+
+async fn watch_nodes(s: Arc<Shared>) {
+    let api: Api<Node> = Api::all(s.client.clone());
+    let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+    let mut relisted = Vec::new();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(WatchEvent::Init) => relisted.clear(),
+            Ok(WatchEvent::InitApply(node)) => relisted.push(node),
+            Ok(WatchEvent::InitDone) => {
+                s.cache.lock().replace_nodes(std::mem::take(&mut relisted));
+                s.queue.flush_backoff();
+            }
+            Ok(WatchEvent::Apply(node)) => {
+                s.cache.lock().put_node(node);
+                // A node that appeared or changed may fit pods that waited.
+                s.queue.flush_backoff();
+            }
+            Ok(WatchEvent::Delete(node)) => {
+                s.cache
+                    .lock()
+                    .remove_node(node.metadata.name.as_deref().unwrap_or_default());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: watching nodes");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn watch_pods(s: Arc<Shared>) {
+    let api: Api<Pod> = Api::all(s.client.clone());
+    let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+    let mut relisted = Vec::new();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(WatchEvent::Init) => relisted.clear(),
+            Ok(WatchEvent::InitApply(pod)) => relisted.push(pod),
+            Ok(WatchEvent::InitDone) => {
+                let pods = std::mem::take(&mut relisted);
+                let pending = s.cache.lock().replace_pods(&pods);
+                s.queue.replace(pending);
+            }
+            Ok(WatchEvent::Apply(pod)) => {
+                let pending = s.cache.lock().put_pod(&pod);
+                match pending {
+                    Some(key) => s.queue.add(key, pod),
+                    None => {
+                        s.queue.forget(&PodKey::of(&pod));
+                        // Room may have been freed (a pod finished).
+                        if cache::is_terminal(&pod) {
+                            s.queue.flush_backoff();
+                        }
+                    }
+                }
+            }
+            Ok(WatchEvent::Delete(pod)) => {
+                s.cache.lock().remove_pod(&pod);
+                s.queue.forget(&PodKey::of(&pod));
+                s.queue.flush_backoff();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: watching pods");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn schedule_loop(s: Arc<Shared>) {
+    loop {
+        let (key, pod) = s.queue.pop().await;
+        let Some(spec) = pod.spec.as_ref() else {
+            continue;
+        };
+        let requests = pod_requests(spec);
+        let decision = {
+            let cache = s.cache.lock();
+            cache.choose(&pod, requests, &s.filters, &s.scores)
+        };
+        match decision {
+            Ok(node) => {
+                s.cache.lock().assume(&pod, &node, requests);
+                // Binding is a round trip; the next pod need not wait for it.
+                let s = Arc::clone(&s);
+                tokio::spawn(async move { bind(&s, key, pod, node).await });
+            }
+            Err(message) => {
+                let attempts = s.queue.back_off(key.clone(), pod.clone());
+                tracing::debug!(pod = %key, %message, attempts, "unschedulable");
+                report_unschedulable(&s, &pod, &message).await;
+            }
+        }
+    }
+}
+
+async fn bind(s: &Shared, key: PodKey, pod: Pod, node: String) {
+    let api: Api<Pod> = Api::namespaced(s.client.clone(), &key.namespace);
+    let binding = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": key.name, "namespace": key.namespace, "uid": key.uid},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    });
+    let result = api
+        .create_subresource::<_, serde_json::Value>(
+            "binding",
+            &key.name,
+            &PostParams::default(),
+            &binding,
+        )
+        .await;
+    match result {
+        Ok(_) => {
+            let note = format!(
+                "Successfully assigned {}/{} to {node}",
+                key.namespace, key.name
+            );
+            publish(s, &pod, EventType::Normal, "Scheduled", "Binding", note).await;
+        }
+        // Gone, or bound by someone else meanwhile: nothing to retry.
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
+            s.cache.lock().forget_assumed(&key.uid);
+        }
+        Err(e) => {
+            tracing::warn!(pod = %key, error = %e, "binding failed");
+            s.cache.lock().forget_assumed(&key.uid);
+            s.queue.back_off(key, pod);
+        }
+    }
+}
+
+async fn report_unschedulable(s: &Shared, pod: &Pod, message: &str) {
+    publish(
+        s,
+        pod,
+        EventType::Warning,
+        "FailedScheduling",
+        "Scheduling",
+        message.to_owned(),
+    )
+    .await;
+    let meta = &pod.metadata;
+    let api: Api<Pod> = Api::namespaced(
+        s.client.clone(),
+        meta.namespace.as_deref().unwrap_or("default"),
+    );
+    let already = pod
+        .status
+        .as_ref()
+        .and_then(|st| st.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.message.as_deref() == Some(message)
+        });
+    if already {
+        return;
+    }
+    let now = chrono_now();
+    let patch = serde_json::json!({"status": {"conditions": [{
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": message,
+        "lastProbeTime": null,
+        "lastTransitionTime": now,
+    }]}});
+    if let Err(e) = api
+        .patch_status(
+            meta.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Strategic(patch),
+        )
+        .await
+    {
+        tracing::debug!(error = %e, "writing PodScheduled=False");
+    }
+}
+
+async fn publish(
+    s: &Shared,
+    pod: &Pod,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let meta = &pod.metadata;
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        ..ObjectReference::default()
+    };
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = s.recorder.publish(&event, &reference).await {
+        tracing::debug!(error = %e, "publishing a scheduler event");
+    }
+}
+
+/// The time now as Kubernetes writes it (RFC 3339, seconds, UTC).
+fn chrono_now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}

@@ -1,0 +1,624 @@
+//! Filter and score plugins: plain functions of a pod and what a node has,
+//! no I/O. Each filter names why a node does not fit, in the words
+//! kube-scheduler uses, so `FailedScheduling` events read the same.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, Taint, Toleration,
+};
+
+/// Resources in the units the scheduler adds up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// CPU in thousandths of a core.
+    pub milli_cpu: i64,
+    /// Memory in bytes.
+    pub memory: i64,
+    /// Ephemeral storage in bytes.
+    pub ephemeral_storage: i64,
+}
+
+impl Resources {
+    /// Reads `cpu`, `memory` and `ephemeral-storage` from a resource list;
+    /// malformed quantities count as zero (the API server refuses them).
+    pub fn from_list(
+        list: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+    ) -> Self {
+        let get = |name: &str, milli: bool| {
+            list.and_then(|l| l.get(name))
+                .and_then(|q| kinds::parse_quantity(&q.0))
+                .map(|q| {
+                    let m = q.milli_value();
+                    let v = if milli { m } else { (m + 999) / 1000 };
+                    i64::try_from(v).unwrap_or(i64::MAX)
+                })
+                .unwrap_or(0)
+        };
+        Self {
+            milli_cpu: get("cpu", true),
+            memory: get("memory", false),
+            ephemeral_storage: get("ephemeral-storage", false),
+        }
+    }
+
+    fn add(self, o: Self) -> Self {
+        Self {
+            milli_cpu: self.milli_cpu.saturating_add(o.milli_cpu),
+            memory: self.memory.saturating_add(o.memory),
+            ephemeral_storage: self.ephemeral_storage.saturating_add(o.ephemeral_storage),
+        }
+    }
+
+    fn max(self, o: Self) -> Self {
+        Self {
+            milli_cpu: self.milli_cpu.max(o.milli_cpu),
+            memory: self.memory.max(o.memory),
+            ephemeral_storage: self.ephemeral_storage.max(o.ephemeral_storage),
+        }
+    }
+
+    /// What `self` plus `o` is, for adding a pod to a node.
+    pub fn plus(self, o: Self) -> Self {
+        self.add(o)
+    }
+
+    /// What `self` less `o` is, for removing a pod from a node.
+    pub fn minus(self, o: Self) -> Self {
+        Self {
+            milli_cpu: self.milli_cpu - o.milli_cpu,
+            memory: self.memory - o.memory,
+            ephemeral_storage: self.ephemeral_storage - o.ephemeral_storage,
+        }
+    }
+}
+
+/// A pod's effective requests as Kubernetes computes them: the larger of
+/// the sum over its containers (restartable init containers included) and
+/// the largest init container, plus the pod's overhead.
+pub fn pod_requests(spec: &PodSpec) -> Resources {
+    let mut sum = Resources::default();
+    for c in &spec.containers {
+        sum = sum.add(Resources::from_list(
+            c.resources.as_ref().and_then(|r| r.requests.as_ref()),
+        ));
+    }
+    let mut init_max = Resources::default();
+    let mut sidecars = Resources::default();
+    for c in spec.init_containers.iter().flatten() {
+        let r = Resources::from_list(c.resources.as_ref().and_then(|r| r.requests.as_ref()));
+        if c.restart_policy.as_deref() == Some("Always") {
+            sidecars = sidecars.add(r);
+            init_max = init_max.max(sidecars);
+        } else {
+            init_max = init_max.max(sidecars.add(r));
+        }
+    }
+    sum.add(sidecars)
+        .max(init_max)
+        .add(Resources::from_list(spec.overhead.as_ref()))
+}
+
+/// What the scheduler knows of one node: the node and what is placed on it.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// The Node object.
+    pub node: Node,
+    /// Sum of the requests of the pods placed on it.
+    pub requested: Resources,
+    /// How many pods are placed on it.
+    pub pods: usize,
+    /// Host ports in use: (protocol, host IP, port).
+    pub host_ports: Vec<(String, String, i32)>,
+}
+
+impl NodeInfo {
+    /// A node with nothing placed on it.
+    pub fn new(node: Node) -> Self {
+        Self {
+            node,
+            requested: Resources::default(),
+            pods: 0,
+            host_ports: Vec::new(),
+        }
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        self.node.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    fn allocatable(&self) -> (Resources, i64) {
+        let alloc = self
+            .node
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref());
+        let pods = alloc
+            .and_then(|a| a.get("pods"))
+            .and_then(|q| kinds::parse_quantity(&q.0))
+            .map_or(0, |q| {
+                i64::try_from(q.milli_value() / 1000).unwrap_or(i64::MAX)
+            });
+        (Resources::from_list(alloc), pods)
+    }
+}
+
+/// Host ports a pod asks for: (protocol, host IP, port).
+pub fn host_ports(spec: &PodSpec) -> Vec<(String, String, i32)> {
+    spec.containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let port = p.host_port.filter(|&p| p > 0)?;
+            Some((
+                p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                p.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into()),
+                port,
+            ))
+        })
+        .collect()
+}
+
+/// Why a node does not fit a pod, as kube-scheduler words it in
+/// "0/3 nodes are available: ...".
+pub type Reason = String;
+
+/// A filter plugin: whether a pod may go on a node.
+pub trait Filter: Send + Sync {
+    /// The plugin's name, as in kube-scheduler's configuration.
+    fn name(&self) -> &'static str;
+    /// `Ok` when the pod fits, else every reason it does not.
+    fn filter(&self, pod: &Pod, requests: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>>;
+}
+
+/// A score plugin: how good a node is for a pod, 0 to 100.
+pub trait Score: Send + Sync {
+    /// The plugin's name.
+    fn name(&self) -> &'static str;
+    /// The node's score for the pod.
+    fn score(&self, pod: &Pod, requests: Resources, node: &NodeInfo) -> i64;
+}
+
+/// Nodes marked unschedulable take only pods that tolerate that.
+pub struct NodeUnschedulable;
+
+impl Filter for NodeUnschedulable {
+    fn name(&self) -> &'static str {
+        "NodeUnschedulable"
+    }
+    fn filter(&self, pod: &Pod, _: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        let unschedulable = node
+            .node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
+        let taint = Taint {
+            key: "node.kubernetes.io/unschedulable".into(),
+            effect: "NoSchedule".into(),
+            ..Taint::default()
+        };
+        if unschedulable && !tolerated(tolerations(pod), &taint) {
+            return Err(vec!["node(s) were unschedulable".into()]);
+        }
+        Ok(())
+    }
+}
+
+/// `spec.nodeSelector` and required node affinity.
+pub struct NodeAffinity;
+
+impl Filter for NodeAffinity {
+    fn name(&self) -> &'static str {
+        "NodeAffinity"
+    }
+    fn filter(&self, pod: &Pod, _: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        let spec = pod.spec.as_ref();
+        let empty = BTreeMap::new();
+        let labels = node.node.metadata.labels.as_ref().unwrap_or(&empty);
+        let selector_ok = spec
+            .and_then(|s| s.node_selector.as_ref())
+            .is_none_or(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)));
+        let required = spec
+            .and_then(|s| s.affinity.as_ref())
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            });
+        let affinity_ok = required.is_none_or(|r| {
+            r.node_selector_terms
+                .iter()
+                .any(|t| term_matches(t, labels, node.name()))
+        });
+        if selector_ok && affinity_ok {
+            Ok(())
+        } else {
+            Err(vec![
+                "node(s) didn't match Pod's node affinity/selector".into(),
+            ])
+        }
+    }
+}
+
+/// Whether a node selector term matches a node (terms are ORed, the
+/// requirements inside one ANDed; an empty term matches nothing).
+fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
+    let exprs = term.match_expressions.iter().flatten();
+    let fields = term.match_fields.iter().flatten();
+    if term.match_expressions.as_ref().is_none_or(Vec::is_empty)
+        && term.match_fields.as_ref().is_none_or(Vec::is_empty)
+    {
+        return false;
+    }
+    exprs
+        .clone()
+        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
+        && fields
+            .clone()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(name)))
+}
+
+fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let values = r.values.as_deref().unwrap_or_default();
+    let number = |s: &str| s.parse::<i64>().ok();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" => {
+            matches!((value.and_then(number), values.first().and_then(|x| number(x))), (Some(v), Some(x)) if v > x)
+        }
+        "Lt" => {
+            matches!((value.and_then(number), values.first().and_then(|x| number(x))), (Some(v), Some(x)) if v < x)
+        }
+        _ => false,
+    }
+}
+
+/// Taints with effect `NoSchedule` or `NoExecute` must be tolerated.
+pub struct TaintToleration;
+
+impl Filter for TaintToleration {
+    fn name(&self) -> &'static str {
+        "TaintToleration"
+    }
+    fn filter(&self, pod: &Pod, _: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        let taints = node.node.spec.as_ref().and_then(|s| s.taints.as_ref());
+        for t in taints.into_iter().flatten() {
+            if (t.effect == "NoSchedule" || t.effect == "NoExecute")
+                && !tolerated(tolerations(pod), t)
+            {
+                let shown = match &t.value {
+                    Some(v) if !v.is_empty() => format!("{}: {v}", t.key),
+                    _ => t.key.clone(),
+                };
+                return Err(vec![format!("node(s) had untolerated taint {{{shown}}}")]);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn tolerations(pod: &Pod) -> &[Toleration] {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or_default()
+}
+
+/// Whether some toleration tolerates a taint, as Kubernetes matches them.
+pub fn tolerated(tolerations: &[Toleration], taint: &Taint) -> bool {
+    tolerations.iter().any(|t| {
+        let effect_ok = t
+            .effect
+            .as_deref()
+            .is_none_or(|e| e.is_empty() || e == taint.effect);
+        let key_ok = t
+            .key
+            .as_deref()
+            .is_none_or(|k| k.is_empty() || k == taint.key);
+        let value_ok = match t.operator.as_deref().unwrap_or("Equal") {
+            "Exists" => true,
+            _ => {
+                t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default()
+            }
+        };
+        // An empty key with `Exists` tolerates everything.
+        effect_ok && key_ok && value_ok
+    })
+}
+
+/// Requests against allocatable, and the node's pod count.
+pub struct NodeResourcesFit;
+
+impl Filter for NodeResourcesFit {
+    fn name(&self) -> &'static str {
+        "NodeResourcesFit"
+    }
+    fn filter(&self, _: &Pod, req: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        let (alloc, max_pods) = node.allocatable();
+        let used = node.requested;
+        let mut reasons = Vec::new();
+        if node.pods as i64 + 1 > max_pods {
+            reasons.push("Too many pods".to_owned());
+        }
+        if req.milli_cpu > 0 && used.milli_cpu + req.milli_cpu > alloc.milli_cpu {
+            reasons.push("Insufficient cpu".to_owned());
+        }
+        if req.memory > 0 && used.memory + req.memory > alloc.memory {
+            reasons.push("Insufficient memory".to_owned());
+        }
+        if req.ephemeral_storage > 0
+            && used.ephemeral_storage + req.ephemeral_storage > alloc.ephemeral_storage
+        {
+            reasons.push("Insufficient ephemeral-storage".to_owned());
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons)
+        }
+    }
+}
+
+/// Host ports a pod asks for must be free on the node.
+pub struct NodePorts;
+
+impl Filter for NodePorts {
+    fn name(&self) -> &'static str {
+        "NodePorts"
+    }
+    fn filter(&self, pod: &Pod, _: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        let wanted = pod.spec.as_ref().map(host_ports).unwrap_or_default();
+        let clash = wanted.iter().any(|(proto, ip, port)| {
+            node.host_ports.iter().any(|(p, i, n)| {
+                p == proto && n == port && (i == ip || i == "0.0.0.0" || ip == "0.0.0.0")
+            })
+        });
+        if clash {
+            Err(vec![
+                "node(s) didn't have free ports for the requested pod ports".into(),
+            ])
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Prefers the node with the most room left, over cpu and memory, counting
+/// a pod without requests as kube-scheduler does (100m, 200 MiB).
+pub struct LeastAllocated;
+
+impl Score for LeastAllocated {
+    fn name(&self) -> &'static str {
+        "NodeResourcesFit"
+    }
+    fn score(&self, _: &Pod, req: Resources, node: &NodeInfo) -> i64 {
+        let (alloc, _) = node.allocatable();
+        let req = Resources {
+            milli_cpu: if req.milli_cpu == 0 {
+                100
+            } else {
+                req.milli_cpu
+            },
+            memory: if req.memory == 0 {
+                200 << 20
+            } else {
+                req.memory
+            },
+            ephemeral_storage: 0,
+        };
+        let free = |cap: i64, used: i64| {
+            if cap <= 0 {
+                0
+            } else {
+                ((cap - used).max(0) * 100) / cap
+            }
+        };
+        (free(alloc.milli_cpu, node.requested.milli_cpu + req.milli_cpu)
+            + free(alloc.memory, node.requested.memory + req.memory))
+            / 2
+    }
+}
+
+/// The filters kube-scheduler runs that this build has, in its order.
+pub fn default_filters() -> Vec<Box<dyn Filter>> {
+    vec![
+        Box::new(NodeUnschedulable),
+        Box::new(NodeAffinity),
+        Box::new(NodePorts),
+        Box::new(NodeResourcesFit),
+        Box::new(TaintToleration),
+    ]
+}
+
+/// The score plugins, with equal weights.
+pub fn default_scores() -> Vec<Box<dyn Score>> {
+    vec![Box::new(LeastAllocated)]
+}
+
+/// "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were
+/// unschedulable." from each node's reasons.
+pub fn unschedulable_message(total: usize, reasons: &[Vec<Reason>]) -> String {
+    if total == 0 {
+        return "no nodes available to schedule pods".into();
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in reasons.iter().flatten() {
+        *counts.entry(r).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    format!(
+        "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling.",
+        parts.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(v: serde_json::Value) -> NodeInfo {
+        NodeInfo::new(serde_json::from_value(v).unwrap())
+    }
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn small_node() -> NodeInfo {
+        node(json!({
+            "metadata": {"name": "n1", "labels": {"disk": "ssd"}},
+            "status": {"allocatable": {"cpu": "2", "memory": "1Gi", "pods": "3", "ephemeral-storage": "10Gi"}}
+        }))
+    }
+
+    #[test]
+    fn requests_take_the_larger_of_containers_and_init_containers() {
+        let p = pod(json!({"spec": {
+            "containers": [
+                {"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+                {"name": "b", "resources": {"requests": {"cpu": "200m"}}}
+            ],
+            "initContainers": [
+                {"name": "i", "resources": {"requests": {"cpu": "1", "memory": "16Mi"}}}
+            ],
+            "overhead": {"cpu": "10m"}
+        }}));
+        let r = pod_requests(p.spec.as_ref().unwrap());
+        assert_eq!(r.milli_cpu, 1010);
+        assert_eq!(r.memory, (64 << 20));
+    }
+
+    #[test]
+    fn resources_fit_counts_cpu_memory_and_pods() {
+        let mut n = small_node();
+        let p = pod(json!({"spec": {"containers": []}}));
+        let fits = |req: Resources, n: &NodeInfo| NodeResourcesFit.filter(&p, req, n);
+        assert!(
+            fits(
+                Resources {
+                    milli_cpu: 2000,
+                    memory: 1 << 30,
+                    ephemeral_storage: 0
+                },
+                &n
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            fits(
+                Resources {
+                    milli_cpu: 2001,
+                    memory: (1 << 30) + 1,
+                    ephemeral_storage: 0
+                },
+                &n
+            ),
+            Err(vec![
+                "Insufficient cpu".to_owned(),
+                "Insufficient memory".to_owned()
+            ])
+        );
+        n.pods = 3;
+        assert_eq!(
+            fits(Resources::default(), &n),
+            Err(vec!["Too many pods".to_owned()])
+        );
+    }
+
+    #[test]
+    fn selectors_affinity_and_taints() {
+        let n = small_node();
+        let p = pod(json!({"spec": {"containers": [], "nodeSelector": {"disk": "hdd"}}}));
+        assert!(NodeAffinity.filter(&p, Resources::default(), &n).is_err());
+        let p = pod(
+            json!({"spec": {"containers": [], "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["hdd"]}]},
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}
+            ]}}}}}),
+        );
+        assert!(NodeAffinity.filter(&p, Resources::default(), &n).is_ok());
+
+        let tainted = node(json!({"metadata": {"name": "t"},
+            "spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}}));
+        let plain = pod(json!({"spec": {"containers": []}}));
+        assert_eq!(
+            TaintToleration.filter(&plain, Resources::default(), &tainted),
+            Err(vec![
+                "node(s) had untolerated taint {dedicated: gpu}".to_owned()
+            ])
+        );
+        let tolerant = pod(json!({"spec": {"containers": [], "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]}}));
+        assert!(
+            TaintToleration
+                .filter(&tolerant, Resources::default(), &tainted)
+                .is_ok()
+        );
+        let everything =
+            pod(json!({"spec": {"containers": [], "tolerations": [{"operator": "Exists"}]}}));
+        assert!(
+            TaintToleration
+                .filter(&everything, Resources::default(), &tainted)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn host_ports_clash_on_the_same_protocol_and_port() {
+        let mut n = small_node();
+        n.host_ports.push(("TCP".into(), "0.0.0.0".into(), 8080));
+        let p = pod(
+            json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}}),
+        );
+        assert!(NodePorts.filter(&p, Resources::default(), &n).is_err());
+        let udp = pod(
+            json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080, "protocol": "UDP"}]}]}}),
+        );
+        assert!(NodePorts.filter(&udp, Resources::default(), &n).is_ok());
+    }
+
+    #[test]
+    fn least_allocated_prefers_the_emptier_node() {
+        let empty = small_node();
+        let mut busy = small_node();
+        busy.requested = Resources {
+            milli_cpu: 1500,
+            memory: 512 << 20,
+            ephemeral_storage: 0,
+        };
+        let p = pod(json!({"spec": {"containers": []}}));
+        assert!(
+            LeastAllocated.score(&p, Resources::default(), &empty)
+                > LeastAllocated.score(&p, Resources::default(), &busy)
+        );
+    }
+
+    #[test]
+    fn messages_count_reasons_like_kube_scheduler() {
+        let msg = unschedulable_message(
+            3,
+            &[
+                vec!["Insufficient cpu".into()],
+                vec!["Insufficient cpu".into()],
+                vec!["node(s) were unschedulable".into()],
+            ],
+        );
+        assert!(
+            msg.starts_with(
+                "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) were unschedulable."
+            ),
+            "{msg}"
+        );
+        assert_eq!(
+            unschedulable_message(0, &[]),
+            "no nodes available to schedule pods"
+        );
+    }
+}

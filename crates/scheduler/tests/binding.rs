@@ -1,0 +1,145 @@
+//! The scheduler against a real API server (in-process, embedded store):
+//! pods get nodes through the binding subresource, and a pod that fits
+//! nowhere gets a `FailedScheduling` event and waits until a node with room
+//! appears.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+
+async fn server() -> (tempfile::TempDir, apiserver::ApiServer, kube::Client) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&store::StoreSpec::Embedded(dir.path().join("store")))
+        .await
+        .unwrap();
+    let config = apiserver::Config::new("127.0.0.1:0".parse().unwrap(), dir.path());
+    let server = apiserver::ApiServer::start(config, Arc::clone(&store))
+        .await
+        .unwrap();
+    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    (dir, server, client)
+}
+
+fn node(name: &str, cpu: &str) -> Node {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name},
+        "status": {"allocatable": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
+                   "capacity": {"cpu": cpu, "memory": "8Gi", "pods": "110"}}
+    }))
+    .unwrap()
+}
+
+fn pod(name: &str, cpu: &str) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+                 "resources": {"requests": {"cpu": cpu}}}]}
+    }))
+    .unwrap()
+}
+
+async fn node_of(pods: &Api<Pod>, name: &str) -> Option<String> {
+    pods.get(name).await.unwrap().spec.unwrap().node_name
+}
+
+async fn wait_for<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_are_bound_where_they_fit_and_wait_where_they_do_not() {
+    let (_dir, _server, client) = server().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pp = PostParams::default();
+    // Node status is written with the node here; the API keeps it on create.
+    nodes.create(&pp, &node("small", "1")).await.unwrap();
+    nodes.create(&pp, &node("big", "4")).await.unwrap();
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&pp, &pod("wide", "3")).await.unwrap();
+    wait_for("wide to be bound", || async {
+        node_of(&pods, "wide").await.is_some()
+    })
+    .await;
+    assert_eq!(node_of(&pods, "wide").await.as_deref(), Some("big"));
+
+    // 1 core free on each node now: a 2-core pod fits nowhere.
+    pods.create(&pp, &pod("huge", "2")).await.unwrap();
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    wait_for("a FailedScheduling event", || async {
+        events
+            .list(&ListParams::default().fields("involvedObject.name=huge"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("FailedScheduling")
+                    && e.message.as_deref().is_some_and(|m| {
+                        m.starts_with("0/2 nodes are available: 2 Insufficient cpu.")
+                    })
+            })
+    })
+    .await;
+    let status = pods.get("huge").await.unwrap().status.unwrap();
+    let cond = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "PodScheduled")
+        .unwrap();
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_deref()),
+        ("False", Some("Unschedulable"))
+    );
+    assert_eq!(node_of(&pods, "huge").await, None);
+
+    // A node with room appears: the waiting pod goes there.
+    nodes.create(&pp, &node("new", "2")).await.unwrap();
+    wait_for("huge to be bound", || async {
+        node_of(&pods, "huge").await.is_some()
+    })
+    .await;
+    assert_eq!(node_of(&pods, "huge").await.as_deref(), Some("new"));
+    wait_for("a Scheduled event", || async {
+        events
+            .list(&ListParams::default().fields("involvedObject.name=huge"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("Scheduled")
+                    && e.message.as_deref() == Some("Successfully assigned default/huge to new")
+            })
+    })
+    .await;
+    scheduler.abort();
+}
