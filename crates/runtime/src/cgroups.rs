@@ -1,0 +1,135 @@
+//! The cgroups runc makes for containers, found again by path in every hierarchy.
+//!
+//! runc's cgroupfs driver puts a container at the same path (`/<parent>/pod<uid>/<id>`) in
+//! each mounted hierarchy: on this host's hybrid layout one per v1 controller plus the
+//! unified (v2) one. Cleaning up therefore means removing that path everywhere.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+use crate::mounts::mount_table;
+
+/// A mounted cgroup hierarchy.
+#[derive(Debug, Clone)]
+pub(crate) struct Hierarchy {
+    pub mount_point: PathBuf,
+    /// True for the unified (cgroup2) hierarchy.
+    pub unified: bool,
+    /// The v1 controllers bound to it (`memory`, `cpu`, ...), from the mount options.
+    pub controllers: Vec<String>,
+}
+
+/// Every cgroup hierarchy mounted in this mount namespace.
+pub(crate) fn hierarchies() -> Result<Vec<Hierarchy>> {
+    Ok(mount_table()?
+        .into_iter()
+        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+        .map(|m| Hierarchy {
+            unified: m.fs_type == "cgroup2",
+            controllers: m
+                .super_options
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
+                .map(str::to_owned)
+                .collect(),
+            mount_point: m.mount_point,
+        })
+        .collect())
+}
+
+/// Joins a cgroup path (absolute, as in config.json) onto a hierarchy's mount point.
+pub(crate) fn join(mount_point: &Path, cgroup_path: &str) -> PathBuf {
+    mount_point.join(cgroup_path.trim_start_matches('/'))
+}
+
+/// The file the OOM kill count is read from for a cgroup: the v1 memory controller's
+/// `memory.oom_control`, or `memory.events` on a unified hierarchy where the memory
+/// controller lives there.
+pub(crate) fn oom_file(cgroup_path: &str) -> Result<Option<PathBuf>> {
+    let all = hierarchies()?;
+    if let Some(h) = all
+        .iter()
+        .find(|h| !h.unified && h.controllers.iter().any(|c| c == "memory"))
+    {
+        return Ok(Some(
+            join(&h.mount_point, cgroup_path).join("memory.oom_control"),
+        ));
+    }
+    for h in all.iter().filter(|h| h.unified) {
+        let controllers =
+            std::fs::read_to_string(h.mount_point.join("cgroup.controllers")).unwrap_or_default();
+        if controllers.split_whitespace().any(|c| c == "memory") {
+            return Ok(Some(
+                join(&h.mount_point, cgroup_path).join("memory.events"),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+/// The `oom_kill` count in a `memory.oom_control` or `memory.events` file (0 if absent).
+pub(crate) fn oom_kill_count(file: &Path) -> u64 {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    parse_oom_kill(&text)
+}
+
+fn parse_oom_kill(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(k, _)| *k == "oom_kill")
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Removes `cgroup_path` and everything below it in every hierarchy, deepest first. A
+/// cgroup that still has processes cannot be removed; that is an error naming it.
+pub(crate) fn remove_everywhere(cgroup_path: &str) -> Result<()> {
+    for h in hierarchies()? {
+        remove_tree(&join(&h.mount_point, cgroup_path))?;
+    }
+    Ok(())
+}
+
+fn remove_tree(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).context(|| format!("read {}", dir.display())),
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&entry.path())?;
+        }
+    }
+    // A cgroup just emptied of processes may take a moment to be removable.
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e).context(|| format!("remove cgroup {}", dir.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_oom_kill_counts() {
+        assert_eq!(
+            parse_oom_kill("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
+            2
+        );
+        assert_eq!(
+            parse_oom_kill("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n"),
+            1
+        );
+        assert_eq!(parse_oom_kill("oom_kill_disable 0\n"), 0);
+    }
+}
