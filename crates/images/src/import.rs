@@ -9,7 +9,7 @@
 //! is decided at the end, from the files seen.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::{Component, Path};
 
 use serde::Deserialize;
@@ -21,6 +21,7 @@ use crate::manifest::{
     parse_document, select_platform,
 };
 use crate::reference::ImageRef;
+use crate::unpack::decompress;
 
 /// Files larger than this are never descriptions, always content.
 const MAX_METADATA_FILE: u64 = 4 << 20;
@@ -116,18 +117,8 @@ pub(crate) fn read_archive(
 ) -> Result<Vec<Found>, ImageError> {
     let archive = path.display().to_string();
     let file = std::fs::File::open(path).map_err(ImageError::io("open", path))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let head = reader.fill_buf().map_err(ImageError::io("read", path))?;
-    let decompressed: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(
-            ruzstd::decoding::StreamingDecoder::new(reader)
-                .map_err(|e| ImageError::invalid(&archive, format!("bad zstd stream: {e}")))?,
-        )
-    } else {
-        Box::new(reader)
-    };
+    let decompressed = decompress(BufReader::with_capacity(1 << 16, file))
+        .map_err(|e| ImageError::invalid(&archive, format!("cannot decompress: {e}")))?;
     let contents = read_tar(decompressed, store, pin, &archive)?;
     let has = |name: &str| contents.files.contains_key(name);
     if has("oci-layout") && has("index.json") {

@@ -295,7 +295,7 @@ impl ImageStore {
             saved.save(&state_path)?;
         }
 
-        Ok(Self {
+        let store = Self {
             inner: Arc::new(Inner {
                 root: root.to_owned(),
                 blobs,
@@ -308,7 +308,59 @@ impl ImageStore {
                 layer_locks: KeyedLocks::new(),
                 _lock: lock,
             }),
-        })
+        };
+        store.restore_layers()?;
+        Ok(store)
+    }
+
+    /// Unpacks again, from their blobs, the layers of recorded images whose
+    /// directories have gone missing; an image whose layer cannot be
+    /// restored is dropped with a warning.
+    fn restore_layers(&self) -> Result<(), ImageError> {
+        let missing: Vec<(String, Vec<(String, String)>)> = {
+            let state = self.inner.state.lock();
+            state
+                .manifests
+                .iter()
+                .filter(|(_, m)| {
+                    m.diff_ids
+                        .iter()
+                        .any(|d| !state.saved.layers.contains_key(d))
+                })
+                .map(|(digest, m)| {
+                    let layers = m
+                        .layer_blobs
+                        .iter()
+                        .cloned()
+                        .zip(m.diff_ids.iter().cloned());
+                    (digest.clone(), layers.collect())
+                })
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let pins = Pins::new(self.inner.clone());
+        let mut broken = Vec::new();
+        for (manifest, layers) in missing {
+            for (blob, diff_id) in layers {
+                if let Err(e) = self.ensure_layer(&blob, &diff_id, &pins) {
+                    tracing::warn!(%manifest, "dropping an image whose layer cannot be restored: {e}");
+                    broken.push(manifest);
+                    break;
+                }
+            }
+        }
+        if !broken.is_empty() {
+            let mut state = self.inner.state.lock();
+            state
+                .saved
+                .refs
+                .retain(|_, r| !broken.contains(&r.manifest));
+            state.manifests.retain(|digest, _| !broken.contains(digest));
+            self.save(&state)?;
+        }
+        Ok(())
     }
 
     /// Imports the images in an archive: an OCI image layout or a

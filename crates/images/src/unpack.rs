@@ -86,8 +86,11 @@ pub(crate) fn disk_usage(dir: &Path) -> Result<u64, ImageError> {
     Ok(total)
 }
 
-/// Wraps the blob in the decompressor its magic number calls for.
-fn decompress<'a, R: Read + 'a>(mut reader: BufReader<R>) -> io::Result<Box<dyn Read + 'a>> {
+/// Wraps a tar stream in the decompressor its magic number calls for
+/// (gzip, zstd, or none).
+pub(crate) fn decompress<'a, R: Read + 'a>(
+    mut reader: BufReader<R>,
+) -> io::Result<Box<dyn Read + 'a>> {
     let head = reader.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {
         // Multi-member: some tools write a gzip stream per chunk.
