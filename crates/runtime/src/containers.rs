@@ -243,6 +243,12 @@ impl Runtime {
     pub async fn create_container(&self, spec: ContainerSpec) -> Result<ContainerRecord> {
         check_id(&spec.id)?;
         sandbox::check_pod_uid(&spec.sandbox.pod_uid)?;
+        if spec.log_path.as_os_str().is_empty() {
+            return Err(RuntimeError::InvalidSpec {
+                id: spec.id.clone(),
+                message: "no log path".to_owned(),
+            });
+        }
         if spec.layers.is_empty() {
             return Err(RuntimeError::InvalidSpec {
                 id: spec.id.clone(),
@@ -599,11 +605,10 @@ impl Runtime {
     pub fn logs(&self, id: &str, options: LogOptions) -> Result<LogReader> {
         let dir = self.existing_dir(id)?;
         let record: RecordFile = files::read_json(&dir.join(files::RECORD))?;
-        let done = Box::new(move || {
-            !dir.exists()
-                || (dir.join(files::EXIT).exists()
-                    && lock::holder(&dir.join(files::SHIM_LOCK)).is_none())
-        });
+        // The shim holds its lock from before the container starts until it has written
+        // the last of the output, so once the lock is free nothing more will come.
+        let done =
+            Box::new(move || !dir.exists() || lock::holder(&dir.join(files::SHIM_LOCK)).is_none());
         LogReader::open(&record.log_path, options, done)
             .context(|| format!("open log {}", record.log_path.display()))
     }

@@ -58,7 +58,7 @@ pub struct ContainerSpec {
     pub tty: bool,
     /// Keep the container's stdin open for attach.
     pub stdin: bool,
-    /// Close the container's stdin when the first attach session that wrote to it ends.
+    /// Close the container's stdin when the first attach session that took stdin ends.
     pub stdin_once: bool,
     /// The CRI-format log file the shim writes (the agent picks one per attempt).
     pub log_path: PathBuf,

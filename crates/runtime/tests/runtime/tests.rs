@@ -37,6 +37,7 @@ pub fn all() -> Vec<(&'static str, Test)> {
         attach_with_pipes_and_tty,
         logs_rotate_follow_and_split_long_lines,
         containers_survive_a_killed_agent_and_are_adopted,
+        a_lost_shim_is_reported_and_cleaned_up,
     ]
 }
 
@@ -83,6 +84,17 @@ async fn sandbox_namespaces_are_pinned_and_removed() {
 
     let host = rt.create_sandbox("pod-b", "node-1", true).unwrap();
     assert_eq!(host.netns, None);
+    // A container of the host-network pod sees the host's interfaces.
+    let interfaces = |text: &str| text.lines().filter(|l| l.contains(':')).count();
+    let host_count = interfaces(&std::fs::read_to_string("/proc/net/dev").unwrap());
+    env.run(env.spec("hostnet", &host, &["cat", "/proc/net/dev"]))
+        .await;
+    wait_exit(rt, "hostnet", secs(20)).await;
+    assert_eq!(
+        interfaces(&logs(rt, "hostnet", LogOptions::default()).await),
+        host_count
+    );
+    rt.remove_container("hostnet").await.unwrap();
     let listed: Vec<String> = rt
         .list_sandboxes()
         .unwrap()
@@ -1069,4 +1081,60 @@ async fn containers_survive_a_killed_agent_and_are_adopted() {
             .flatten()
             .all(|e| !e.path().is_dir())
     }));
+}
+
+async fn a_lost_shim_is_reported_and_cleaned_up() {
+    let env = Env::new();
+    let rt = &env.runtime;
+    let sandbox = rt.create_sandbox("pod-lost", "lost", false).unwrap();
+    env.run(env.spec("orphan", &sandbox, &["sleep", "1000"]))
+        .await;
+    let pid = match rt.status("orphan").unwrap() {
+        ContainerStatus::Running { pid, .. } => pid,
+        other => panic!("{other:?}"),
+    };
+    // Find the shim: the process whose command line ends with the container's directory.
+    let dir = env.dir.path().join("containers/orphan");
+    let shim = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| {
+                    c.split(|b| *b == 0)
+                        .any(|a| a == dir.as_os_str().as_encoded_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .expect("the shim runs");
+    assert_ne!(
+        std::fs::read_to_string(format!("/proc/{shim}/stat"))
+            .unwrap()
+            .split(' ')
+            .nth(3)
+            .unwrap(),
+        std::process::id().to_string(),
+        "the shim is not the agent's child"
+    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + secs(10);
+    while !matches!(rt.status("orphan").unwrap(), ContainerStatus::Unknown(_)) {
+        assert!(Instant::now() < deadline, "{:?}", rt.status("orphan"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the container outlives its shim"
+    );
+    rt.remove_container("orphan").await.unwrap();
+    assert!(!dir.exists());
+    assert!(mounts_under(&dir).is_empty());
+    assert!(cgroup_dirs(&env.cgroup("pod-lost", "orphan")).is_empty());
+    assert!(runc_list(&env.runc_root()).is_empty());
+    let deadline = Instant::now() + secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "the container's process is gone");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
