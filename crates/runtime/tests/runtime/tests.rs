@@ -948,9 +948,21 @@ async fn logs_rotate_follow_and_split_long_lines() {
     assert!(started.elapsed() < secs(5));
 }
 
+/// The stand-in agent, killed and reaped when a failing test leaves it behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The stand-in agent of the adoption test: makes two containers, says so, then waits to
 /// be killed.
 pub fn agent_child(args: &[OsString]) -> std::process::ExitCode {
+    // Dies with the test process, should that be killed before it kills us.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     let dir = PathBuf::from(&args[0]);
     let parent = args[1].to_string_lossy().into_owned();
     let layer = PathBuf::from(&args[2]);
@@ -987,24 +999,26 @@ pub fn agent_child(args: &[OsString]) -> std::process::ExitCode {
 
 async fn containers_survive_a_killed_agent_and_are_adopted() {
     let env = Env::new();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .arg("agent-child")
-        .arg(env.dir.path())
-        .arg(&env.cgroup_parent)
-        .arg(&env.layer)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut child = KillOnDrop(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("agent-child")
+            .arg(env.dir.path())
+            .arg(&env.cgroup_parent)
+            .arg(&env.layer)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
         Signal::SIGKILL,
     )
     .unwrap();
-    child.wait().unwrap();
+    child.0.wait().unwrap();
     // The shims hold nothing of the agent's: its stdout reaches end of file.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
