@@ -30,11 +30,13 @@ use bytes::Bytes;
 use http::Response;
 use http::request::Parts;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::StreamError;
 use crate::io::{StreamReader, StreamWriter};
-use crate::spdy::{RecvStream, SendStream, SpdyConn, frame::rst};
+use crate::spdy::{ClosedFuture, RecvStream, SendStream, SpdyConn, frame::rst};
 use crate::upgrade::{self, Requested};
 use crate::ws::{self, ByteTunnel, ChannelConn, ChannelWriter, Codec};
 
@@ -234,7 +236,7 @@ impl Forwarder {
     /// Resolves once the client is gone.
     pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         match &self.inner {
-            Inner::Spdy(f) => futures::future::Either::Left(f.conn.closed()),
+            Inner::Spdy(f) => futures::future::Either::Left(f.closed()),
             Inner::Ws { conn, .. } => futures::future::Either::Right(conn.closed()),
         }
     }
@@ -323,20 +325,58 @@ struct Pending {
     error: Option<SendStream>,
 }
 
+/// SPDY forwards come from a task that answers each stream the moment it
+/// arrives (the client waits for that reply before it opens the next one)
+/// and pairs them, whether or not the caller is in `next` just then.
 struct SpdyForwarder {
-    conn: SpdyConn,
-    pending: HashMap<String, Pending>,
+    forwards: mpsc::UnboundedReceiver<Forward>,
+    closed: Box<dyn Fn() -> ClosedFuture + Send + Sync>,
+    pairing: JoinHandle<()>,
+}
+
+impl Drop for SpdyForwarder {
+    fn drop(&mut self) {
+        // No one takes new forwards: stop answering streams. Forwards
+        // already handed out keep the connection up until they are done.
+        self.pairing.abort();
+    }
 }
 
 impl SpdyForwarder {
     fn new(conn: SpdyConn) -> Self {
+        let (tx, forwards) = mpsc::unbounded_channel();
+        let closed = Box::new(conn.closed_fn());
+        let pairing = tokio::spawn(
+            Pairing {
+                conn,
+                pending: HashMap::new(),
+            }
+            .run(tx),
+        );
         Self {
-            conn,
-            pending: HashMap::new(),
+            forwards,
+            closed,
+            pairing,
         }
     }
 
     async fn next(&mut self) -> Option<Forward> {
+        self.forwards.recv().await
+    }
+
+    fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        (self.closed)()
+    }
+}
+
+struct Pairing {
+    conn: SpdyConn,
+    pending: HashMap<String, Pending>,
+}
+
+impl Pairing {
+    /// Pairs streams until the client can open no more.
+    async fn run(mut self, forwards: mpsc::UnboundedSender<Forward>) {
         loop {
             let earliest = self.pending.values().map(|p| p.deadline).min();
             let stream = tokio::select! {
@@ -346,9 +386,13 @@ impl SpdyForwarder {
                     continue;
                 }
             };
-            let stream = stream?;
-            if let Some(forward) = self.add(stream) {
-                return Some(forward);
+            let Some(stream) = stream else {
+                return;
+            };
+            if let Some(forward) = self.add(stream)
+                && forwards.send(forward).is_err()
+            {
+                return;
             }
         }
     }
@@ -454,6 +498,326 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use futures::{SinkExt, StreamExt};
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use crate::spdy::frame::Frame;
+    use crate::spdy::test_client::TestClient;
+
+    const SPDY: Negotiated = Negotiated {
+        name: SPDY_PROTOCOL,
+        flavor: Flavor::Spdy,
+    };
+
+    async fn replied(client: &mut TestClient, id: u32) {
+        match client.recv().await {
+            Some(Frame::SynReply { stream_id, .. }) if stream_id == id => {}
+            other => panic!("no reply to {id}: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn spdy_pairs_streams_by_request_id() {
+        let (mut client, io) = TestClient::pair();
+        let mut forwarder = accept(SPDY, vec![], io).await.unwrap();
+        let next = tokio::spawn(async move {
+            let f = forwarder.next().await;
+            (forwarder, f)
+        });
+        // Two requests interleaved: error 0, error 1, data 1, data 0.
+        client
+            .open(
+                1,
+                &[("streamtype", "error"), ("port", "80"), ("requestid", "0")],
+            )
+            .await;
+        replied(&mut client, 1).await;
+        client
+            .open(
+                3,
+                &[("streamtype", "error"), ("port", "443"), ("requestid", "1")],
+            )
+            .await;
+        replied(&mut client, 3).await;
+        client
+            .open(
+                5,
+                &[("streamtype", "data"), ("port", "443"), ("requestid", "1")],
+            )
+            .await;
+        replied(&mut client, 5).await;
+        let (mut forwarder, first) = next.await.unwrap();
+        let mut first = first.unwrap();
+        assert_eq!(first.port, 443);
+        client
+            .open(
+                7,
+                &[("streamtype", "data"), ("port", "80"), ("requestid", "0")],
+            )
+            .await;
+        replied(&mut client, 7).await;
+        let second = forwarder.next().await.unwrap();
+        assert_eq!(second.port, 80);
+
+        client.data(5, b"GET /", true).await;
+        let mut got = String::new();
+        first.stream.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "GET /");
+        first.stream.write_all(b"200").await.unwrap();
+        drop(first.stream);
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::Data {
+                stream_id: 5,
+                fin: false,
+                data: Bytes::from_static(b"200")
+            })
+        );
+        assert!(matches!(
+            client.recv().await,
+            Some(Frame::Data {
+                stream_id: 5,
+                fin: true,
+                ..
+            })
+        ));
+        second.error.report("connection refused").await.unwrap();
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::Data {
+                stream_id: 1,
+                fin: false,
+                data: Bytes::from_static(b"connection refused")
+            })
+        );
+        assert!(matches!(
+            client.recv().await,
+            Some(Frame::Data {
+                stream_id: 1,
+                fin: true,
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn old_clients_without_request_ids_pair_by_stream_id() {
+        let (mut client, io) = TestClient::pair();
+        let mut forwarder = accept(SPDY, vec![], io).await.unwrap();
+        client
+            .open(1, &[("streamtype", "error"), ("port", "8080")])
+            .await;
+        client
+            .open(3, &[("streamtype", "data"), ("port", "8080")])
+            .await;
+        let f = forwarder.next().await.unwrap();
+        assert_eq!(f.port, 8080);
+    }
+
+    #[tokio::test]
+    async fn bad_streams_are_reset_and_the_rest_goes_on() {
+        let (mut client, io) = TestClient::pair();
+        let mut forwarder = accept(SPDY, vec![], io).await.unwrap();
+        let next = tokio::spawn(async move { forwarder.next().await.map(|f| f.port) });
+        client
+            .open(
+                1,
+                &[("streamtype", "data"), ("port", "0"), ("requestid", "0")],
+            )
+            .await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 1,
+                status: rst::PROTOCOL_ERROR
+            })
+        );
+        client
+            .open(3, &[("streamtype", "data"), ("requestid", "0")])
+            .await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 3,
+                status: rst::PROTOCOL_ERROR
+            })
+        );
+        client
+            .open(
+                5,
+                &[("streamtype", "stdin"), ("port", "80"), ("requestid", "0")],
+            )
+            .await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 5,
+                status: rst::PROTOCOL_ERROR
+            })
+        );
+        client
+            .open(
+                7,
+                &[("streamtype", "error"), ("port", "80"), ("requestid", "1")],
+            )
+            .await;
+        replied(&mut client, 7).await;
+        client
+            .open(
+                9,
+                &[("streamtype", "data"), ("port", "80"), ("requestid", "1")],
+            )
+            .await;
+        replied(&mut client, 9).await;
+        assert_eq!(next.await.unwrap(), Some(80));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_half_pair_times_out_with_a_message() {
+        let (mut client, io) = TestClient::pair();
+        let mut forwarder = accept(SPDY, vec![], io).await.unwrap();
+        let next = tokio::spawn(async move {
+            let f = forwarder.next().await.map(|f| f.port);
+            (forwarder, f)
+        });
+        client
+            .open(
+                1,
+                &[("streamtype", "error"), ("port", "80"), ("requestid", "0")],
+            )
+            .await;
+        replied(&mut client, 1).await;
+        match client.recv().await {
+            Some(Frame::Data {
+                stream_id: 1, data, ..
+            }) => {
+                assert!(
+                    String::from_utf8_lossy(&data).contains("timed out"),
+                    "{data:?}"
+                );
+            }
+            other => panic!("expected the timeout message, got {other:?}"),
+        }
+        assert!(matches!(
+            client.recv().await,
+            Some(Frame::Data {
+                stream_id: 1,
+                fin: true,
+                ..
+            })
+        ));
+        client.shutdown().await;
+        let (_forwarder, f) = next.await.unwrap();
+        assert_eq!(f, None, "the client left");
+    }
+
+    #[tokio::test]
+    async fn websocket_channels_start_with_their_port() {
+        let (client_io, io) = tokio::io::duplex(1 << 16);
+        let n = Negotiated {
+            name: "v4.channel.k8s.io",
+            flavor: Flavor::WebSocket(Codec::Binary),
+        };
+        let mut forwarder = accept(n, vec![80, 8443], io).await.unwrap();
+        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        for want in [[0u8, 80, 0], [1, 80, 0], [2, 0xfb, 0x20], [3, 0xfb, 0x20]] {
+            assert_eq!(
+                client.next().await.unwrap().unwrap(),
+                Message::binary(want.to_vec())
+            );
+        }
+        let mut web = forwarder.next().await.unwrap();
+        let tls = forwarder.next().await.unwrap();
+        assert!(forwarder.next().await.is_none());
+        assert_eq!((web.port, tls.port), (80, 8443));
+        client
+            .send(Message::binary(b"\x00GET".to_vec()))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 3];
+        web.stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"GET");
+        web.stream.write_all(b"200").await.unwrap();
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::binary(b"\x00200".to_vec())
+        );
+        tls.error.report("refused").await.unwrap();
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::binary(b"\x03refused".to_vec())
+        );
+        // When every forward is done the connection closes normally.
+        drop((web, tls.stream, forwarder));
+        match client.next().await.unwrap().unwrap() {
+            Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 1000),
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn websocket_forwards_need_ports() {
+        let (_client_io, io) = tokio::io::duplex(1024);
+        let n = Negotiated {
+            name: "v4.channel.k8s.io",
+            flavor: Flavor::WebSocket(Codec::Binary),
+        };
+        assert!(matches!(
+            accept(n, vec![], io).await,
+            Err(StreamError::Query { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn spdy_tunnelled_in_websocket() {
+        let (client_io, io) = tokio::io::duplex(1 << 16);
+        let n = Negotiated {
+            name: "SPDY/3.1+portforward.k8s.io",
+            flavor: Flavor::Tunnel,
+        };
+        let mut forwarder = accept(n, vec![], io).await.unwrap();
+        let ws = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let mut client = TestClient::over(ByteTunnel::new(ws));
+        client
+            .open(
+                1,
+                &[
+                    ("streamtype", "error"),
+                    ("port", "5432"),
+                    ("requestid", "0"),
+                ],
+            )
+            .await;
+        replied(&mut client, 1).await;
+        client
+            .open(
+                3,
+                &[("streamtype", "data"), ("port", "5432"), ("requestid", "0")],
+            )
+            .await;
+        replied(&mut client, 3).await;
+        let mut f = forwarder.next().await.unwrap();
+        assert_eq!(f.port, 5432);
+        client.data(3, b"select 1", false).await;
+        let mut buf = [0u8; 8];
+        f.stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"select 1");
+        f.stream.write_all(b"1").await.unwrap();
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::Data {
+                stream_id: 3,
+                fin: false,
+                data: Bytes::from_static(b"1")
+            })
+        );
+        client.send(Frame::Ping { id: 1 }).await;
+        assert_eq!(client.recv().await, Some(Frame::Ping { id: 1 }));
+    }
 
     #[test]
     fn ports_come_from_port_or_ports() {

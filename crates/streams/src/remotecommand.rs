@@ -671,6 +671,347 @@ mod tests {
         assert_eq!(negotiate(&spdy).unwrap_err().status(), 403);
     }
 
+    use std::time::Duration;
+
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use crate::spdy::frame::{Frame, goaway};
+    use crate::spdy::test_client::TestClient;
+
+    fn spdy(version: u8) -> Negotiated {
+        Negotiated {
+            name: "v4.channel.k8s.io",
+            flavor: Flavor::Spdy { version },
+        }
+    }
+
+    const ALL: Options = Options {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        tty: false,
+    };
+
+    /// Opens streams of these types as 1, 3, 5, ..., each after the reply
+    /// to the one before, as client-go does.
+    async fn open_streams(client: &mut TestClient, kinds: &[&str]) {
+        for (i, kind) in kinds.iter().enumerate() {
+            let id = 2 * i as u32 + 1;
+            client.open(id, &[("streamtype", kind)]).await;
+            match client.recv().await {
+                Some(Frame::SynReply { stream_id, .. }) if stream_id == id => {}
+                other => panic!("no reply to stream {id}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spdy_session_from_start_to_finish() {
+        let (mut client, io) = TestClient::pair();
+        let accepting = tokio::spawn(accept(spdy(4), ALL, io));
+        open_streams(&mut client, &["error", "stdin", "stdout", "stderr"]).await;
+        let mut session = accepting.await.unwrap().unwrap();
+        client.data(3, b"typed", true).await;
+        let mut typed = String::new();
+        session
+            .stdin
+            .take()
+            .unwrap()
+            .read_to_string(&mut typed)
+            .await
+            .unwrap();
+        assert_eq!(typed, "typed");
+        session
+            .stdout
+            .as_mut()
+            .unwrap()
+            .write_all(b"out")
+            .await
+            .unwrap();
+        session
+            .stderr
+            .as_mut()
+            .unwrap()
+            .write_all(b"err")
+            .await
+            .unwrap();
+        let finishing = tokio::spawn(session.finish(Outcome::NonZeroExitCode(2)));
+
+        let mut data: std::collections::HashMap<u32, Vec<u8>> = Default::default();
+        let mut fins = vec![];
+        loop {
+            match client.recv_skipping_updates().await {
+                Some(Frame::Data {
+                    stream_id,
+                    fin,
+                    data: d,
+                }) => {
+                    assert!(!fins.contains(&stream_id), "data after FIN on {stream_id}");
+                    data.entry(stream_id).or_default().extend_from_slice(&d);
+                    if fin {
+                        fins.push(stream_id);
+                    }
+                }
+                Some(Frame::GoAway {
+                    last_good_stream_id,
+                    status,
+                }) => {
+                    assert_eq!((last_good_stream_id, status), (7, goaway::OK));
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        fins.sort();
+        assert_eq!(fins, [1, 3, 5, 7], "every stream ends before GOAWAY");
+        assert_eq!(data[&5], b"out");
+        assert_eq!(data[&7], b"err");
+        let status: serde_json::Value = serde_json::from_slice(&data[&1]).unwrap();
+        assert_eq!(status["reason"], "NonZeroExitCode");
+        assert_eq!(status["details"]["causes"][0]["message"], "2");
+        assert_eq!(client.recv().await, None);
+        client.shutdown().await;
+        tokio::time::timeout(Duration::from_secs(5), finishing)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn v3_writes_text_and_nothing_on_success() {
+        for (outcome, want) in [
+            (Outcome::Success, None),
+            (Outcome::Failure("it broke".into()), Some(&b"it broke"[..])),
+        ] {
+            let (mut client, io) = TestClient::pair();
+            let opts = Options {
+                stdout: true,
+                ..Options::default()
+            };
+            let accepting = tokio::spawn(accept(spdy(3), opts, io));
+            open_streams(&mut client, &["error", "stdout"]).await;
+            let session = accepting.await.unwrap().unwrap();
+            let finishing = tokio::spawn(session.finish(outcome));
+            let mut error = vec![];
+            while let Some(f) = client.recv_skipping_updates().await {
+                if let Frame::Data {
+                    stream_id: 1, data, ..
+                } = f
+                {
+                    error.extend_from_slice(&data);
+                }
+            }
+            assert_eq!(error, want.unwrap_or_default());
+            client.shutdown().await;
+            finishing.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_stream_type_ends_the_session() {
+        let (mut client, io) = TestClient::pair();
+        let accepting = tokio::spawn(accept(spdy(4), ALL, io));
+        open_streams(&mut client, &["error"]).await;
+        client.open(3, &[("streamtype", "bogus")]).await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 3,
+                status: rst::PROTOCOL_ERROR
+            })
+        );
+        assert!(matches!(
+            client.recv().await,
+            Some(Frame::GoAway {
+                status: goaway::PROTOCOL_ERROR,
+                ..
+            })
+        ));
+        client.shutdown().await;
+        let err = accepting.await.unwrap().err().unwrap();
+        assert!(
+            matches!(&err, StreamError::UnknownStreamType(t) if t == "bogus"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_stream_ends_the_session() {
+        let (mut client, io) = TestClient::pair();
+        let accepting = tokio::spawn(accept(spdy(4), ALL, io));
+        open_streams(&mut client, &["error"]).await;
+        client.open(3, &[("streamtype", "error")]).await;
+        client.shutdown().await;
+        let err = accepting.await.unwrap().err().unwrap();
+        assert!(
+            matches!(err, StreamError::DuplicateStream("error")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streams_that_never_come_time_out() {
+        let (mut client, io) = TestClient::pair();
+        let accepting = tokio::spawn(accept(spdy(4), ALL, io));
+        open_streams(&mut client, &["error", "stdin"]).await;
+        let err = accepting.await.unwrap().err().unwrap();
+        assert!(matches!(err, StreamError::StreamTimeout(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_leaves_early_is_an_error_not_a_hang() {
+        let (client, io) = TestClient::pair();
+        let accepting = tokio::spawn(accept(spdy(4), ALL, io));
+        drop(client);
+        let err = tokio::time::timeout(Duration::from_secs(5), accepting)
+            .await
+            .unwrap()
+            .unwrap()
+            .err()
+            .unwrap();
+        assert!(matches!(err, StreamError::Closed), "{err}");
+    }
+
+    async fn ws_client(io: tokio::io::DuplexStream) -> WebSocketStream<tokio::io::DuplexStream> {
+        WebSocketStream::from_raw_socket(io, Role::Client, None).await
+    }
+
+    #[tokio::test]
+    async fn a_v5_websocket_session() {
+        let (client_io, io) = tokio::io::duplex(1 << 16);
+        let n = Negotiated {
+            name: "v5.channel.k8s.io",
+            flavor: Flavor::WebSocket {
+                version: 5,
+                codec: Codec::Binary,
+            },
+        };
+        let mut session = accept(n, ALL, io).await.unwrap();
+        let mut client = ws_client(client_io).await;
+        // The empty message that says the streams are ready.
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::binary(vec![STDOUT])
+        );
+        client
+            .send(Message::binary(b"\x00hello".to_vec()))
+            .await
+            .unwrap();
+        client
+            .send(Message::binary(vec![CLOSE, STDIN]))
+            .await
+            .unwrap();
+        let mut typed = String::new();
+        session
+            .stdin
+            .take()
+            .unwrap()
+            .read_to_string(&mut typed)
+            .await
+            .unwrap();
+        assert_eq!(typed, "hello");
+        session
+            .stdout
+            .as_mut()
+            .unwrap()
+            .write_all(b"out")
+            .await
+            .unwrap();
+        session
+            .stderr
+            .as_mut()
+            .unwrap()
+            .write_all(b"err")
+            .await
+            .unwrap();
+        let finishing = tokio::spawn(session.finish(Outcome::Success));
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::binary(b"\x01out".to_vec())
+        );
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::binary(b"\x02err".to_vec())
+        );
+        let status = client.next().await.unwrap().unwrap().into_data();
+        assert_eq!(status[0], ERROR);
+        assert_eq!(&status[1..], br#"{"metadata":{},"status":"Success"}"#);
+        match client.next().await.unwrap().unwrap() {
+            Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 1000),
+            other => panic!("expected a normal close, got {other:?}"),
+        }
+        // The client answers the close; then both sides are done.
+        assert!(client.next().await.is_none());
+        tokio::time::timeout(Duration::from_secs(5), finishing)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
+    const CLOSE: u8 = crate::ws::CLOSE_CHANNEL;
+
+    #[tokio::test]
+    async fn base64_with_a_terminal() {
+        let (client_io, io) = tokio::io::duplex(1 << 16);
+        let n = Negotiated {
+            name: "v4.base64.channel.k8s.io",
+            flavor: Flavor::WebSocket {
+                version: 4,
+                codec: Codec::Base64,
+            },
+        };
+        let opts = Options {
+            stdin: true,
+            stdout: true,
+            stderr: false,
+            tty: true,
+        };
+        let mut session = accept(n, opts, io).await.unwrap();
+        let mut client = ws_client(client_io).await;
+        assert_eq!(client.next().await.unwrap().unwrap(), Message::text("1"));
+        // {"Width":10,"Height":20} on channel 4, base64.
+        client
+            .send(Message::text("4eyJXaWR0aCI6MTAsIkhlaWdodCI6MjB9"))
+            .await
+            .unwrap();
+        let size = session.resize.as_mut().unwrap().next().await.unwrap();
+        assert_eq!(
+            size,
+            TerminalSize {
+                width: 10,
+                height: 20
+            }
+        );
+        // Invalid base64 is dropped, the connection lives on.
+        client.send(Message::text("0!!!")).await.unwrap();
+        client.send(Message::text("0aGk=")).await.unwrap();
+        let mut buf = [0u8; 2];
+        session
+            .stdin
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut buf)
+            .await
+            .unwrap();
+        assert_eq!(&buf, b"hi");
+        session
+            .stdout
+            .as_mut()
+            .unwrap()
+            .write_all(b"x")
+            .await
+            .unwrap();
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::text("1eA==")
+        );
+    }
+
     #[test]
     fn sizes_parse_back_to_back_as_go_writes_them() {
         let mut buf = br#"{"Width":80,"Height":24}

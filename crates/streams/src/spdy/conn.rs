@@ -322,6 +322,17 @@ impl SpdyConn {
         closed(&self.core)
     }
 
+    /// Makes `closed` futures without holding the connection open.
+    pub(crate) fn closed_fn(&self) -> impl Fn() -> ClosedFuture + Send + Sync + 'static {
+        let dead = self.core.shared.dead.subscribe();
+        move || {
+            let mut dead = dead.clone();
+            Box::pin(async move {
+                let _ = dead.wait_for(|d| *d).await;
+            })
+        }
+    }
+
     /// Closes gracefully (queued frames, GOAWAY, then waits for the client
     /// to close its side) and waits for the connection's tasks to end.
     pub(crate) async fn close(self) {
@@ -332,6 +343,9 @@ impl SpdyConn {
         }
     }
 }
+
+/// What `SpdyConn::closed_fn` makes.
+pub(crate) type ClosedFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 fn closed(core: &Arc<Core>) -> impl Future<Output = ()> + Send + 'static {
     let mut dead = core.shared.dead.subscribe();
@@ -804,5 +818,384 @@ impl<W: AsyncWrite + Unpin> FrameWriter<'_, W> {
         let result = self.io.write_all(&self.buf).await;
         self.shared.budget.give_back(data_len);
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::super::frame::Setting;
+    use super::super::test_client::TestClient;
+    use super::*;
+
+    /// A connection with stream 1 opened by the client and accepted.
+    async fn one_stream() -> (TestClient, SpdyConn, RecvStream, SendStream) {
+        let (mut client, io) = TestClient::pair();
+        let mut conn = SpdyConn::start(io);
+        client.open(1, &[("streamtype", "data")]).await;
+        let s = conn.next_stream().await.unwrap();
+        let (r, w) = conn.reply(s);
+        assert!(matches!(
+            client.recv().await,
+            Some(Frame::SynReply { stream_id: 1, .. })
+        ));
+        (client, conn, r, w)
+    }
+
+    /// Data frames on `id` until `total` bytes came, skipping window
+    /// updates; returns the bytes.
+    async fn receive(client: &mut TestClient, id: u32, total: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        while got.len() < total {
+            match client.recv_skipping_updates().await {
+                Some(Frame::Data {
+                    stream_id, data, ..
+                }) if stream_id == id => got.extend_from_slice(&data),
+                other => panic!("expected data on {id}, got {other:?}"),
+            }
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn streams_are_replied_and_carry_bytes_both_ways() {
+        let (mut client, _conn, mut r, mut w) = one_stream().await;
+        client.data(1, b"ping", true).await;
+        let mut got = String::new();
+        r.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "ping");
+        w.write_all(b"pong").await.unwrap();
+        w.shutdown().await.unwrap();
+        assert_eq!(receive(&mut client, 1, 4).await, b"pong");
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::Data {
+                stream_id: 1,
+                fin: true,
+                data: Bytes::new()
+            })
+        );
+        assert!(w.write_all(b"more").await.is_err(), "no writes after FIN");
+    }
+
+    #[tokio::test]
+    async fn client_pings_are_echoed_and_others_ignored() {
+        let (mut client, _conn, _r, _w) = one_stream().await;
+        client.send(Frame::Ping { id: 1 }).await;
+        assert_eq!(client.recv().await, Some(Frame::Ping { id: 1 }));
+        client.send(Frame::Ping { id: 2 }).await;
+        client.send(Frame::Ping { id: 3 }).await;
+        assert_eq!(client.recv().await, Some(Frame::Ping { id: 3 }));
+    }
+
+    #[tokio::test]
+    async fn windows_hold_once_the_client_shows_it_keeps_them() {
+        let (mut client, io) = TestClient::pair();
+        let mut conn = SpdyConn::start(io);
+        client
+            .send(Frame::Settings {
+                clear: false,
+                entries: vec![Setting {
+                    flags: 0,
+                    id: SETTINGS_INITIAL_WINDOW_SIZE,
+                    value: 1000,
+                }],
+            })
+            .await;
+        client.open(1, &[]).await;
+        let s = conn.next_stream().await.unwrap();
+        let (_r, mut w) = conn.reply(s);
+        assert!(matches!(client.recv().await, Some(Frame::SynReply { .. })));
+        let writer = tokio::spawn(async move {
+            w.write_all(&[7u8; 5000]).await.unwrap();
+            w
+        });
+        assert_eq!(receive(&mut client, 1, 1000).await.len(), 1000);
+        assert!(
+            client.quiet_for(Duration::from_millis(200)).await,
+            "sent past the window"
+        );
+        client
+            .send(Frame::WindowUpdate {
+                stream_id: 1,
+                delta: 3000,
+            })
+            .await;
+        assert_eq!(receive(&mut client, 1, 3000).await.len(), 3000);
+        assert!(
+            client.quiet_for(Duration::from_millis(200)).await,
+            "sent past the window"
+        );
+        assert!(!writer.is_finished());
+        client
+            .send(Frame::WindowUpdate {
+                stream_id: 1,
+                delta: 5000,
+            })
+            .await;
+        assert_eq!(receive(&mut client, 1, 1000).await.len(), 1000);
+        let _w = writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_session_window_holds_too() {
+        let (mut client, _conn, _r, mut w) = one_stream().await;
+        // A WINDOW_UPDATE shows the client keeps windows; the session's is
+        // the default 64 KiB, the stream's now much larger.
+        client
+            .send(Frame::WindowUpdate {
+                stream_id: 1,
+                delta: 1 << 20,
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let writer = tokio::spawn(async move { w.write_all(&vec![1u8; 100_000]).await.map(|_| w) });
+        assert_eq!(receive(&mut client, 1, 65536).await.len(), 65536);
+        assert!(
+            client.quiet_for(Duration::from_millis(200)).await,
+            "sent past the session window"
+        );
+        client
+            .send(Frame::WindowUpdate {
+                stream_id: 0,
+                delta: 40_000,
+            })
+            .await;
+        assert_eq!(
+            receive(&mut client, 1, 100_000 - 65536).await.len(),
+            100_000 - 65536
+        );
+        writer.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn kubectls_spdy_gets_data_without_window_updates() {
+        // spdystream never sends WINDOW_UPDATE: the server must not wait.
+        let (mut client, _conn, _r, mut w) = one_stream().await;
+        let writer = tokio::spawn(async move { w.write_all(&vec![3u8; 300_000]).await.map(|_| w) });
+        assert_eq!(receive(&mut client, 1, 300_000).await.len(), 300_000);
+        writer.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn reading_reopens_the_clients_windows() {
+        let (mut client, _conn, mut r, _w) = one_stream().await;
+        client.data(1, &[5u8; 40_000], false).await;
+        let mut buf = vec![0u8; 40_000];
+        r.read_exact(&mut buf).await.unwrap();
+        let mut updates = vec![];
+        while updates.len() < 2 {
+            match client.recv().await {
+                Some(Frame::WindowUpdate { stream_id, delta }) => updates.push((stream_id, delta)),
+                other => panic!("expected window updates, got {other:?}"),
+            }
+        }
+        updates.sort();
+        assert_eq!(updates, [(0, 40_000), (1, 40_000)]);
+    }
+
+    #[tokio::test]
+    async fn a_reset_ends_reads_and_fails_writes() {
+        let (mut client, _conn, mut r, mut w) = one_stream().await;
+        client.data(1, b"partial", false).await;
+        client
+            .send(Frame::RstStream {
+                stream_id: 1,
+                status: rst::CANCEL,
+            })
+            .await;
+        let mut got = vec![];
+        r.read_to_end(&mut got).await.unwrap();
+        let e = w.write_all(b"x").await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[tokio::test]
+    async fn bad_stream_ids_are_reset_not_fatal() {
+        let (mut client, io) = TestClient::pair();
+        let mut conn = SpdyConn::start(io);
+        client.open(3, &[]).await;
+        let s = conn.next_stream().await.unwrap();
+        let (_r, _w) = conn.reply(s);
+        assert!(matches!(
+            client.recv().await,
+            Some(Frame::SynReply { stream_id: 3, .. })
+        ));
+        // Backwards, even (a server's id), data for a stream never opened.
+        client.open(1, &[]).await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 1,
+                status: rst::PROTOCOL_ERROR
+            })
+        );
+        client.open(4, &[]).await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 4,
+                status: rst::PROTOCOL_ERROR
+            })
+        );
+        client.data(7, b"?", false).await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 7,
+                status: rst::INVALID_STREAM
+            })
+        );
+        // The connection still works.
+        client.open(5, &[]).await;
+        assert_eq!(conn.next_stream().await.unwrap().id, 5);
+    }
+
+    #[tokio::test]
+    async fn refused_and_late_streams_are_reset() {
+        let (mut client, io) = TestClient::pair();
+        let mut conn = SpdyConn::start(io);
+        client.open(1, &[("streamtype", "nonsense")]).await;
+        let s = conn.next_stream().await.unwrap();
+        conn.refuse(s, rst::PROTOCOL_ERROR);
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 1,
+                status: rst::PROTOCOL_ERROR
+            })
+        );
+        conn.stop_accepting();
+        client.open(3, &[]).await;
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::RstStream {
+                stream_id: 3,
+                status: rst::REFUSED_STREAM
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_frame_ends_the_connection() {
+        for bad in [
+            // PING with a 3-byte payload.
+            &b"\x80\x03\x00\x06\x00\x00\x00\x03\x00\x00\x01"[..],
+            // SPDY/2.
+            b"\x80\x02\x00\x06\x00\x00\x00\x04\x00\x00\x00\x01",
+            // SYN_STREAM whose header block is not zlib.
+            b"\x80\x03\x00\x01\x00\x00\x00\x0e\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00junk",
+        ] {
+            let (mut client, io) = TestClient::pair();
+            let mut conn = SpdyConn::start(io);
+            client.send_raw(bad).await;
+            assert_eq!(
+                client.recv().await,
+                Some(Frame::GoAway {
+                    last_good_stream_id: 0,
+                    status: goaway::PROTOCOL_ERROR
+                })
+            );
+            assert_eq!(client.recv().await, None, "the server closes its side");
+            assert!(conn.next_stream().await.is_none());
+            tokio::time::timeout(Duration::from_secs(5), conn.closed())
+                .await
+                .unwrap();
+            // The reader ended; the writer ends once the client closes.
+            client.shutdown().await;
+            tokio::time::timeout(Duration::from_secs(5), conn.close())
+                .await
+                .expect("the connection's tasks did not end");
+        }
+    }
+
+    #[tokio::test]
+    async fn graceful_close_sends_everything_then_goaway_then_waits() {
+        let (mut client, conn, _r, mut w) = one_stream().await;
+        w.write_all(&[9u8; 100_000]).await.unwrap();
+        drop(w);
+        let closing = tokio::spawn(conn.close());
+        assert_eq!(receive(&mut client, 1, 100_000).await.len(), 100_000);
+        assert!(matches!(
+            client.recv_skipping_updates().await,
+            Some(Frame::Data {
+                stream_id: 1,
+                fin: true,
+                ..
+            })
+        ));
+        assert_eq!(
+            client.recv().await,
+            Some(Frame::GoAway {
+                last_good_stream_id: 1,
+                status: goaway::OK
+            })
+        );
+        assert_eq!(client.recv().await, None, "the server shut its side");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !closing.is_finished(),
+            "the server waits for the client to close"
+        );
+        client.shutdown().await;
+        tokio::time::timeout(Duration::from_secs(5), closing)
+            .await
+            .expect("close did not finish")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_vanished_client_ends_everything() {
+        let (client, conn, mut r, mut w) = one_stream().await;
+        let gone = conn.closed();
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(5), gone)
+            .await
+            .unwrap();
+        let mut buf = vec![];
+        r.read_to_end(&mut buf).await.unwrap();
+        assert!(w.write_all(b"x").await.is_err());
+        tokio::time::timeout(Duration::from_secs(5), conn.close())
+            .await
+            .expect("the connection's tasks did not end");
+    }
+
+    #[tokio::test]
+    async fn dropping_every_handle_closes_the_connection() {
+        let (mut client, conn, r, w) = one_stream().await;
+        drop((conn, r, w));
+        assert!(matches!(
+            client.recv().await,
+            Some(Frame::Data { fin: true, .. })
+        ));
+        assert!(matches!(
+            client.recv().await,
+            Some(Frame::GoAway {
+                status: goaway::OK,
+                ..
+            })
+        ));
+        assert_eq!(client.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn an_unread_stream_holds_the_connection_not_memory() {
+        let (mut client, _conn, mut r, _w) = one_stream().await;
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+        let sent = data.clone();
+        let sender = tokio::spawn(async move {
+            for chunk in sent.chunks(16 * 1024) {
+                client.data(1, chunk, false).await;
+            }
+            client.data(1, b"", true).await;
+            client
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!sender.is_finished(), "3 MB cannot all be buffered");
+        let mut got = vec![];
+        r.read_to_end(&mut got).await.unwrap();
+        assert!(got == data, "bytes lost or reordered");
+        sender.await.unwrap();
     }
 }

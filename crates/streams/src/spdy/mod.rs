@@ -11,6 +11,8 @@ mod conn;
 mod dictionary;
 pub(crate) mod frame;
 mod headers;
+#[cfg(test)]
+pub(crate) mod test_client;
 
-pub(crate) use conn::{IncomingStream, RecvStream, SendStream, SpdyConn};
+pub(crate) use conn::{ClosedFuture, IncomingStream, RecvStream, SendStream, SpdyConn};
 pub use frame::FrameError;

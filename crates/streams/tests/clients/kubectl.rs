@@ -377,3 +377,186 @@ async fn exec_with_a_terminal_follows_its_size() {
     }
     server.wait_idle(Duration::from_secs(10)).await;
 }
+
+/// A stand-in for a pod's server: greets with its port, then echoes.
+pub struct EchoServer {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl EchoServer {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = conn.write_all(format!("port {port}\n").as_bytes()).await;
+                    let (mut r, mut w) = conn.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        Self { port, task }
+    }
+}
+
+/// One conversation through a forwarded local port: the greeting, an echo
+/// of `payload`, and the end after we end ours.
+pub async fn converse(local: u16, remote: u16, payload: &[u8]) {
+    use tokio::io::AsyncReadExt;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", local))
+        .await
+        .unwrap();
+    let (mut r, mut w) = conn.split();
+    let send = async {
+        w.write_all(payload).await.unwrap();
+        w.shutdown().await.unwrap();
+    };
+    let mut got = Vec::new();
+    let receive = r.read_to_end(&mut got);
+    let (_, received) = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(send, receive)
+    })
+    .await
+    .expect("the forwarded conversation did not end");
+    received.unwrap();
+    let greeting = format!("port {remote}\n");
+    assert!(
+        got.starts_with(greeting.as_bytes()),
+        "got {:?}",
+        text(&got[..got.len().min(64)])
+    );
+    assert!(
+        got[greeting.len()..] == *payload,
+        "echo differs ({} bytes back)",
+        got.len() - greeting.len()
+    );
+}
+
+/// `kubectl port-forward` with local ports it picks; returns the child and
+/// the local port for each remote one.
+async fn port_forward(
+    server: &TestServer,
+    websockets: &str,
+    remote: &[u16],
+) -> (tokio::process::Child, Vec<u16>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut args = vec!["port-forward".to_owned(), "pod/web".to_owned()];
+    args.extend(remote.iter().map(|p| format!(":{p}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = server
+        .kubectl(&args)
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut locals = vec![0u16; remote.len()];
+    while locals.contains(&0) {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("kubectl port-forward did not start")
+            .unwrap()
+            .expect("kubectl port-forward ended");
+        // "Forwarding from 127.0.0.1:41234 -> 8080"
+        if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
+            let (local, to) = rest.split_once(" -> ").unwrap();
+            let i = remote.iter().position(|r| r.to_string() == to).unwrap();
+            locals[i] = local.parse().unwrap();
+        }
+    }
+    // Keep draining "Handling connection for ..." lines.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, locals)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_two_ports_many_connections() {
+    let server = TestServer::start().await;
+    let (a, b) = (EchoServer::start().await, EchoServer::start().await);
+    for (websockets, protocol) in [
+        ("true", "SPDY/3.1+portforward.k8s.io"),
+        ("false", "portforward.k8s.io"),
+    ] {
+        let before = server
+            .seen
+            .forwards
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let (mut kubectl, locals) = port_forward(&server, websockets, &[a.port, b.port]).await;
+        // One after another on each port...
+        for i in 0..3 {
+            converse(locals[0], a.port, format!("hello a{i}\n").as_bytes()).await;
+            converse(locals[1], b.port, format!("hello b{i}\n").as_bytes()).await;
+        }
+        // ...several at once, one of them large.
+        let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
+        tokio::join!(
+            converse(locals[0], a.port, b"one\n"),
+            converse(locals[0], a.port, &big),
+            converse(locals[1], b.port, b"three\n"),
+            converse(locals[1], b.port, b"four\n"),
+        );
+        let after = server
+            .seen
+            .forwards
+            .load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(after - before, 10, "one forward per connection");
+        assert_eq!(
+            server.protocols().last().map(String::as_str),
+            Some(protocol)
+        );
+        kubectl.kill().await.unwrap();
+        // The client is gone: the session and every forward end.
+        server.wait_idle(Duration::from_secs(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_reports_a_refused_port() {
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start().await;
+    // A port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for websockets in ["true", "false"] {
+        let (mut kubectl, locals) = port_forward(&server, websockets, &[closed]).await;
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", locals[0]))
+            .await
+            .unwrap();
+        let mut got = vec![];
+        let n = tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut got))
+            .await
+            .expect("the local connection was not closed");
+        assert!(n.is_err() || got.is_empty(), "{got:?}");
+        // kubectl shows the server's message.
+        let mut stderr = kubectl.stderr.take().unwrap();
+        let mut errors = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut buf = [0u8; 4096];
+            while !errors.contains("error forwarding port") {
+                match stderr.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => errors.push_str(&text(&buf[..n])),
+                }
+            }
+        })
+        .await;
+        assert!(
+            errors.contains(&format!("error forwarding port {closed} to pod test")),
+            "{errors}"
+        );
+        let _ = kubectl.kill().await;
+        server.wait_idle(Duration::from_secs(10)).await;
+    }
+}

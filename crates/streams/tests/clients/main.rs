@@ -3,4 +3,5 @@
 //! their upgrades to this crate.
 
 mod kubectl;
+mod python;
 mod server;
