@@ -15,6 +15,7 @@ mod crds;
 mod discovery;
 mod meta;
 mod namespaces;
+mod node_proxy;
 mod openapi;
 mod registry;
 mod request;
@@ -113,6 +114,8 @@ pub(crate) struct Api {
     tokens: Tokens,
     signer: satoken::Signer,
     builtin_groups: Vec<String>,
+    /// How the server reaches node agents.
+    kubelet: node_proxy::KubeletClient,
 }
 
 impl Api {
@@ -185,6 +188,12 @@ impl ApiServer {
             .map_err(StartError::Tls)?;
         let tls = server::tls_config(&serving.cert_pem, &serving.key_pem, ca.cert_pem())
             .map_err(StartError::Tls)?;
+        // The identity agents see: a client of the cluster CA, issued anew
+        // at each start (it is never written down).
+        let kubelet_identity =
+            ca.issue_client("kube-apiserver-kubelet-client", &["system:masters"])?;
+        let kubelet = node_proxy::KubeletClient::new(ca.cert_pem(), &kubelet_identity)
+            .map_err(StartError::Tls)?;
 
         let builtin = kinds::builtin();
         let mut builtin_groups: Vec<String> = builtin.iter().map(|r| r.group.clone()).collect();
@@ -199,6 +208,7 @@ impl ApiServer {
             tokens,
             signer,
             builtin_groups,
+            kubelet,
         });
         namespaces::bootstrap(&api)
             .await
@@ -346,8 +356,8 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let query = Query::parse(parts.uri.query());
-    let headers = parts.headers;
-    let method = parts.method;
+    let headers = parts.headers.clone();
+    let method = parts.method.clone();
 
     // Public endpoints, as Kubernetes' public-info-viewer role allows.
     match path.as_str() {
@@ -476,6 +486,9 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
     let Some(resource) = resource else {
         return ApiError::no_route().into_response();
     };
+    if node_proxy::handles(&resource) {
+        return node_proxy::proxy(api, resource, parts, body).await;
+    }
     let body = match axum::body::to_bytes(body, codec::MAX_BODY + 1).await {
         Ok(b) if b.len() > codec::MAX_BODY => {
             return ApiError::too_large(codec::MAX_BODY).into_response();

@@ -1,6 +1,9 @@
 //! The `gantry` binary: parses the command line and wires the crates
 //! together. No logic of its own lives here.
 
+mod images_cli;
+mod node;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a one-machine Gantry on the embedded store.
+    /// Run a one-machine Gantry on the embedded store: the API server, the
+    /// scheduler, and this machine as a node.
     Up {
         /// Where Gantry keeps its state.
         #[arg(long, default_value = "/var/lib/gantry")]
@@ -27,6 +31,8 @@ enum Command {
         /// Where the API server listens.
         #[arg(long, default_value = "0.0.0.0:6443")]
         listen: SocketAddr,
+        #[command(flatten)]
+        node: NodeFlags,
     },
     /// Run the Kubernetes API server.
     Server {
@@ -49,6 +55,46 @@ enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// The node's images.
+    Image {
+        #[command(subcommand)]
+        command: images_cli::ImageCommand,
+    },
+    /// A container's shim (started by the agent, not by hand).
+    #[command(hide = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+}
+
+/// How this machine runs as a node.
+#[derive(clap::Args, Clone, Debug)]
+struct NodeFlags {
+    /// The node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Where the agent's API (logs, exec, port-forward) listens.
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    agent_listen: SocketAddr,
+    /// This node's pod addresses.
+    #[arg(long, default_value = "10.244.0.0/24")]
+    pod_cidr: String,
+    /// All pods' addresses in the cluster.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// The bridge pods attach to (also names the nftables table).
+    #[arg(long, default_value = "gantry0")]
+    bridge: String,
+    /// Volatile state: namespaces, runc's state.
+    #[arg(long, default_value = "/run/gantry")]
+    state_dir: PathBuf,
+    /// The cgroup pods go under.
+    #[arg(long, default_value = "/gantry")]
+    cgroup_parent: String,
+    /// Registries to reach over plain HTTP (`host:port`).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -66,6 +112,15 @@ enum StoreCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    // A shim must not start threads before it forks: it runs before
+    // anything else.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "shim") {
+        runtime::shim_main(args.collect());
+    }
+    // Two TLS providers are linked in (the registry client brings its
+    // own): the process uses ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -78,15 +133,19 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Up { data_dir, listen } => {
-                serve(data_dir, listen, None, Vec::new(), true).await
-            }
+            Command::Up {
+                data_dir,
+                listen,
+                node,
+            } => serve(data_dir, listen, None, Vec::new(), Some(node)).await,
             Command::Server {
                 data_dir,
                 listen,
                 store,
                 tls_sans,
-            } => serve(data_dir, listen, store, tls_sans, false).await,
+            } => serve(data_dir, listen, store, tls_sans, None).await,
+            Command::Image { command } => images_cli::run(command).await,
+            Command::Shim { .. } => unreachable!("the shim runs before the runtime starts"),
             Command::Store {
                 command: StoreCommand::Status { data_dir, store },
             } => {
@@ -105,8 +164,9 @@ async fn serve(
     listen: SocketAddr,
     store: Option<String>,
     tls_sans: Vec<String>,
-    chatty: bool,
+    node: Option<NodeFlags>,
 ) -> anyhow::Result<()> {
+    let chatty = node.is_some();
     let started = Instant::now();
     let say = |msg: String| {
         if chatty {
@@ -128,14 +188,19 @@ async fn serve(
         .await
         .context("starting the API server")?;
     let kubeconfig = server.kubeconfig().display().to_string();
+    let mut agent = None;
+    if let Some(flags) = node {
+        agent = Some(start_node(&data_dir, server.local_addr(), flags, &say).await?);
+    }
     say(format!("ready in {:.2}s", started.elapsed().as_secs_f64()));
     if chatty {
         eprintln!();
         eprintln!("  export KUBECONFIG={kubeconfig}");
-        eprintln!("  kubectl get namespaces");
+        eprintln!("  kubectl get nodes");
+        eprintln!("  kubectl run hello --image=busybox:1.36 --restart=Never -- echo hello");
         eprintln!();
         eprintln!(
-            "gantry: the node agent (running pods) is not part of this build yet. Ctrl-C stops."
+            "gantry: no registry is reachable offline: load images with `gantry image import FILE`. Ctrl-C stops (pods keep running)."
         );
     } else {
         eprintln!(
@@ -145,9 +210,66 @@ async fn serve(
     }
     tokio::signal::ctrl_c().await?;
     say("stopping".into());
+    if let Some(a) = agent {
+        a.stop();
+    }
     server.shutdown().await;
     drop(store);
     Ok(())
+}
+
+/// Starts the scheduler and this machine's agent beside the API server.
+async fn start_node(
+    data_dir: &std::path::Path,
+    server_addr: SocketAddr,
+    flags: NodeFlags,
+    say: &impl Fn(String),
+) -> anyhow::Result<agent::Agent> {
+    let (ca, _) =
+        pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
+    let url = format!("https://127.0.0.1:{}", server_addr.port());
+    let clients = data_dir.join("clients");
+    std::fs::create_dir_all(&clients).with_context(|| format!("creating {}", clients.display()))?;
+    say("starting the scheduler".into());
+    let scheduler = node::client_for(
+        &ca,
+        &url,
+        "system:kube-scheduler",
+        &[],
+        &clients.join("scheduler.kubeconfig"),
+    )
+    .await?;
+    tokio::spawn(async move {
+        if let Err(e) = scheduler::run(scheduler).await {
+            tracing::error!(error = %e, "the scheduler stopped");
+        }
+    });
+    let name = flags.node_name.clone().unwrap_or_else(node::hostname);
+    say(format!("starting the node agent ({name})"));
+    let client = node::client_for(
+        &ca,
+        &url,
+        &format!("system:node:{name}"),
+        &["system:nodes"],
+        &clients.join("agent.kubeconfig"),
+    )
+    .await?;
+    let address = node::local_address(None);
+    let mut config = node::agent_config(&ca, data_dir, &name, address, flags.agent_listen)?;
+    config.pod_cidr = flags.pod_cidr.parse().context("--pod-cidr")?;
+    config.cluster_cidr = flags.cluster_cidr.parse().context("--cluster-cidr")?;
+    config.nft_table = flags.bridge.clone();
+    config.bridge = flags.bridge;
+    config.state_dir = flags.state_dir;
+    config.cgroup_parent = flags.cgroup_parent;
+    config.insecure_registries = flags.insecure_registries;
+    config.labels.insert(
+        "node-role.kubernetes.io/control-plane".into(),
+        String::new(),
+    );
+    agent::Agent::start(config, client)
+        .await
+        .context("starting the node agent")
 }
 
 fn describe(spec: &StoreSpec) -> String {

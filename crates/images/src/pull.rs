@@ -344,7 +344,17 @@ impl ImageStore {
         let blobs: Vec<Descriptor> = std::iter::once(manifest.config.clone())
             .chain(manifest.layers.iter().cloned())
             .collect();
-        futures::stream::iter(blobs.iter().map(|d| self.download(&session, d, &pins)))
+        // The downloads are made before they are streamed, so the pull's
+        // future holds no closure over borrowed descriptors: callers that
+        // spawn it can prove it Send.
+        type Download<'a> = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), ImageError>> + Send + 'a>,
+        >;
+        let downloads: Vec<Download<'_>> = blobs
+            .iter()
+            .map(|d| Box::pin(self.download(&session, d, &pins)) as Download<'_>)
+            .collect();
+        futures::stream::iter(downloads)
             .buffer_unordered(PARALLEL_DOWNLOADS)
             .try_collect::<Vec<()>>()
             .await?;

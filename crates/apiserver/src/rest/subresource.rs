@@ -1,7 +1,7 @@
 //! Subresources: `status`, `scale`, `binding`, `eviction`, a namespace's
-//! `finalize`. Those that reach into a node (`log`, `exec`, `attach`,
-//! `portforward`, `proxy`) need the node agent, which this build lacks:
-//! they answer with a clear "not available".
+//! `finalize`. Those of pods that reach into a node (`log`, `exec`,
+//! `attach`, `portforward`) are proxied to its agent before they get here
+//! (`node_proxy`); `proxy` is not served yet.
 
 use axum::response::Response;
 use bytes::Bytes;
@@ -52,12 +52,10 @@ pub(crate) async fn handle(
         ("eviction", "create") => eviction(&t, body).await,
         ("finalize", "update") => finalize(&t, body).await,
         ("token", "create") => crate::reviews::token_request(&t, body).await,
-        ("log" | "exec" | "attach" | "portforward" | "proxy", _) => {
-            Err(ApiError::not_supported(format!(
-                "{}/{sub} needs a node agent, and this Gantry runs the API server only",
-                t.def.plural
-            )))
-        }
+        ("proxy", _) => Err(ApiError::not_supported(format!(
+            "{}/proxy is not supported by this Gantry",
+            t.def.plural
+        ))),
         _ => Err(ApiError::not_supported(format!(
             "{}/{sub} is not supported by this Gantry",
             t.def.plural

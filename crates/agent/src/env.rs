@@ -1,0 +1,318 @@
+//! A container's environment as the kubelet builds it: `envFrom` sources in
+//! order, then `env` entries (which win), each value expanded with the
+//! variables before it; values from the pod's own fields
+//! (`fieldRef`), its resources (`resourceFieldRef`), and ConfigMaps and
+//! Secrets of its namespace. A missing source that is not optional stops
+//! the container from being created (`CreateContainerConfigError`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Pod, Secret};
+use kube::api::Api;
+
+use crate::pods::container::expand;
+
+/// What the pod's own fields resolve to that the API object does not hold
+/// yet (its addresses are the agent's to give).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PodFacts {
+    pub(crate) pod_ip: String,
+    pub(crate) host_ip: String,
+    /// Allocatable of the node, for limits that are unset.
+    pub(crate) node_allocatable:
+        BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+}
+
+/// Looks ConfigMaps and Secrets up once per build.
+struct Sources<'a> {
+    client: &'a kube::Client,
+    namespace: &'a str,
+    config_maps: HashMap<String, Option<ConfigMap>>,
+    secrets: HashMap<String, Option<Secret>>,
+}
+
+impl Sources<'_> {
+    async fn config_map(&mut self, name: &str) -> Result<Option<&ConfigMap>, String> {
+        if !self.config_maps.contains_key(name) {
+            let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.namespace);
+            let got = api.get_opt(name).await.map_err(|e| e.to_string())?;
+            self.config_maps.insert(name.to_owned(), got);
+        }
+        Ok(self.config_maps[name].as_ref())
+    }
+
+    async fn secret(&mut self, name: &str) -> Result<Option<&Secret>, String> {
+        if !self.secrets.contains_key(name) {
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), self.namespace);
+            let got = api.get_opt(name).await.map_err(|e| e.to_string())?;
+            self.secrets.insert(name.to_owned(), got);
+        }
+        Ok(self.secrets[name].as_ref())
+    }
+}
+
+/// The environment of `c`, in order, without the image's (the caller
+/// merges those underneath).
+pub(crate) async fn container_env(
+    client: &kube::Client,
+    pod: &Pod,
+    c: &Container,
+    facts: &PodFacts,
+) -> Result<Vec<(String, String)>, String> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let mut sources = Sources {
+        client,
+        namespace,
+        config_maps: HashMap::new(),
+        secrets: HashMap::new(),
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    let set = |out: &mut Vec<(String, String)>, k: String, v: String| match out
+        .iter_mut()
+        .find(|(n, _)| *n == k)
+    {
+        Some(slot) => slot.1 = v,
+        None => out.push((k, v)),
+    };
+    for from in c.env_from.iter().flatten() {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        if let Some(r) = &from.config_map_ref {
+            match sources.config_map(&r.name).await? {
+                Some(cm) => {
+                    for (k, v) in cm.data.iter().flatten() {
+                        set(&mut out, format!("{prefix}{k}"), v.clone());
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(format!("configmap \"{}\" not found", r.name)),
+            }
+        }
+        if let Some(r) = &from.secret_ref {
+            match sources.secret(&r.name).await? {
+                Some(s) => {
+                    for (k, v) in s.data.iter().flatten() {
+                        set(
+                            &mut out,
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(&v.0).into_owned(),
+                        );
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(format!("secret \"{}\" not found", r.name)),
+            }
+        }
+    }
+    for var in c.env.iter().flatten() {
+        if let Some(v) = value(&mut sources, pod, c, var, facts, &out).await? {
+            set(&mut out, var.name.clone(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// One `env` entry's value; `None` for an optional source that is missing.
+async fn value(
+    sources: &mut Sources<'_>,
+    pod: &Pod,
+    c: &Container,
+    var: &EnvVar,
+    facts: &PodFacts,
+    before: &[(String, String)],
+) -> Result<Option<String>, String> {
+    let Some(from) = &var.value_from else {
+        let vars: HashMap<&str, &str> = before
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        return Ok(Some(expand(
+            var.value.as_deref().unwrap_or_default(),
+            &vars,
+        )));
+    };
+    if let Some(f) = &from.field_ref {
+        return field(pod, &f.field_path, facts).map(Some);
+    }
+    if let Some(r) = &from.resource_field_ref {
+        let target = match &r.container_name {
+            Some(name) if !name.is_empty() => pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.iter().find(|x| &x.name == name))
+                .ok_or_else(|| format!("container {name} not found in the pod"))?,
+            _ => c,
+        };
+        return resource_field(target, &r.resource, r.divisor.as_ref(), facts).map(Some);
+    }
+    if let Some(k) = &from.config_map_key_ref {
+        let optional = k.optional == Some(true);
+        return match sources.config_map(&k.name).await? {
+            Some(cm) => match cm.data.as_ref().and_then(|d| d.get(&k.key)) {
+                Some(v) => Ok(Some(v.clone())),
+                None if optional => Ok(None),
+                None => Err(format!(
+                    "couldn't find key {} in ConfigMap {}/{}",
+                    k.key, sources.namespace, k.name
+                )),
+            },
+            None if optional => Ok(None),
+            None => Err(format!("configmap \"{}\" not found", k.name)),
+        };
+    }
+    if let Some(k) = &from.secret_key_ref {
+        let optional = k.optional == Some(true);
+        return match sources.secret(&k.name).await? {
+            Some(s) => match s.data.as_ref().and_then(|d| d.get(&k.key)) {
+                Some(v) => Ok(Some(String::from_utf8_lossy(&v.0).into_owned())),
+                None if optional => Ok(None),
+                None => Err(format!(
+                    "couldn't find key {} in Secret {}/{}",
+                    k.key, sources.namespace, k.name
+                )),
+            },
+            None if optional => Ok(None),
+            None => Err(format!("secret \"{}\" not found", k.name)),
+        };
+    }
+    Ok(Some(String::new()))
+}
+
+/// A `fieldRef` path of the pod.
+pub(crate) fn field(pod: &Pod, path: &str, facts: &PodFacts) -> Result<String, String> {
+    let m = &pod.metadata;
+    let spec = pod.spec.as_ref();
+    let keyed = |prefix: &str, map: Option<&BTreeMap<String, String>>| {
+        path.strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix("']"))
+            .map(|k| map.and_then(|m| m.get(k)).cloned().unwrap_or_default())
+    };
+    if let Some(v) = keyed("metadata.labels['", m.labels.as_ref()) {
+        return Ok(v);
+    }
+    if let Some(v) = keyed("metadata.annotations['", m.annotations.as_ref()) {
+        return Ok(v);
+    }
+    let render_map = |map: Option<&BTreeMap<String, String>>| {
+        map.into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                format!(
+                    "{k}=\"{}\"",
+                    v.replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Ok(match path {
+        "metadata.name" => m.name.clone().unwrap_or_default(),
+        "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => m.uid.clone().unwrap_or_default(),
+        "metadata.labels" => render_map(m.labels.as_ref()),
+        "metadata.annotations" => render_map(m.annotations.as_ref()),
+        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into()),
+        "status.hostIP" | "status.hostIPs" => facts.host_ip.clone(),
+        "status.podIP" | "status.podIPs" => facts.pod_ip.clone(),
+        other => return Err(format!("unsupported fieldPath: {other}")),
+    })
+}
+
+/// A `resourceFieldRef`: a request or limit divided by the divisor,
+/// rounded up; an unset limit is the node's allocatable.
+pub(crate) fn resource_field(
+    c: &Container,
+    resource: &str,
+    divisor: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    facts: &PodFacts,
+) -> Result<String, String> {
+    let (kind, name) = resource
+        .split_once('.')
+        .ok_or_else(|| format!("unsupported container resource: {resource}"))?;
+    let r = c.resources.as_ref();
+    let list = match kind {
+        "limits" => r.and_then(|r| r.limits.as_ref()),
+        "requests" => r.and_then(|r| r.requests.as_ref()),
+        _ => return Err(format!("unsupported container resource: {resource}")),
+    };
+    let milli = |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| {
+        kinds::parse_quantity(&q.0).map(|q| q.milli_value())
+    };
+    let value = list
+        .and_then(|l| l.get(name))
+        .and_then(milli)
+        .or_else(|| {
+            (kind == "limits")
+                .then(|| facts.node_allocatable.get(name).and_then(milli))
+                .flatten()
+        })
+        .unwrap_or(0);
+    let divisor = divisor.and_then(milli).filter(|d| *d > 0).unwrap_or(1000);
+    let n = (value + divisor - 1) / divisor;
+    Ok(n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fields_of_the_pod() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "prod", "uid": "u1", "labels": {"app": "web", "tier": "front"}},
+            "spec": {"nodeName": "n1", "containers": []}
+        }))
+        .unwrap();
+        let facts = PodFacts {
+            pod_ip: "10.244.0.5".into(),
+            host_ip: "10.0.0.1".into(),
+            ..PodFacts::default()
+        };
+        assert_eq!(field(&pod, "metadata.name", &facts).unwrap(), "web");
+        assert_eq!(
+            field(&pod, "metadata.labels['app']", &facts).unwrap(),
+            "web"
+        );
+        assert_eq!(
+            field(&pod, "metadata.labels", &facts).unwrap(),
+            "app=\"web\"\ntier=\"front\""
+        );
+        assert_eq!(field(&pod, "status.podIP", &facts).unwrap(), "10.244.0.5");
+        assert_eq!(
+            field(&pod, "spec.serviceAccountName", &facts).unwrap(),
+            "default"
+        );
+        assert!(field(&pod, "spec.bogus", &facts).is_err());
+    }
+
+    #[test]
+    fn resource_fields_divide_and_round_up() {
+        let c: Container = serde_json::from_value(json!({"name": "a", "resources": {
+            "requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}}))
+        .unwrap();
+        let mut facts = PodFacts::default();
+        facts.node_allocatable.insert(
+            "cpu".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into()),
+        );
+        let q = |s: &str| k8s_openapi::apimachinery::pkg::api::resource::Quantity(s.into());
+        assert_eq!(
+            resource_field(&c, "requests.cpu", None, &facts).unwrap(),
+            "1"
+        );
+        assert_eq!(
+            resource_field(&c, "requests.cpu", Some(&q("1m")), &facts).unwrap(),
+            "250"
+        );
+        assert_eq!(
+            resource_field(&c, "limits.memory", Some(&q("1Mi")), &facts).unwrap(),
+            "128"
+        );
+        assert_eq!(resource_field(&c, "limits.cpu", None, &facts).unwrap(), "2");
+    }
+}

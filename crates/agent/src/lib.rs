@@ -1,0 +1,326 @@
+//! The node agent (the kubelet's job): it registers the machine as a Node
+//! and keeps its Lease, runs the pods bound to it as containers through the
+//! `runtime` crate on images from the `images` crate, gives them addresses
+//! on the `net` crate's bridge, and serves their logs, exec, attach and
+//! port-forward to the API server.
+//!
+//! It knows the cluster only through the Kubernetes API (kube-rs), with a
+//! certificate of its own, so it runs the same beside the server (`gantry
+//! up`) or on another machine (`gantry agent`).
+
+mod env;
+pub mod local;
+mod node;
+mod pods;
+mod probes;
+mod server;
+mod time;
+mod volumes;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::net::TcpListener;
+
+/// The kubelet version the node reports (`kubectl get nodes` shows it).
+pub const KUBELET_VERSION: &str = "v1.32.0-gantry";
+/// The architecture the node reports, in Go's words.
+pub const ARCH: &str = match std::env::consts::ARCH.as_bytes() {
+    b"x86_64" => "amd64",
+    b"aarch64" => "arm64",
+    _ => std::env::consts::ARCH,
+};
+
+/// How to run the agent.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The Node's name.
+    pub node_name: String,
+    /// Persistent state: `images/`, `containers/`, `pods/`, `net/`.
+    pub data_dir: PathBuf,
+    /// Volatile state (namespaces, runc's): `/run/gantry`.
+    pub state_dir: PathBuf,
+    /// Where the agent's API listens (the kubelet's port, 10250).
+    pub listen: SocketAddr,
+    /// The agent's serving certificate and key, and the cluster CA that
+    /// signs the API server's client certificate.
+    pub serving_cert_pem: String,
+    /// See `serving_cert_pem`.
+    pub serving_key_pem: String,
+    /// See `serving_cert_pem`.
+    pub ca_pem: String,
+    /// This node's pod addresses.
+    pub pod_cidr: ipnet::Ipv4Net,
+    /// Every pod's addresses (not masqueraded between each other).
+    pub cluster_cidr: ipnet::Ipv4Net,
+    /// The bridge pods are attached to.
+    pub bridge: String,
+    /// The nftables table of the pod network.
+    pub nft_table: String,
+    /// How to start a container's shim (`[gantry, "shim"]`).
+    pub shim: Vec<OsString>,
+    /// The cgroup under which pods are placed.
+    pub cgroup_parent: String,
+    /// Pods the node takes (the kubelet's default, 110).
+    pub max_pods: u32,
+    /// Labels added to the Node.
+    pub labels: BTreeMap<String, String>,
+    /// Registries reached over HTTP or unverified HTTPS.
+    pub insecure_registries: Vec<String>,
+    /// The cluster DNS service address, once there is one.
+    pub cluster_dns: Option<IpAddr>,
+    /// The node's address; found from the route to `server` when unset.
+    pub address: Option<IpAddr>,
+    /// The API server, to find the node's own address towards it.
+    pub server: Option<SocketAddr>,
+}
+
+impl AgentConfig {
+    /// Defaults for a node named `node_name` with data in `data_dir`.
+    pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            node_name: node_name.into(),
+            data_dir: data_dir.into(),
+            state_dir: PathBuf::from("/run/gantry"),
+            listen: SocketAddr::from(([0, 0, 0, 0], 10250)),
+            serving_cert_pem: String::new(),
+            serving_key_pem: String::new(),
+            ca_pem: String::new(),
+            pod_cidr: "10.244.0.0/24".parse().expect("a CIDR"),
+            cluster_cidr: "10.244.0.0/16".parse().expect("a CIDR"),
+            bridge: "gantry0".into(),
+            nft_table: "gantry".into(),
+            shim: Vec::new(),
+            cgroup_parent: "/gantry".into(),
+            max_pods: 110,
+            labels: BTreeMap::new(),
+            insecure_registries: Vec::new(),
+            cluster_dns: None,
+            address: None,
+            server: None,
+        }
+    }
+}
+
+/// What stopped the agent from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The data directory could not be made.
+    #[error("{path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The container runtime could not be set up.
+    #[error("container runtime: {0}")]
+    Runtime(#[from] runtime::RuntimeError),
+    /// The image store could not be opened.
+    #[error("image store: {0}")]
+    Images(#[from] images::ImageError),
+    /// The pod network could not be set up.
+    #[error("pod network: {0}")]
+    Network(#[from] net::NetError),
+    /// The Node could not be registered.
+    #[error("registering node {node}: {source}")]
+    Register {
+        /// The node.
+        node: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// The agent's API could not be served.
+    #[error("agent API on {addr}: {message}")]
+    Serve {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A running agent.
+pub struct Agent {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    local_addr: SocketAddr,
+    images: images::ImageStore,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("listen", &self.local_addr)
+            .finish()
+    }
+}
+
+impl Agent {
+    /// Sets up the runtime, the images and the network, registers the
+    /// node, and starts the pod workers, the heartbeat and the API.
+    pub async fn start(config: AgentConfig, client: kube::Client) -> Result<Self, AgentError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| AgentError::Io {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let mut rt_config = runtime::RuntimeConfig::new(
+            config.data_dir.join("containers"),
+            config.state_dir.clone(),
+        );
+        if !config.shim.is_empty() {
+            rt_config.shim = config.shim.clone();
+        }
+        rt_config.cgroup_parent = config.cgroup_parent.clone();
+        let runtime = runtime::Runtime::new(rt_config)?;
+        let images = images::ImageStore::open(&config.data_dir.join("images"))?;
+        let network = net::PodNetwork::setup(net::NetworkConfig {
+            bridge: config.bridge.clone(),
+            pod_cidr: config.pod_cidr,
+            cluster_cidr: config.cluster_cidr,
+            mtu: None,
+            state_dir: config.data_dir.join("net"),
+            nft_table: config.nft_table.clone(),
+        })
+        .await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| AgentError::Serve {
+                addr: config.listen,
+                message: e.to_string(),
+            })?;
+        let local_addr = listener.local_addr().map_err(|e| AgentError::Serve {
+            addr: config.listen,
+            message: e.to_string(),
+        })?;
+        let tls = server::tls_config(
+            &config.serving_cert_pem,
+            &config.serving_key_pem,
+            &config.ca_pem,
+        )
+        .map_err(|message| AgentError::Serve {
+            addr: local_addr,
+            message,
+        })?;
+
+        let address = config
+            .address
+            .unwrap_or_else(|| node_address(config.server));
+        let runc_version = runc_version();
+        let data_dir = config.data_dir.clone();
+        let facts = node::Facts::gather(&data_dir, address, &runc_version);
+        let settings = node::NodeSettings {
+            name: config.node_name.clone(),
+            labels: config.labels.clone(),
+            pod_cidr: config.pod_cidr.to_string(),
+            max_pods: config.max_pods,
+            port: local_addr.port(),
+        };
+        let node = node::register(&client, &settings, &facts)
+            .await
+            .map_err(|source| AgentError::Register {
+                node: config.node_name.clone(),
+                source,
+            })?;
+        let (_, allocatable) = node::resources(&facts, config.max_pods);
+        let ctx = Arc::new(pods::Context {
+            client: client.clone(),
+            node_name: config.node_name.clone(),
+            host_ip: address,
+            facts_hostname: facts.hostname.clone(),
+            runtime,
+            images: images.clone(),
+            network,
+            pods_root: config.data_dir.join("pods"),
+            memory_capacity: facts.memory_total,
+            allocatable,
+            insecure_registries: config.insecure_registries.clone(),
+            cluster_dns: config.cluster_dns,
+            cluster_domain: "cluster.local".into(),
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: "kubelet".into(),
+                    instance: Some(config.node_name.clone()),
+                },
+            ),
+            registry: pods::Registry::default(),
+            pull_backoff: Default::default(),
+            stop_signals: Default::default(),
+        });
+        let gather = move || node::Facts::gather(&data_dir, address, &runc_version);
+        let local = local::serve(&config.data_dir, images.clone())
+            .await
+            .map_err(|source| AgentError::Io {
+                path: config.data_dir.join(local::SOCKET),
+                source,
+            })?;
+        let tasks = vec![
+            local,
+            tokio::spawn(node::heartbeat(client.clone(), node)),
+            tokio::spawn(node::report_status(client, settings, gather)),
+            tokio::spawn(pods::run(Arc::clone(&ctx))),
+            tokio::spawn(server::serve(listener, tls, ctx)),
+        ];
+        tracing::info!(node = %config.node_name, %local_addr, "agent running");
+        Ok(Self {
+            tasks,
+            local_addr,
+            images,
+        })
+    }
+
+    /// Where the agent's API listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The node's image store.
+    pub fn images(&self) -> &images::ImageStore {
+        &self.images
+    }
+
+    /// Stops the agent's tasks. Containers keep running: a new agent over
+    /// the same directories adopts them.
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The address this machine reaches `server` from (the kernel picks it for
+/// a connected UDP socket; nothing is sent), else its first non-loopback.
+fn node_address(server: Option<SocketAddr>) -> IpAddr {
+    let probe = |target: SocketAddr| {
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+        socket.connect(target).ok()?;
+        socket.local_addr().ok().map(|a| a.ip())
+    };
+    server
+        .filter(|s| !s.ip().is_loopback() && !s.ip().is_unspecified())
+        .and_then(probe)
+        // A route to anywhere names the main interface's address.
+        .or_else(|| probe(SocketAddr::from(([192, 0, 2, 1], 9))))
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+fn runc_version() -> String {
+    std::process::Command::new("runc")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.trim_start_matches("runc version ").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}

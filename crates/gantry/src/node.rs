@@ -1,0 +1,93 @@
+//! Wiring of the node side: the agent and scheduler `gantry up` runs beside
+//! the API server, each a client of it with a certificate of its own.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use anyhow::Context;
+
+/// A kube client for `user` in `groups`, with a certificate from the
+/// cluster CA, through a kubeconfig written to `path`.
+pub(crate) async fn client_for(
+    ca: &pki::Ca,
+    server_url: &str,
+    user: &str,
+    groups: &[&str],
+    path: &Path,
+) -> anyhow::Result<kube::Client> {
+    let issued = ca
+        .issue_client(user, groups)
+        .with_context(|| format!("issuing a certificate for {user}"))?;
+    pki::write_kubeconfig(path, server_url, ca.cert_pem(), user, &issued)
+        .with_context(|| format!("writing {}", path.display()))?;
+    client_from(path).await
+}
+
+/// A kube client from a kubeconfig file.
+pub(crate) async fn client_from(path: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .with_context(|| format!("loading {}", path.display()))?;
+    kube::Client::try_from(config).context("making an API client")
+}
+
+/// The machine's host name, the default node name.
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The address this machine reaches `target` from (nothing is sent), else
+/// loopback.
+pub(crate) fn local_address(target: Option<SocketAddr>) -> IpAddr {
+    let probe = |to: SocketAddr| {
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+        socket.connect(to).ok()?;
+        socket
+            .local_addr()
+            .ok()
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified())
+    };
+    target
+        .filter(|t| !t.ip().is_loopback() && !t.ip().is_unspecified())
+        .and_then(probe)
+        .or_else(|| probe(SocketAddr::from(([192, 0, 2, 1], 9))))
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// What the agent needs besides its client: a serving certificate for the
+/// node's names and address, and the CA.
+pub(crate) fn agent_config(
+    ca: &pki::Ca,
+    data_dir: &Path,
+    node_name: &str,
+    address: IpAddr,
+    listen: SocketAddr,
+) -> anyhow::Result<agent::AgentConfig> {
+    let ips = vec![address, IpAddr::from([127, 0, 0, 1])];
+    let serving = ca
+        .server_cert("agent", &[node_name.to_owned(), "localhost".into()], &ips)
+        .context("issuing the agent's serving certificate")?;
+    let mut config = agent::AgentConfig::new(node_name, data_dir);
+    config.listen = listen;
+    config.serving_cert_pem = serving.cert_pem;
+    config.serving_key_pem = serving.key_pem;
+    config.ca_pem = ca.cert_pem().to_owned();
+    config.address = Some(address);
+    config.shim = vec![
+        std::env::current_exe()
+            .context("finding the gantry binary")?
+            .into_os_string(),
+        "shim".into(),
+    ];
+    Ok(config)
+}
