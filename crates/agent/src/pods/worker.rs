@@ -904,11 +904,32 @@ impl PodWorker {
         let name = spec.name.clone();
         // A leftover of an interrupted start with the same id goes first.
         let _ = self.ctx.runtime.remove_container(&id).await;
+        // From here a container instance exists: it counts as a restart
+        // (the kubelet's restartCount counts instances made).
+        let before = {
+            let c = self.ctr(init, i);
+            let before = (c.restart_count, c.ever_started);
+            if c.ever_started {
+                c.restart_count += 1;
+            }
+            c.ever_started = true;
+            before
+        };
         if let Err(e) = self.ctx.runtime.create_container(built).await {
             let _ = self.ctx.runtime.remove_container(&id).await;
             let message = e.to_string();
-            self.fail_start(init, i, "CreateContainerError", &message)
-                .await;
+            // runc refusing to create or start the process is the
+            // container's start failing (RunContainerError, a StartError
+            // termination); anything before runc is CreateContainerError.
+            if matches!(e, runtime::RuntimeError::Runc { .. }) {
+                self.start_error(init, i, &id, &message).await;
+            } else {
+                // Nothing was made: no instance to count.
+                let c = self.ctr(init, i);
+                (c.restart_count, c.ever_started) = before;
+                self.fail_start(init, i, "CreateContainerError", &message)
+                    .await;
+            }
             return;
         }
         self.event(
@@ -919,9 +940,7 @@ impl PodWorker {
         .await;
         if let Err(e) = self.ctx.runtime.start_container(&id).await {
             let _ = self.ctx.runtime.remove_container(&id).await;
-            let message = e.to_string();
-            self.fail_start(init, i, "RunContainerError", &message)
-                .await;
+            self.start_error(init, i, &id, &e.to_string()).await;
             return;
         }
         if let Some(signal) = image
@@ -934,10 +953,6 @@ impl PodWorker {
         }
         {
             let c = self.ctr(init, i);
-            if c.ever_started {
-                c.restart_count += 1;
-            }
-            c.ever_started = true;
             c.id = Some(id.clone());
             c.image_id = image
                 .repo_digests
@@ -971,6 +986,30 @@ impl PodWorker {
                 let _ = self.ctx.runtime.kill(&id, Signal::SIGKILL).await;
             }
         }
+    }
+
+    /// The container's process could not start: it ends as a `StartError`
+    /// termination (exit code 128), restarts as its policy says, and waits
+    /// with `RunContainerError`.
+    async fn start_error(&mut self, init: bool, i: usize, id: &str, message: &str) {
+        // It never ran: the back-off is not reset for a long run.
+        self.ctr(init, i).started_instant = None;
+        let t = Terminated {
+            exit_code: 128,
+            signal: None,
+            reason: "StartError".into(),
+            message: message.to_owned(),
+            started_at: None,
+            finished_at: now(),
+            container_id: format!("runc://{id}"),
+        };
+        self.handle_exit(init, i, t).await;
+        let c = self.ctr(init, i);
+        if !c.done {
+            c.waiting("RunContainerError", message);
+        }
+        self.event(EventType::Warning, "Failed", &format!("Error: {message}"))
+            .await;
     }
 
     async fn fail_start(&mut self, init: bool, i: usize, reason: &str, message: &str) {
