@@ -25,3 +25,6 @@ mod ws;
 pub use error::StreamError;
 pub use io::{StreamReader, StreamWriter};
 pub use spdy::FrameError;
+
+#[cfg(test)]
+mod leaks;

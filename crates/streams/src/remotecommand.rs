@@ -452,8 +452,9 @@ where
         let stream = match tokio::time::timeout_at(deadline, conn.next_stream()).await {
             Ok(Some(s)) => s,
             Ok(None) => {
+                let failure = conn.failure();
                 conn.close().await;
-                return Err(StreamError::Closed);
+                return Err(failure.map_or(StreamError::Closed, StreamError::Spdy));
             }
             Err(_) => {
                 tracing::warn!(

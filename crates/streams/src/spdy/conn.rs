@@ -94,6 +94,8 @@ struct Shared {
     closing: watch::Sender<Option<Instant>>,
     /// True once the connection can carry nothing more.
     dead: watch::Sender<bool>,
+    /// The protocol error that ended the connection, if one did.
+    failure: Mutex<Option<FrameError>>,
 }
 
 struct Table {
@@ -223,6 +225,7 @@ impl SpdyConn {
             budget: Budget::new(),
             closing: watch::channel(None).0,
             dead: watch::channel(false).0,
+            failure: Mutex::new(None),
         });
         let (read, write) = tokio::io::split(io);
         let reader = tokio::spawn(read_loop(read, shared.clone(), incoming_tx));
@@ -320,6 +323,11 @@ impl SpdyConn {
     /// Resolves once the connection can carry nothing more.
     pub(crate) fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         closed(&self.core)
+    }
+
+    /// The protocol error the client made, if that ended the connection.
+    pub(crate) fn failure(&self) -> Option<FrameError> {
+        self.core.shared.failure.lock().unwrap().clone()
     }
 
     /// Makes `closed` futures without holding the connection open.
@@ -561,6 +569,7 @@ where
             }
             Some(Ok(Err(ReadError::Frame(e)))) => {
                 tracing::warn!(error = %e, "spdy protocol error, closing the connection");
+                *shared.failure.lock().unwrap() = Some(e);
                 let last = shared.table.lock().unwrap().last_peer_id;
                 let _ = shared.out.send(Frame::GoAway {
                     last_good_stream_id: last,

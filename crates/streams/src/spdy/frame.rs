@@ -488,6 +488,71 @@ mod tests {
         decode(head, Bytes::copy_from_slice(&wire[HEAD_LEN..]), inflater)
     }
 
+    /// What kubectl 1.32 sent at the start of a SPDY exec without stdin (and
+    /// its resets at the end), captured from a real run: three SYN_STREAMs
+    /// whose header blocks share one zlib stream, then two RST_STREAMs.
+    const KUBECTL_EXEC_OPENING: &[&str] = &[
+        "80030001000000290000000100000000000078f9e3c6a7c26260606004a7b392",
+        "a2d4c45c6851c29a0a0a6800000000ffff800300010000001900000003000000",
+        "000000c22ac5565c92925f5a02000000ffff8003000100000015000000050000",
+        "00000000c229975a5404000000ffff8003000300000008000000010000000580",
+        "030003000000080000000300000005",
+    ];
+
+    #[test]
+    fn kubectls_frames_decode() {
+        let wire: Vec<u8> = KUBECTL_EXEC_OPENING
+            .concat()
+            .as_bytes()
+            .chunks(2)
+            .map(|h| u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap())
+            .collect();
+        let mut inflater = HeaderInflater::new();
+        let mut rest = &wire[..];
+        let mut frames = vec![];
+        while !rest.is_empty() {
+            let head = FrameHead::parse(rest[..HEAD_LEN].try_into().unwrap());
+            let end = HEAD_LEN + head.length();
+            let payload = Bytes::copy_from_slice(&rest[HEAD_LEN..end]);
+            frames.push(decode(head, payload, &mut inflater).unwrap());
+            rest = &rest[end..];
+        }
+        let opened: Vec<(u32, String)> = frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::SynStream {
+                    stream_id,
+                    headers,
+                    fin: false,
+                    unidirectional: false,
+                    ..
+                } => Some((*stream_id, headers.get("streamtype")?.to_owned())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            opened,
+            [
+                (1, "error".to_owned()),
+                (3, "stdout".to_owned()),
+                (5, "stderr".to_owned())
+            ]
+        );
+        assert_eq!(
+            frames[3..],
+            [
+                Frame::RstStream {
+                    stream_id: 1,
+                    status: rst::CANCEL
+                },
+                Frame::RstStream {
+                    stream_id: 3,
+                    status: rst::CANCEL
+                },
+            ]
+        );
+    }
+
     #[test]
     fn fixed_frames_have_the_spec_layout() {
         let cases: Vec<(Frame, &[u8])> =

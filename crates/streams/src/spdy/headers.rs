@@ -341,6 +341,88 @@ mod tests {
         assert!(HeaderInflater::new().decompress(&c).is_err());
     }
 
+    /// Python's zlib, an implementation independent of ours, decodes what
+    /// we compress and we decode what it compresses, across several blocks
+    /// of one stream each way, as SPDY uses them.
+    #[test]
+    fn interoperates_with_pythons_zlib() {
+        const SCRIPT: &str = r#"
+import json, sys, zlib
+job = json.load(sys.stdin)
+d = bytes.fromhex(job["dictionary"])
+inflate = zlib.decompressobj(zdict=d)
+decoded = [inflate.decompress(bytes.fromhex(b)).hex() for b in job["ours"]]
+deflate = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, d)
+theirs = [(deflate.compress(bytes.fromhex(b)) + deflate.flush(zlib.Z_SYNC_FLUSH)).hex() for b in job["plain"]]
+print(json.dumps({"decoded": decoded, "theirs": theirs}))
+"#;
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let unhex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let plain: Vec<Vec<u8>> = (0..20)
+            .map(|i| {
+                Headers::new()
+                    .with(
+                        "streamtype",
+                        ["error", "stdin", "stdout", "stderr", "data"][i % 5],
+                    )
+                    .with("port", &(8000 + i).to_string())
+                    .with("requestid", &i.to_string())
+                    .encode()
+            })
+            .collect();
+        let mut deflater = HeaderDeflater::new();
+        let ours: Vec<String> = plain
+            .iter()
+            .map(|b| hex(&deflater.compress(b).unwrap()))
+            .collect();
+        let job = serde_json::json!({
+            "dictionary": hex(DICTIONARY),
+            "ours": ours,
+            "plain": plain.iter().map(|b| hex(b)).collect::<Vec<_>>(),
+        });
+        let python = ["/usr/bin/python3", "python3"]
+            .into_iter()
+            .find(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
+            .unwrap();
+        let mut child = std::process::Command::new(python)
+            .args(["-c", SCRIPT])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(job.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let decoded: Vec<Vec<u8>> = answer["decoded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| unhex(v.as_str().unwrap()))
+            .collect();
+        assert_eq!(decoded, plain, "python decodes our blocks");
+        let mut inflater = HeaderInflater::new();
+        for (theirs, want) in answer["theirs"].as_array().unwrap().iter().zip(&plain) {
+            assert_eq!(
+                &inflater
+                    .decompress(&unhex(theirs.as_str().unwrap()))
+                    .unwrap(),
+                want
+            );
+        }
+    }
+
     fn adler32(data: &[u8]) -> u32 {
         let (mut a, mut b) = (1u32, 0u32);
         for &byte in data {

@@ -4,4 +4,5 @@
 
 mod kubectl;
 mod python;
+mod raw;
 mod server;

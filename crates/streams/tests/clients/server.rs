@@ -48,6 +48,8 @@ pub struct Seen {
 /// A running test server.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The CA that signed the serving certificate.
+    pub ca: CertificateDer<'static>,
     pub dir: tempfile::TempDir,
     pub seen: Arc<Seen>,
     task: tokio::task::JoinHandle<()>,
@@ -126,6 +128,7 @@ impl TestServer {
         };
         let server = Self {
             addr,
+            ca: CertificateDer::from(ca.der().to_vec()),
             dir,
             seen,
             task,
