@@ -5,6 +5,7 @@
 mod api_bench;
 mod api_client;
 mod gantry_process;
+mod pods_bench;
 mod report;
 mod store_bench;
 
@@ -27,6 +28,9 @@ enum Bench {
     /// The real `gantry server` on the embedded store next to the same
     /// binary on a real etcd (`--store etcd://`), over HTTPS.
     Api(api_bench::Args),
+    /// Pods on the real `gantry up` node (pod start next to a bare `runc
+    /// run`, and the node's memory with its maximum of pods). Needs root.
+    Pods(pods_bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +45,14 @@ fn main() -> anyhow::Result<()> {
         Bench::Api(args) => runtime.block_on(async {
             tokio::select! {
                 result = api_bench::run(args) => result,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+            }
+        }),
+        // The same for the node: its guards delete the containers and
+        // remove the links, mounts and cgroups it made.
+        Bench::Pods(args) => runtime.block_on(async {
+            tokio::select! {
+                result = pods_bench::run(args) => result,
                 _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
             }
         }),
