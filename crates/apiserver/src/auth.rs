@@ -4,7 +4,7 @@
 //! `token,user,uid,"group1,group2"`).
 //!
 //! Service account tokens (signed JWTs) are checked in `satoken` and
-//! `reviews`.
+//! `reviews`, bootstrap tokens (`<id>.<secret>`) in `bootstrap`.
 //!
 //! Authorization (RBAC) is not enforced yet: every authenticated user may
 //! do everything. Unauthenticated requests are refused with 401.

@@ -8,6 +8,7 @@
 
 mod admission;
 mod auth;
+mod bootstrap;
 mod cluster_keys;
 mod codec;
 mod compactor;
@@ -45,6 +46,7 @@ use tokio::net::TcpListener;
 
 pub use admission::Ranges;
 pub use auth::User;
+pub use bootstrap::BootstrapToken;
 
 use crate::auth::Tokens;
 use crate::request::{Query, ResourcePath};
@@ -116,6 +118,8 @@ pub(crate) struct Api {
     builtin_groups: Vec<String>,
     /// How the server reaches node agents.
     kubelet: node_proxy::KubeletClient,
+    /// The cluster CA, which signs joining nodes' certificates.
+    ca: pki::Ca,
 }
 
 impl Api {
@@ -209,6 +213,7 @@ impl ApiServer {
             signer,
             builtin_groups,
             kubelet,
+            ca,
         });
         namespaces::bootstrap(&api)
             .await
@@ -365,6 +370,8 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
         "/version" | "/version/" => {
             return json(StatusCode::OK, &discovery::version(), "application/json");
         }
+        // What a joining machine checks against its token's hash.
+        "/cacerts" if method == Method::GET => return bootstrap::cacerts(&api),
         _ => {}
     }
     let cert_user = parts
@@ -384,6 +391,9 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
     let Some(user) = user else {
         return ApiError::unauthorized().into_response();
     };
+    if let Some(node) = bootstrap::certificates_path(&path) {
+        return bootstrap::certificates(&api, &user, node, &method, body).await;
+    }
 
     let accept = headers
         .get(http::header::ACCEPT)
@@ -486,6 +496,11 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
     let Some(resource) = resource else {
         return ApiError::no_route().into_response();
     };
+    // A bootstrap token is good for discovery (as Kubernetes' system:discovery
+    // role allows every authenticated user) and its certificates, nothing else.
+    if bootstrap::is_bootstrapper(&user) {
+        return bootstrap::forbidden(&user, &method, &resource, &query);
+    }
     if node_proxy::handles(&resource) {
         return node_proxy::proxy(api, resource, parts, body).await;
     }

@@ -91,14 +91,19 @@ pub(crate) async fn create(t: &Target, body: Bytes) -> ApiResult<Response> {
     Ok(json_response(http::StatusCode::CREATED, &obj))
 }
 
-/// Authenticates a bearer token: the static token file, then service
-/// account tokens. Answers the user and the audiences the token is for.
+/// Authenticates a bearer token: the static token file, then bootstrap
+/// tokens, then service account tokens. Answers the user and the audiences
+/// the token is for.
 pub(crate) async fn authenticate_token(
     api: &Arc<Api>,
     token: &str,
     audiences: &[&str],
 ) -> Option<(User, Vec<String>)> {
     if let Some(user) = api.tokens.lookup(token) {
+        return Some((user, audiences.iter().map(|a| a.to_string()).collect()));
+    }
+    if crate::bootstrap::parse_token(token).is_some() {
+        let user = crate::bootstrap::authenticate(api, token).await?;
         return Some((user, audiences.iter().map(|a| a.to_string()).collect()));
     }
     if !satoken::looks_like_jwt(token) {

@@ -120,6 +120,16 @@ impl ApiError {
             .about(group, resource, name)
     }
 
+    /// 403 Forbidden for a request as a path, in Kubernetes' words for
+    /// non-resource requests.
+    pub fn forbidden_path(user: &str, verb: &str, path: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\": {why}"),
+        )
+    }
+
     /// 404 NotFound for an object.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
         Self::new(

@@ -2,6 +2,7 @@
 //! together. No logic of its own lives here.
 
 mod images_cli;
+mod join;
 mod node;
 
 use std::net::SocketAddr;
@@ -31,8 +32,20 @@ enum Command {
         /// Where the API server listens.
         #[arg(long, default_value = "0.0.0.0:6443")]
         listen: SocketAddr,
+        /// More names or addresses for the serving certificate (those other
+        /// machines reach the server by, for `gantry agent --server`).
+        #[arg(long = "tls-san")]
+        tls_sans: Vec<String>,
         #[command(flatten)]
         node: NodeFlags,
+    },
+    /// Join this machine to a cluster as a node, with a token from `gantry
+    /// token create`, and run its agent.
+    Agent(join::AgentArgs),
+    /// Tokens that let machines join.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Run the Kubernetes API server.
     Server {
@@ -98,6 +111,13 @@ struct NodeFlags {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a bootstrap token and print the join token for `gantry agent
+    /// --token`.
+    Create(join::TokenCreateArgs),
+}
+
+#[derive(Subcommand)]
 enum StoreCommand {
     /// Open a store and print its revision and size; a damaged store fails
     /// here with the file at fault.
@@ -136,8 +156,13 @@ fn main() -> anyhow::Result<()> {
             Command::Up {
                 data_dir,
                 listen,
+                tls_sans,
                 node,
-            } => serve(data_dir, listen, None, Vec::new(), Some(node)).await,
+            } => serve(data_dir, listen, None, tls_sans, Some(node)).await,
+            Command::Agent(args) => join::run_agent(args).await,
+            Command::Token {
+                command: TokenCommand::Create(args),
+            } => join::create_token(args).await,
             Command::Server {
                 data_dir,
                 listen,

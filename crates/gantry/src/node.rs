@@ -77,11 +77,24 @@ pub(crate) fn agent_config(
     let serving = ca
         .server_cert("agent", &[node_name.to_owned(), "localhost".into()], &ips)
         .context("issuing the agent's serving certificate")?;
+    agent_config_with(serving, ca.cert_pem(), data_dir, node_name, address, listen)
+}
+
+/// The agent's configuration with a serving certificate (chain) and key
+/// already at hand, and the cluster CA (PEM).
+pub(crate) fn agent_config_with(
+    serving: pki::Issued,
+    ca_pem: &str,
+    data_dir: &Path,
+    node_name: &str,
+    address: IpAddr,
+    listen: SocketAddr,
+) -> anyhow::Result<agent::AgentConfig> {
     let mut config = agent::AgentConfig::new(node_name, data_dir);
     config.listen = listen;
     config.serving_cert_pem = serving.cert_pem;
     config.serving_key_pem = serving.key_pem;
-    config.ca_pem = ca.cert_pem().to_owned();
+    config.ca_pem = ca_pem.to_owned();
     config.address = Some(address);
     config.shim = vec![
         std::env::current_exe()
@@ -90,4 +103,19 @@ pub(crate) fn agent_config(
         "shim".into(),
     ];
     Ok(config)
+}
+
+impl crate::NodeFlags {
+    /// Puts the node flags that shape the pod network, the runtime and
+    /// image pulls into `config`.
+    pub(crate) fn apply(self, config: &mut agent::AgentConfig) -> anyhow::Result<()> {
+        config.pod_cidr = self.pod_cidr.parse().context("--pod-cidr")?;
+        config.cluster_cidr = self.cluster_cidr.parse().context("--cluster-cidr")?;
+        config.nft_table = self.bridge.clone();
+        config.bridge = self.bridge;
+        config.state_dir = self.state_dir;
+        config.cgroup_parent = self.cgroup_parent;
+        config.insecure_registries = self.insecure_registries;
+        Ok(())
+    }
 }

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -45,6 +45,10 @@ pub enum PkiError {
     /// Generating or signing failed.
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A certificate signing request could not be parsed, or its signature
+    /// does not match its public key.
+    #[error("certificate signing request: {0}")]
+    Request(rcgen::Error),
 }
 
 /// Shorthand for results in this crate.
@@ -231,20 +235,60 @@ impl Ca {
         Ok(issued)
     }
 
+    /// Signs a client certificate for user `user` in `groups` over the
+    /// public key of `request`. What the request asks for beyond its key
+    /// (subject, extensions) is ignored: the CA decides who the holder is.
+    pub fn sign_client_request(
+        &self,
+        request: &SigningRequest,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<String> {
+        let mut params = leaf_params(user, groups)?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign_request(request, params)
+    }
+
+    /// Signs a serving certificate for `dns` and `ips` over the public key
+    /// of `request`; the caller decides which of the names the request
+    /// asks for ([`SigningRequest::dns_names`], [`SigningRequest::ip_addresses`])
+    /// to grant.
+    pub fn sign_server_request(
+        &self,
+        request: &SigningRequest,
+        common_name: &str,
+        dns: &[String],
+        ips: &[IpAddr],
+    ) -> Result<String> {
+        let mut params = leaf_params(common_name, &[])?;
+        params.subject_alt_names = dns
+            .iter()
+            .map(|d| Ok(SanType::DnsName(d.clone().try_into()?)))
+            .collect::<Result<Vec<_>, rcgen::Error>>()?;
+        params
+            .subject_alt_names
+            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign_request(request, params)
+    }
+
+    fn sign_request(&self, request: &SigningRequest, params: CertificateParams) -> Result<String> {
+        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)?;
+        let signed = CertificateSigningRequestParams {
+            params,
+            public_key: request.0.public_key.clone(),
+        }
+        .signed_by(&issuer)?;
+        Ok(signed.pem())
+    }
+
     fn still_good(&self, cert_pem: &str, dns: &[String], ips: &[IpAddr]) -> bool {
         // The file is a chain ending with the CA that issued the leaf; a
         // leaf from an earlier CA must be reissued.
         if !cert_pem.trim_end().ends_with(self.cert_pem.trim_end()) {
             return false;
         }
-        let Some(leaf) = LeafFacts::parse(cert_pem) else {
-            return false;
-        };
-        let mut want: Vec<String> = dns.to_vec();
-        want.extend(ips.iter().map(|ip| ip.to_string()));
-        want.sort();
-        let renew_at = OffsetDateTime::now_utc() + Duration::days(RENEW_BEFORE_DAYS);
-        leaf.not_after > renew_at.unix_timestamp() && leaf.names == want
+        covers_for(cert_pem, dns, ips, RENEW_BEFORE_DAYS)
     }
 
     fn sign(&self, params: CertificateParams) -> Result<Issued> {
@@ -256,6 +300,120 @@ impl Ca {
             key_pem: key.serialize_pem(),
         })
     }
+}
+
+/// A parsed certificate signing request (PKCS#10) whose signature was
+/// checked against its own public key, so its sender holds the private key.
+#[derive(Clone, Debug)]
+pub struct SigningRequest(CertificateSigningRequestParams);
+
+impl SigningRequest {
+    /// Parses a PEM `CERTIFICATE REQUEST` and verifies its signature.
+    pub fn from_pem(pem: &str) -> Result<Self> {
+        CertificateSigningRequestParams::from_pem(pem)
+            .map(Self)
+            .map_err(PkiError::Request)
+    }
+
+    /// The DNS names the request asks for.
+    pub fn dns_names(&self) -> Vec<String> {
+        self.0
+            .params
+            .subject_alt_names
+            .iter()
+            .filter_map(|san| match san {
+                SanType::DnsName(name) => Some(name.as_str().to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The IP addresses the request asks for.
+    pub fn ip_addresses(&self) -> Vec<IpAddr> {
+        self.0
+            .params
+            .subject_alt_names
+            .iter()
+            .filter_map(|san| match san {
+                SanType::IpAddress(ip) => Some(*ip),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A new private key and a certificate signing request for it, made where
+/// the key is to stay (a joining node), so that only the request travels.
+#[derive(Clone, Debug)]
+pub struct NewRequest {
+    /// The request, PEM (`CERTIFICATE REQUEST`).
+    pub csr_pem: String,
+    /// The private key, PEM (PKCS#8).
+    pub key_pem: String,
+}
+
+impl NewRequest {
+    /// Generates a key and a request for `common_name` with the given
+    /// subject alternative names (none for a client certificate).
+    pub fn generate(common_name: &str, dns: &[String], ips: &[IpAddr]) -> Result<Self> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(common_name, &[]);
+        params.subject_alt_names = dns
+            .iter()
+            .map(|d| Ok(SanType::DnsName(d.clone().try_into()?)))
+            .collect::<Result<Vec<_>, rcgen::Error>>()?;
+        params
+            .subject_alt_names
+            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        let csr = params.serialize_request(&key)?;
+        Ok(Self {
+            csr_pem: csr.pem()?,
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// The SHA-256 of `pem`'s bytes, in lowercase hex: how a join token pins
+/// the cluster CA (the bytes the API server serves at `/cacerts`).
+pub fn fingerprint(pem: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(pem.as_bytes()))
+}
+
+/// The certificates of a PEM bundle, DER-encoded, in order; an error when
+/// there is none or one cannot be read.
+pub fn certificates_der(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    for block in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()) {
+        let block = block.map_err(|e| format!("not PEM: {e}"))?;
+        if block.label == "CERTIFICATE" {
+            out.push(block.contents);
+        }
+    }
+    if out.is_empty() {
+        return Err("no certificate in the PEM text".into());
+    }
+    Ok(out)
+}
+
+/// When the first certificate of a PEM chain expires, in seconds since the
+/// epoch; `None` when it cannot be read.
+pub fn expires_at(cert_pem: &str) -> Option<i64> {
+    LeafFacts::parse(cert_pem).map(|leaf| leaf.not_after)
+}
+
+/// Whether the first certificate of a PEM chain names exactly these DNS
+/// names and addresses and is valid for more than `days` days.
+pub fn covers_for(cert_pem: &str, dns: &[String], ips: &[IpAddr], days: i64) -> bool {
+    let Some(leaf) = LeafFacts::parse(cert_pem) else {
+        return false;
+    };
+    let mut want: Vec<String> = dns.to_vec();
+    want.extend(ips.iter().map(|ip| ip.to_string()));
+    want.sort();
+    let renew_at = OffsetDateTime::now_utc() + Duration::days(days);
+    leaf.not_after > renew_at.unix_timestamp() && leaf.names == want
 }
 
 /// What `still_good` needs to know about a certificate on disk.
@@ -354,6 +512,18 @@ pub fn write_kubeconfig(
     );
     // The file holds a private key.
     write_private(path, &text)
+}
+
+/// Writes a private key (or a file holding one) with mode 0600, through a
+/// temporary file and a rename.
+pub fn write_key(path: &Path, pem: &str) -> Result<()> {
+    write_private(path, pem)
+}
+
+/// Writes a certificate with mode 0644, through a temporary file and a
+/// rename.
+pub fn write_cert(path: &Path, pem: &str) -> Result<()> {
+    write_public(path, pem)
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -460,6 +630,100 @@ mod tests {
         fs::write(dir.path().join(CA_CERT), "not a certificate").unwrap();
         let err = Ca::load_or_create(dir.path()).unwrap_err();
         assert!(err.to_string().contains("ca.crt"), "{err}");
+    }
+
+    #[test]
+    fn requests_are_signed_over_their_key_with_the_names_the_ca_grants() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _) = Ca::load_or_create(dir.path()).unwrap();
+        let ip: IpAddr = "198.51.100.7".parse().unwrap();
+        let req = NewRequest::generate("asked-for", &["node-b".into()], &[ip]).unwrap();
+        let parsed = SigningRequest::from_pem(&req.csr_pem).unwrap();
+        assert_eq!(parsed.dns_names(), ["node-b"]);
+        assert_eq!(parsed.ip_addresses(), [ip]);
+
+        // A client certificate names whom the CA says, not the request.
+        let client = ca
+            .sign_client_request(&parsed, "system:node:node-b", &["system:nodes"])
+            .unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(client.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        let cn = cert.subject().iter_common_name().next().unwrap();
+        assert_eq!(cn.as_str().unwrap(), "system:node:node-b");
+        let org = cert.subject().iter_organization().next().unwrap();
+        assert_eq!(org.as_str().unwrap(), "system:nodes");
+        assert!(cert.subject_alternative_name().unwrap().is_none());
+        // Over the requester's key, which never left it.
+        let key = KeyPair::from_pem(&req.key_pem).unwrap();
+        assert_eq!(
+            cert.public_key().subject_public_key.data.as_ref(),
+            key.public_key_raw()
+        );
+        assert!(expires_at(&client).unwrap() > OffsetDateTime::now_utc().unix_timestamp());
+
+        let serving = ca
+            .sign_server_request(&parsed, "node-b", &["node-b".into()], &[ip])
+            .unwrap();
+        assert!(covers_for(&serving, &["node-b".into()], &[ip], 30));
+        assert!(!covers_for(&serving, &["node-b".into()], &[], 30));
+        assert!(!covers_for(&serving, &["node-b".into()], &[ip], 400));
+    }
+
+    #[test]
+    fn a_request_whose_signature_does_not_match_is_refused() {
+        let req = NewRequest::generate("n", &["a".into()], &[]).unwrap();
+        let other = NewRequest::generate("n", &["b".into()], &[]).unwrap();
+        // Splice the second request's key into the first: the signature no
+        // longer verifies.
+        let der = |pem: &str| {
+            x509_parser::pem::parse_x509_pem(pem.as_bytes())
+                .unwrap()
+                .1
+                .contents
+        };
+        let mut first = der(&req.csr_pem);
+        let second = der(&other.csr_pem);
+        let key_of = |d: &[u8]| {
+            use x509_parser::prelude::FromDer;
+            let (_, csr) =
+                x509_parser::certification_request::X509CertificationRequest::from_der(d).unwrap();
+            csr.certification_request_info
+                .subject_pki
+                .subject_public_key
+                .data
+                .to_vec()
+        };
+        let (k1, k2) = (key_of(&first), key_of(&second));
+        let at = first.windows(k1.len()).position(|w| w == k1).unwrap();
+        first[at..at + k1.len()].copy_from_slice(&k2);
+        let pem = format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&first)
+        );
+        let err = SigningRequest::from_pem(&pem).unwrap_err();
+        assert!(err.to_string().contains("signing request"), "{err}");
+        assert!(SigningRequest::from_pem("garbage").is_err());
+    }
+
+    #[test]
+    fn bundles_split_into_der_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _) = Ca::load_or_create(dir.path()).unwrap();
+        let leaf = ca.issue_client("x", &[]).unwrap();
+        let chain = format!("{}{}", leaf.cert_pem, ca.cert_pem());
+        let ders = certificates_der(&chain).unwrap();
+        assert_eq!(ders.len(), 2);
+        assert!(x509_parser::parse_x509_certificate(&ders[1]).is_ok());
+        assert!(certificates_der("hello").is_err());
+        assert!(certificates_der(&leaf.key_pem).is_err());
+    }
+
+    #[test]
+    fn fingerprints_are_sha256_hex() {
+        assert_eq!(
+            fingerprint("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -1,0 +1,919 @@
+//! Joining a second machine, for real: `gantry up` on this machine, `gantry
+//! token create`, and `gantry agent` on "another host", a network namespace
+//! linked to this one by a veth pair, so the agent reaches the server (and
+//! the server the agent) over that link only. Then kubectl sees two Ready
+//! nodes and reaches a pod on the second one through the server's proxy.
+//! Also: wrong, expired and tampered tokens are refused, and a server whose
+//! CA does not match the token never sees the token.
+//!
+//! Needs root (network namespaces, bridges, nftables, cgroups, runc), and
+//! `ip`, `nsenter`, `runc`, `kubectl` on the PATH. Everything a test makes
+//! is named after the test process's id and removed by [`World`]'s drop,
+//! even when the test fails.
+
+#[allow(dead_code)]
+#[path = "e2e/harness/process.rs"]
+mod process;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use process::Output;
+use serde_json::Value;
+
+const GANTRY: &str = env!("CARGO_BIN_EXE_gantry");
+/// How long one command (kubectl, a refused join) may take.
+const COMMAND_LIMIT: Duration = Duration::from_secs(90);
+/// How long a server or agent may take to say it is up.
+const START_WITHIN: Duration = Duration::from_secs(60);
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the join test needs root (network namespaces, bridges, cgroups, runc)"
+    );
+}
+
+/// Runs a command to completion within [`COMMAND_LIMIT`].
+fn run(program: &str, args: &[&str]) -> Output {
+    let mut command = Command::new(program);
+    command.args(args).env("RUST_BACKTRACE", "0");
+    process::run(command, None, COMMAND_LIMIT)
+}
+
+/// Runs `ip` for setup, failing the test when it fails.
+#[track_caller]
+fn ip(args: &str) {
+    let out = run("ip", &args.split_whitespace().collect::<Vec<_>>());
+    assert!(out.success(), "{out}");
+}
+
+/// A free TCP port on every address.
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|l| l.local_addr())
+        .expect("binding port 0")
+        .port()
+}
+
+/// A long-running gantry (server or agent) whose output goes to a log file.
+/// Dropping it kills it.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+    what: String,
+}
+
+impl Daemon {
+    fn spawn(mut command: Command, log: PathBuf) -> Self {
+        let what = process::describe(&command);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("opening a log file");
+        command
+            .env("RUST_LOG", "warn")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("duplicating a log file"))
+            .stderr(file);
+        testkit::set_parent_death_signal(&mut command);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run `{what}`: {e}"));
+        Self { child, log, what }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log has a line containing `text`.
+    #[track_caller]
+    fn wait_for(&mut self, text: &str) {
+        let deadline = Instant::now() + START_WITHIN;
+        loop {
+            if self.log().lines().any(|l| l.contains(text)) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "`{}` exited ({status}) before saying {text:?}:\n{}",
+                    self.what,
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{}` did not say {text:?} within {START_WITHIN:?}:\n{}",
+                self.what,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops it as Ctrl-C does and waits for it to exit.
+    fn interrupt(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("`{}` did not stop within 20s of SIGINT", self.what);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One node's share of the machine.
+struct NodeSpec {
+    name: String,
+    bridge: String,
+    pod_cidr: String,
+    state_dir: PathBuf,
+    cgroup_parent: String,
+    data_dir: PathBuf,
+}
+
+impl NodeSpec {
+    /// The node flags of `gantry up` and `gantry agent`.
+    fn flags(&self, cluster_cidr: &str, agent_port: u16) -> Vec<String> {
+        [
+            "--node-name",
+            &self.name,
+            "--agent-listen",
+            &format!("0.0.0.0:{agent_port}"),
+            "--pod-cidr",
+            &self.pod_cidr,
+            "--cluster-cidr",
+            cluster_cidr,
+            "--bridge",
+            &self.bridge,
+            "--state-dir",
+            &self.state_dir.display().to_string(),
+            "--cgroup-parent",
+            &self.cgroup_parent,
+            "--data-dir",
+            &self.data_dir.display().to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+}
+
+/// Everything one test makes: a temporary directory, the "other host"
+/// (a network namespace and the veth pair to it), the nodes' bridges,
+/// cgroups and state, and the gantry processes. Dropping it removes it all.
+struct World {
+    dir: tempfile::TempDir,
+    netns: String,
+    veth_host: String,
+    /// This machine's address on the link, and the other host's.
+    host_ip: String,
+    peer_ip: String,
+    cluster_cidr: String,
+    a: NodeSpec,
+    b: NodeSpec,
+    daemons: Vec<Daemon>,
+}
+
+impl World {
+    fn new() -> Self {
+        require_root();
+        let pid = std::process::id();
+        let dir = tempfile::Builder::new()
+            .prefix("gantry-join-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        // Ranges nothing on this machine uses yet.
+        let taken = {
+            let addrs = run("ip", &["-4", "-o", "addr"]).stdout;
+            let routes = run("ip", &["-4", "route"]).stdout;
+            format!("{addrs}\n{routes}")
+        };
+        let pick = |first: u32, count: u32, pattern: &dyn Fn(u32) -> String| {
+            (0..count)
+                .map(|i| first + (pid + i) % count)
+                .find(|k| !taken.contains(&pattern(*k)))
+                .expect("a free address range")
+        };
+        let x = pick(160, 30, &|k| format!("10.{k}."));
+        let y = pick(0, 250, &|k| format!("198.18.{k}."));
+        let node = |side: &str, n: u32| NodeSpec {
+            name: format!("join-{side}-{pid}"),
+            bridge: format!("gj{side}{pid}"),
+            pod_cidr: format!("10.{x}.{n}.0/24"),
+            state_dir: dir.path().join(format!("run-{side}")),
+            cgroup_parent: format!("/gantry-join-{side}-{pid}"),
+            data_dir: dir.path().join(format!("data-{side}")),
+        };
+        let world = Self {
+            netns: format!("gantry-join-{pid}"),
+            veth_host: format!("gjh{pid}"),
+            host_ip: format!("198.18.{y}.1"),
+            peer_ip: format!("198.18.{y}.2"),
+            cluster_cidr: format!("10.{x}.0.0/16"),
+            a: node("a", 0),
+            b: node("b", 1),
+            daemons: Vec::new(),
+            dir,
+        };
+        // From here on, drop cleans up whatever was made.
+        let peer = format!("gjn{pid}");
+        ip(&format!("netns add {}", world.netns));
+        ip(&format!(
+            "link add {} type veth peer name {peer}",
+            world.veth_host
+        ));
+        ip(&format!("link set {peer} netns {}", world.netns));
+        ip(&format!(
+            "addr add {}/30 dev {}",
+            world.host_ip, world.veth_host
+        ));
+        ip(&format!("link set {} up", world.veth_host));
+        let ns = &world.netns;
+        ip(&format!("-n {ns} addr add {}/30 dev {peer}", world.peer_ip));
+        ip(&format!("-n {ns} link set {peer} up"));
+        ip(&format!("-n {ns} link set lo up"));
+        world
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `gantry <args>` in the other host's network namespace (the mount
+    /// namespace stays this one's, so cleanup sees the agent's mounts).
+    fn on_other_host(&self, args: &[String]) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net=/run/netns/{}", self.netns))
+            .arg("--")
+            .arg(GANTRY)
+            .args(args);
+        command
+    }
+
+    /// kubectl as the admin.
+    fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_input(args, None)
+    }
+
+    fn kubectl_input(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = Command::new("kubectl");
+        command
+            .env("KUBECONFIG", self.a.data_dir.join("admin.kubeconfig"))
+            .env("HOME", self.dir.path())
+            .arg("--cache-dir")
+            .arg(self.path("kubectl-cache"))
+            .args(args);
+        process::run(command, stdin.map(str::as_bytes), COMMAND_LIMIT)
+    }
+
+    #[track_caller]
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.success(), "{out}");
+        out.stdout
+    }
+
+    /// Removes what a pod or node left: runc containers, shims, cgroups,
+    /// mounts.
+    fn sweep_node(&self, node: &NodeSpec) {
+        let runc_root = node.state_dir.join("runc");
+        if runc_root.exists() {
+            let list = Command::new("runc")
+                .arg("--root")
+                .arg(&runc_root)
+                .args(["list", "-q"])
+                .output();
+            for id in list
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+            {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runc_root)
+                    .args(["delete", "--force", id.trim()])
+                    .status();
+            }
+        }
+        for mount in cgroup_mounts() {
+            let top = mount.join(node.cgroup_parent.trim_start_matches('/'));
+            if top.exists() {
+                kill_and_remove(&top);
+            }
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // The processes first, so nothing recreates what goes next.
+        self.daemons.clear();
+        self.sweep_node(&self.a);
+        self.sweep_node(&self.b);
+        // Shims and anything else started from our directory.
+        let root = self.dir.path().display().to_string();
+        for _ in 0..3 {
+            let mut found = false;
+            for pid in processes_mentioning(&root) {
+                found = true;
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            if !found {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut mounts = mounts_under(self.dir.path());
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(Path::new(&m), nix::mount::MntFlags::MNT_DETACH);
+        }
+        // Node a's bridge and table are in this namespace; node b's go with
+        // its namespace.
+        let quiet = |program: &str, args: &[&str]| {
+            let _ = Command::new(program)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        quiet("nft", &["delete", "table", "ip", &self.a.bridge]);
+        quiet("ip", &["link", "del", &self.a.bridge]);
+        quiet("ip", &["link", "del", &self.veth_host]);
+        quiet("ip", &["netns", "del", &self.netns]);
+    }
+}
+
+/// Where the cgroup hierarchies are mounted (v1 controllers and the unified
+/// one).
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter(|l| l.contains(" - cgroup ") || l.contains(" - cgroup2 "))
+        .filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from))
+        .collect()
+}
+
+/// Kills every process in a cgroup tree, then removes it, deepest first.
+fn kill_and_remove(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                kill_and_remove(&e.path());
+            }
+        }
+    }
+    for _ in 0..100 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("cleanup: could not remove cgroup {}", dir.display());
+}
+
+/// Mount points at or under `dir`.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
+}
+
+/// Processes whose command line mentions `text`.
+fn processes_mentioning(text: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(text))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The condition `Ready` of each node, by name.
+fn ready_nodes(nodes: &Value) -> Vec<(String, bool)> {
+    nodes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            let name = n["metadata"]["name"].as_str().unwrap_or("").to_owned();
+            let ready = n["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (name, ready)
+        })
+        .collect()
+}
+
+/// The join token with one character of its CA hash changed.
+fn tamper(token: &str) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    chars[3] = if chars[3] == '0' { '1' } else { '0' };
+    chars.into_iter().collect()
+}
+
+#[test]
+fn a_second_machine_joins_with_a_token_and_runs_pods() {
+    let mut w = World::new();
+    let server_port = free_port();
+    let agent_port = free_port();
+    let url = format!("https://{}:{server_port}", w.host_ip);
+
+    // This machine: the server and its node.
+    let mut up = Command::new(GANTRY);
+    up.args([
+        "up",
+        "--listen",
+        &format!("0.0.0.0:{server_port}"),
+        "--tls-san",
+        &w.host_ip,
+    ])
+    .args(w.a.flags(&w.cluster_cidr, agent_port));
+    let mut server = Daemon::spawn(up, w.path("server.log"));
+    server.wait_for("ready in");
+    w.daemons.push(server);
+
+    let created = run(
+        GANTRY,
+        &[
+            "token",
+            "create",
+            "--data-dir",
+            &w.a.data_dir.display().to_string(),
+        ],
+    );
+    assert!(created.success(), "{created}");
+    let token = created.stdout.trim().to_owned();
+    let ca = std::fs::read_to_string(w.a.data_dir.join("pki/ca.crt")).unwrap();
+    let (pin, bearer) = token
+        .strip_prefix("K10")
+        .and_then(|t| t.split_once("::"))
+        .unwrap_or_else(|| panic!("not a join token: {token:?}"));
+    assert_eq!(pin, pki::fingerprint(&ca), "the token pins the cluster CA");
+    let id = &bearer[..6];
+    let secret: Value = serde_json::from_str(&w.kubectl_ok(&[
+        "-n",
+        "kube-system",
+        "get",
+        "secret",
+        &format!("bootstrap-token-{id}"),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(secret["type"], "bootstrap.kubernetes.io/token");
+    for key in [
+        "token-id",
+        "token-secret",
+        "expiration",
+        "usage-bootstrap-authentication",
+        "description",
+    ] {
+        assert!(secret["data"][key].is_string(), "no {key} in {secret:#}");
+    }
+
+    // A bootstrap token is good for nothing but node certificates.
+    let as_bootstrapper = w.kubectl(&[
+        "--kubeconfig",
+        "/dev/null",
+        "--server",
+        &url,
+        "--certificate-authority",
+        &w.a.data_dir.join("pki/ca.crt").display().to_string(),
+        "--token",
+        bearer,
+        "get",
+        "pods",
+    ]);
+    assert!(!as_bootstrapper.success(), "{as_bootstrapper}");
+    assert!(
+        as_bootstrapper.stderr.contains("Forbidden")
+            && as_bootstrapper
+                .stderr
+                .contains(&format!("system:bootstrap:{id}")),
+        "{as_bootstrapper}"
+    );
+
+    // Refused joins leave nothing behind and say why.
+    let refused_join = |token: &str, dir: &str| {
+        let mut args = vec![
+            "agent".to_owned(),
+            "--server".into(),
+            url.clone(),
+            "--token".into(),
+            token.to_owned(),
+        ];
+        let mut spec_flags = w.b.flags(&w.cluster_cidr, 10250);
+        let at = spec_flags.iter().position(|f| f == "--data-dir").unwrap();
+        spec_flags[at + 1] = w.path(dir).display().to_string();
+        args.extend(spec_flags);
+        let mut command = w.on_other_host(&args);
+        command.env("RUST_BACKTRACE", "0");
+        let out = process::run(command, None, COMMAND_LIMIT);
+        assert!(!out.success(), "{out}");
+        assert!(
+            !w.path(dir).join("agent.kubeconfig").exists(),
+            "a refused join wrote a kubeconfig: {out}"
+        );
+        out
+    };
+    let unknown = format!("K10{pin}::zzzzzz.zzzzzzzzzzzzzzzz");
+    let out = refused_join(&unknown, "refused-unknown");
+    assert!(out.stderr.contains("refused the join token"), "{out}");
+    let out = refused_join(&tamper(&token), "refused-tampered");
+    assert!(
+        out.stderr.contains("the join token pins") && out.stderr.contains("was not sent"),
+        "{out}"
+    );
+    let short = run(
+        GANTRY,
+        &[
+            "token",
+            "create",
+            "--ttl",
+            "1s",
+            "--data-dir",
+            &w.a.data_dir.display().to_string(),
+        ],
+    );
+    assert!(short.success(), "{short}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = refused_join(short.stdout.trim(), "refused-expired");
+    assert!(out.stderr.contains("refused the join token"), "{out}");
+
+    // The other host joins over the link.
+    let mut args = vec![
+        "agent".to_owned(),
+        "--server".into(),
+        url.clone(),
+        "--token".into(),
+        token.clone(),
+    ];
+    args.extend(w.b.flags(&w.cluster_cidr, 10250));
+    let mut agent = Daemon::spawn(w.on_other_host(&args), w.path("agent-b.log"));
+    agent.wait_for("is in the cluster");
+    assert!(
+        agent.log().contains(&format!("({})", w.peer_ip)),
+        "{}",
+        agent.log()
+    );
+    w.daemons.push(agent);
+    for file in [
+        "agent.kubeconfig",
+        "pki/ca.crt",
+        "pki/node-client.crt",
+        "pki/node-client.key",
+        "pki/node-serving.crt",
+        "pki/node-serving.key",
+    ] {
+        assert!(w.b.data_dir.join(file).exists(), "no {file}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(w.b.data_dir.join("pki/ca.crt")).unwrap(),
+        ca
+    );
+
+    let images = w.path("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let busybox = images.join("busybox.tar");
+    testkit::images::write_oci_archive(
+        &[&testkit::images::busybox().expect("building the busybox image")],
+        &busybox,
+        testkit::images::Compression::None,
+    )
+    .expect("writing busybox.tar");
+    let imported = run(
+        GANTRY,
+        &[
+            "image",
+            "import",
+            "--data-dir",
+            &w.b.data_dir.display().to_string(),
+            &busybox.display().to_string(),
+        ],
+    );
+    assert!(imported.success(), "{imported}");
+
+    let deadline = Instant::now() + START_WITHIN;
+    loop {
+        let nodes: Value =
+            serde_json::from_str(&w.kubectl_ok(&["get", "nodes", "-o", "json"])).unwrap();
+        let mut ready = ready_nodes(&nodes);
+        ready.sort();
+        let want = vec![(w.a.name.clone(), true), (w.b.name.clone(), true)];
+        if ready == want {
+            let b = nodes["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["metadata"]["name"] == w.b.name.as_str())
+                .unwrap();
+            let internal = b["status"]["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["type"] == "InternalIP")
+                .unwrap();
+            assert_eq!(internal["address"], w.peer_ip.as_str());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes not both Ready within {START_WITHIN:?}: {ready:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let pod = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: on-b
+  namespace: default
+spec:
+  nodeSelector:
+    kubernetes.io/hostname: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "echo hello from {node}; exec sleep 3600"]
+"#,
+        node = w.b.name
+    );
+    let applied = w.kubectl_input(&["apply", "-f", "-"], Some(&pod));
+    assert!(applied.success(), "{applied}");
+    let waited = w.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/on-b",
+        "--timeout=120s",
+    ]);
+    assert!(
+        waited.success(),
+        "{waited}\n--- agent ---\n{}",
+        w.daemons[1].log()
+    );
+    let node = w.kubectl_ok(&["get", "pod", "on-b", "-o", "jsonpath={.spec.nodeName}"]);
+    assert_eq!(node, w.b.name);
+    let ip = w.kubectl_ok(&["get", "pod", "on-b", "-o", "jsonpath={.status.podIP}"]);
+    assert!(
+        ip.starts_with(&w.b.pod_cidr[..w.b.pod_cidr.len() - 4]),
+        "{ip}"
+    );
+    let logs = w.kubectl_ok(&["logs", "on-b"]);
+    assert_eq!(logs.trim(), format!("hello from {}", w.b.name));
+    let exec = w.kubectl_ok(&[
+        "exec",
+        "on-b",
+        "--",
+        "sh",
+        "-c",
+        "echo $((6*7)) $(hostname)",
+    ]);
+    assert_eq!(exec.trim(), "42 on-b");
+
+    // A restart needs no token: the kubeconfig is kept, and the pod is
+    // still reached through the restarted agent.
+    w.daemons[1].interrupt();
+    w.daemons.pop();
+    let mut args = vec!["agent".to_owned()];
+    args.extend(w.b.flags(&w.cluster_cidr, 10250));
+    let mut again = Daemon::spawn(w.on_other_host(&args), w.path("agent-b-again.log"));
+    again.wait_for("is in the cluster");
+    assert!(!again.log().contains("joined"), "{}", again.log());
+    w.daemons.push(again);
+    let exec = w.kubectl_ok(&["exec", "on-b", "--", "cat", "/proc/1/cmdline"]);
+    assert!(exec.starts_with("sleep\u{0}3600"), "{exec:?}");
+
+    let deleted = w.kubectl(&["delete", "pod", "on-b", "--timeout=60s"]);
+    assert!(deleted.success(), "{deleted}");
+}
+
+/// A stand-in server that serves a CA of its own at `/cacerts` and keeps the
+/// head of every request it gets.
+struct FakeServer {
+    port: u16,
+    heads: Arc<Mutex<Vec<String>>>,
+    ca_pem: String,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _) = pki::Ca::load_or_create(dir.path()).unwrap();
+        let ip: std::net::IpAddr = Ipv4Addr::LOCALHOST.into();
+        let serving = ca
+            .issue_server("fake", &["localhost".into()], &[ip])
+            .unwrap();
+        let certs: Vec<rustls::pki_types::CertificateDer<'static>> =
+            pki::certificates_der(&serving.cert_pem)
+                .unwrap()
+                .into_iter()
+                .map(Into::into)
+                .collect();
+        let key = rustls_pemfile::private_key(&mut serving.key_pem.as_bytes())
+            .unwrap()
+            .unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+        );
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let ca_pem = ca.cert_pem().to_owned();
+        {
+            let heads = Arc::clone(&heads);
+            let ca_pem = ca_pem.clone();
+            // Ends with the test process.
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let _ = answer(stream, &config, &heads, &ca_pem);
+                }
+            });
+        }
+        Self {
+            port,
+            heads,
+            ca_pem,
+            _dir: dir,
+        }
+    }
+}
+
+/// Serves one connection: `/cacerts` answers the CA, anything else 401.
+fn answer(
+    stream: std::net::TcpStream,
+    config: &Arc<rustls::ServerConfig>,
+    heads: &Mutex<Vec<String>>,
+    ca_pem: &str,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let conn = rustls::ServerConnection::new(Arc::clone(config)).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    let mut reader = BufReader::new(&mut tls);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    heads.lock().unwrap().push(head.clone());
+    let (status, body) = if head.starts_with("GET /cacerts ") {
+        ("200 OK", ca_pem.to_owned())
+    } else {
+        (
+            "401 Unauthorized",
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#.to_owned(),
+        )
+    };
+    write!(
+        tls,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    tls.flush()?;
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    Ok(())
+}
+
+#[test]
+fn a_token_is_never_sent_to_a_server_whose_ca_it_does_not_pin() {
+    let fake = FakeServer::start();
+    let dir = tempfile::Builder::new()
+        .prefix("gantry-join-fake-")
+        .tempdir()
+        .unwrap();
+    let pid = std::process::id();
+    let attempt = |pin: &str, sub: &str| {
+        let token = format!("K10{pin}::abcdef.0123456789abcdef");
+        // Node flags of its own, though the join fails before any is used.
+        let data = dir.path().join(sub);
+        let out = run(
+            GANTRY,
+            &[
+                "agent",
+                "--server",
+                &format!("https://127.0.0.1:{}", fake.port),
+                "--token",
+                &token,
+                "--data-dir",
+                &data.display().to_string(),
+                "--node-name",
+                &format!("join-fake-{pid}"),
+                "--agent-listen",
+                "127.0.0.1:0",
+                "--bridge",
+                &format!("gjf{pid}"),
+                "--pod-cidr",
+                "10.159.0.0/24",
+                "--cluster-cidr",
+                "10.159.0.0/16",
+                "--state-dir",
+                &dir.path().join("run").display().to_string(),
+                "--cgroup-parent",
+                &format!("/gantry-join-fake-{pid}"),
+            ],
+        );
+        assert!(!out.success(), "{out}");
+        assert!(!data.join("agent.kubeconfig").exists());
+        let heads = std::mem::take(&mut *fake.heads.lock().unwrap());
+        (out, heads)
+    };
+    let carries_token = |head: &String| {
+        head.to_lowercase().contains("authorization:") || head.contains("0123456789abcdef")
+    };
+
+    // The token pins another CA than the one this server serves.
+    let other = pki::fingerprint("some other cluster's CA");
+    let (out, heads) = attempt(&other, "mismatch");
+    assert!(
+        out.stderr.contains("the join token pins") && out.stderr.contains("was not sent"),
+        "{out}"
+    );
+    assert!(!heads.is_empty(), "the agent never asked for /cacerts");
+    assert!(
+        heads.iter().all(|h| h.starts_with("GET /cacerts ")),
+        "{heads:#?}"
+    );
+    assert!(!heads.iter().any(carries_token), "{heads:#?}");
+
+    // Control: when the pin matches, the token does go out (and this
+    // server refuses it), so the check above can see a token.
+    let (out, heads) = attempt(&pki::fingerprint(&fake.ca_pem), "match");
+    assert!(out.stderr.contains("refused the join token"), "{out}");
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.starts_with("POST /gantry/v1/nodes/") && carries_token(h)),
+        "{heads:#?}"
+    );
+}
