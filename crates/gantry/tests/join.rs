@@ -730,6 +730,26 @@ spec:
     let exec = w.kubectl_ok(&["exec", "on-b", "--", "cat", "/proc/1/cmdline"]);
     assert!(exec.starts_with("sleep\u{0}3600"), "{exec:?}");
 
+    // Without a serving certificate that fits (as after a change of
+    // address), the node asks for new ones with its own client certificate,
+    // and the server then trusts the agent's new one.
+    w.daemons[1].interrupt();
+    w.daemons.pop();
+    let serving = w.b.data_dir.join("pki/node-serving.crt");
+    let old = std::fs::read_to_string(&serving).unwrap();
+    std::fs::remove_file(&serving).unwrap();
+    let mut renewed = Daemon::spawn(w.on_other_host(&args), w.path("agent-b-renewed.log"));
+    renewed.wait_for("is in the cluster");
+    assert!(
+        renewed.log().contains("renewing the certificates"),
+        "{}",
+        renewed.log()
+    );
+    w.daemons.push(renewed);
+    assert_ne!(std::fs::read_to_string(&serving).unwrap(), old);
+    let logs = w.kubectl_ok(&["logs", "on-b"]);
+    assert_eq!(logs.trim(), format!("hello from {}", w.b.name));
+
     let deleted = w.kubectl(&["delete", "pod", "on-b", "--timeout=60s"]);
     assert!(deleted.success(), "{deleted}");
 }
