@@ -35,7 +35,10 @@ impl Sources<'_> {
     async fn config_map(&mut self, name: &str) -> Result<Option<&ConfigMap>, String> {
         if !self.config_maps.contains_key(name) {
             let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.namespace);
-            let got = api.get_opt(name).await.map_err(|e| e.to_string())?;
+            let got = api
+                .get_opt(name)
+                .await
+                .map_err(|e| crate::api_message(&e))?;
             self.config_maps.insert(name.to_owned(), got);
         }
         Ok(self.config_maps[name].as_ref())
@@ -44,7 +47,10 @@ impl Sources<'_> {
     async fn secret(&mut self, name: &str) -> Result<Option<&Secret>, String> {
         if !self.secrets.contains_key(name) {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), self.namespace);
-            let got = api.get_opt(name).await.map_err(|e| e.to_string())?;
+            let got = api
+                .get_opt(name)
+                .await
+                .map_err(|e| crate::api_message(&e))?;
             self.secrets.insert(name.to_owned(), got);
         }
         Ok(self.secrets[name].as_ref())

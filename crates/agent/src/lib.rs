@@ -311,6 +311,15 @@ fn node_address(server: Option<SocketAddr>) -> IpAddr {
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
+/// What a failed API call says, in the API's own words when it answered
+/// (the `Status` message), for pod events and conditions.
+pub(crate) fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn runc_version() -> String {
     std::process::Command::new("runc")
         .arg("--version")

@@ -576,7 +576,7 @@ async fn port_forward(
             tokio::spawn(async move {
                 let streams::portforward::Forward {
                     port,
-                    mut stream,
+                    stream,
                     error,
                 } = fwd;
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -585,9 +585,9 @@ async fn port_forward(
                     None => tokio::net::TcpStream::connect(addr).await,
                 };
                 match conn {
-                    Ok(mut tcp) => {
+                    Ok(tcp) => {
                         drop(error);
-                        let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+                        forward(stream, tcp).await;
                     }
                     Err(e) => {
                         let message = format!(
@@ -599,4 +599,27 @@ async fn port_forward(
             });
         }
     })
+}
+
+/// Copies one forwarded connection both ways. The pod closing its side
+/// ends the forward (the WebSocket flavour has no half-close, and clients
+/// wait for the end to see the response complete); the client closing its
+/// side only half-closes the pod's, whose answer still comes back.
+async fn forward(stream: streams::portforward::ForwardStream, tcp: tokio::net::TcpStream) {
+    let (mut from_client, mut to_client) = tokio::io::split(stream);
+    let (mut from_pod, mut to_pod) = tcp.into_split();
+    let up = async {
+        let _ = tokio::io::copy(&mut from_client, &mut to_pod).await;
+        let _ = to_pod.shutdown().await;
+        // Keep waiting: the pod's answer decides the end.
+        std::future::pending::<()>().await;
+    };
+    let down = async {
+        let _ = tokio::io::copy(&mut from_pod, &mut to_client).await;
+        let _ = to_client.shutdown().await;
+    };
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+    }
 }

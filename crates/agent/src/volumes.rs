@@ -127,7 +127,7 @@ async fn setup_one(
         let files = match api
             .get_opt(&c.name)
             .await
-            .map_err(|e| err(&v.name, e.to_string()))?
+            .map_err(|e| err(&v.name, crate::api_message(&e)))?
         {
             Some(cm) => config_map_files(&cm, c.items.as_deref(), c.default_mode.unwrap_or(0o644))
                 .map_err(|m| err(&v.name, m))?,
@@ -144,7 +144,7 @@ async fn setup_one(
         let files = match api
             .get_opt(&name)
             .await
-            .map_err(|e| err(&v.name, e.to_string()))?
+            .map_err(|e| err(&v.name, crate::api_message(&e)))?
         {
             Some(secret) => {
                 secret_files(&secret, s.items.as_deref(), s.default_mode.unwrap_or(0o644))
@@ -179,7 +179,7 @@ async fn setup_one(
                 match api
                     .get_opt(&c.name)
                     .await
-                    .map_err(|e| err(&v.name, e.to_string()))?
+                    .map_err(|e| err(&v.name, crate::api_message(&e)))?
                 {
                     Some(cm) => files.extend(
                         config_map_files(&cm, c.items.as_deref(), mode)
@@ -196,7 +196,7 @@ async fn setup_one(
                 match api
                     .get_opt(&s.name)
                     .await
-                    .map_err(|e| err(&v.name, e.to_string()))?
+                    .map_err(|e| err(&v.name, crate::api_message(&e)))?
                 {
                     Some(secret) => files.extend(
                         secret_files(&secret, s.items.as_deref(), mode)
@@ -421,7 +421,7 @@ async fn request_token(
     let resp: TokenRequest = api
         .create_subresource("token", &sa, &PostParams::default(), &request)
         .await
-        .map_err(|e| format!("failed to fetch token: {e}"))?;
+        .map_err(|e| format!("failed to fetch token: {}", crate::api_message(&e)))?;
     let status = resp
         .status
         .ok_or("the token request came back without a token")?;

@@ -9,6 +9,10 @@
 //! such namespaces through the REST engine (so pods stop gracefully and
 //! finalizers are honoured), then clears the finalizer, which deletes the
 //! namespace. Every server runs the loop; its steps are idempotent.
+//!
+//! The same loop gives every live namespace its `default` ServiceAccount,
+//! as Kubernetes' service account controller does (pods name it unless
+//! they say otherwise, and their tokens are issued for it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,10 +101,11 @@ async fn finalize_all(api: &Arc<Api>) -> ApiResult<()> {
         let Ok(ns) = serde_json::from_slice::<Value>(&kv.value) else {
             continue;
         };
+        let name = crate::meta::name(&ns).to_owned();
         if !crate::meta::is_deleting(&ns) {
+            ensure_default_service_account(api, &name).await?;
             continue;
         }
-        let name = crate::meta::name(&ns).to_owned();
         if empty_namespace(api, &name).await? {
             let t = Target::internal(api, "", "v1", "namespaces", None, Some(&name))
                 .expect("namespaces are always served");
@@ -128,6 +133,27 @@ async fn finalize_all(api: &Arc<Api>) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+/// Creates the namespace's `default` ServiceAccount when it is missing.
+async fn ensure_default_service_account(api: &Arc<Api>, namespace: &str) -> ApiResult<()> {
+    let key = format!("/registry/core/serviceaccounts/{namespace}/default");
+    let found = api.store.range(RangeRequest::key(key).count_only()).await?;
+    if found.count > 0 {
+        return Ok(());
+    }
+    match create_if_absent(
+        api,
+        "serviceaccounts",
+        Some(namespace),
+        json!({"metadata": {"name": "default"}}),
+    )
+    .await
+    {
+        // A namespace that started terminating meanwhile refuses it.
+        Err(e) if e.code == 403 => Ok(()),
+        other => other,
+    }
 }
 
 /// Deletes what is left in a namespace; true when nothing is left after.

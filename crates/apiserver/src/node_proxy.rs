@@ -279,10 +279,10 @@ async fn send(
     let mut builder = http::Request::builder()
         .method(parts.method.clone())
         .uri(uri);
-    for (k, v) in forwardable(&parts.headers) {
-        if let Some(k) = k {
-            builder = builder.header(k, v);
-        }
+    // Every value of every header: kubectl offers its SPDY protocol
+    // versions as repeated X-Stream-Protocol-Version headers.
+    for (k, v) in forwardable(&parts.headers).iter() {
+        builder = builder.header(k, v);
     }
     builder = builder.header(http::header::HOST, addr.to_string());
     let agent_req = builder
@@ -302,6 +302,11 @@ async fn send(
         .extensions
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or_else(|| ApiError::bad_request("the connection cannot be upgraded (HTTP/2?)"))?;
+    let websocket = resp
+        .headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     tokio::spawn(async move {
         let (agent, client) = match tokio::join!(agent_upgrade, on_client) {
             (Ok(a), Ok(c)) => (a, c),
@@ -310,10 +315,101 @@ async fn send(
                 return;
             }
         };
-        let mut agent = TokioIo::new(agent);
-        let mut client = TokioIo::new(client);
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
+        let agent = TokioIo::new(agent);
+        let client = TokioIo::new(client);
+        if websocket {
+            join_websocket(client, agent).await;
+        } else {
+            let (mut agent, mut client) = (agent, client);
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
+        }
     });
     let (p, _) = resp.into_parts();
     Ok(Response::from_parts(p, Body::empty()))
+}
+
+/// Joins a client's WebSocket to the agent's, passing the agent's frames
+/// on one at a time, each written (and so encrypted) on its own. The
+/// agent's TLS may hand over several frames in one read; written together
+/// they would share a TLS record, and clients that poll the socket before
+/// each frame (the Python client) never see the ones after the first.
+/// Go's proxy keeps records apart by copying one record per read; this
+/// keeps frames apart.
+async fn join_websocket<C, A>(client: C, agent: A)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut agent_read, mut agent_write) = tokio::io::split(agent);
+    let up = async {
+        let _ = tokio::io::copy(&mut client_read, &mut agent_write).await;
+        let _ = agent_write.shutdown().await;
+    };
+    let down = async {
+        let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            while let Some(len) = frame_len(&buf) {
+                if client_write.write_all(&buf[..len]).await.is_err()
+                    || client_write.flush().await.is_err()
+                {
+                    return;
+                }
+                buf.drain(..len);
+            }
+            match agent_read.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        // Whatever is left (not a whole frame) goes as it is.
+        let _ = client_write.write_all(&buf).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(up, down);
+}
+
+/// The length of the WebSocket frame at the start of `buf`, once all of
+/// it is there.
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    let [_, second, rest @ ..] = buf else {
+        return None;
+    };
+    let masked = second & 0x80 != 0;
+    let (payload, header) = match second & 0x7f {
+        126 => (
+            u64::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?])),
+            4,
+        ),
+        127 => {
+            let bytes: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+            (u64::from_be_bytes(bytes), 10)
+        }
+        n => (u64::from(n), 2),
+    };
+    let total = header + if masked { 4 } else { 0 } + usize::try_from(payload).ok()?;
+    (buf.len() >= total).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame_len;
+
+    #[test]
+    fn frames_are_measured_once_whole() {
+        assert_eq!(frame_len(&[0x82]), None);
+        assert_eq!(frame_len(&[0x82, 0x01]), None);
+        assert_eq!(frame_len(&[0x82, 0x01, 0x03, 0xff]), Some(3));
+        let mut medium = vec![0x82, 126, 0x01, 0x00];
+        medium.extend(vec![0; 256]);
+        assert_eq!(frame_len(&medium[..100]), None);
+        assert_eq!(frame_len(&medium), Some(260));
+        let mut big = vec![0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0];
+        big.extend(vec![0; 65536]);
+        assert_eq!(frame_len(&big), Some(65546));
+        // A masked frame carries four more bytes of key.
+        assert_eq!(frame_len(&[0x82, 0x81, 1, 2, 3, 4, 9]), Some(7));
+    }
 }

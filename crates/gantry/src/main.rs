@@ -279,15 +279,14 @@ async fn start_node(
         &clients.join("agent.kubeconfig"),
     )
     .await?;
-    let address = node::local_address(None);
+    // An agent bound to one address is reached there; otherwise at the
+    // address the machine's main route leaves from.
+    let address = match flags.agent_listen.ip() {
+        ip if ip.is_unspecified() => node::local_address(None),
+        ip => ip,
+    };
     let mut config = node::agent_config(&ca, data_dir, &name, address, flags.agent_listen)?;
-    config.pod_cidr = flags.pod_cidr.parse().context("--pod-cidr")?;
-    config.cluster_cidr = flags.cluster_cidr.parse().context("--cluster-cidr")?;
-    config.nft_table = flags.bridge.clone();
-    config.bridge = flags.bridge;
-    config.state_dir = flags.state_dir;
-    config.cgroup_parent = flags.cgroup_parent;
-    config.insecure_registries = flags.insecure_registries;
+    flags.apply(&mut config)?;
     config.labels.insert(
         "node-role.kubernetes.io/control-plane".into(),
         String::new(),

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `gantry` binary driven by the real kubectl
 //! (1.32) and the real Python client (`kubernetes==32.0.1`), checking what
-//! issue 3 promises: that both work unchanged, as against a real cluster.
+//! issues 3 and 4 promise: that both work unchanged, as against a real
+//! cluster, and that the pods they create run (`pods`, on a `gantry up`
+//! node; as root).
 //!
 //! Most tests share one server per process ([`harness::Server::shared`])
 //! and work in a namespace of their own; tests about the server itself
@@ -20,6 +22,7 @@ mod etcd;
 mod get;
 mod legacy;
 mod modify;
+mod pods;
 mod python;
 mod semantics;
 mod server;

@@ -32,7 +32,7 @@ fn gantry_up_says_what_to_do_and_serves() {
         s.data_dir().join("admin.kubeconfig").display()
     );
     assert!(log.contains(&export), "{log}");
-    assert!(log.contains("kubectl get namespaces"), "{log}");
+    assert!(log.contains("kubectl get nodes"), "{log}");
     let t = Table::parse(&s.kubectl(["get", "namespaces"]).ok());
     let names: Vec<&str> = t.rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(

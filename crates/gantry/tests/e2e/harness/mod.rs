@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod kubectl;
+pub mod node;
 pub mod process;
 pub mod python;
 pub mod server;

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use super::http::{self, Auth, Request, Response};
 use super::kubectl::Kubectl;
+use super::node::{self, Slot};
 use super::python::Python;
 
 /// How long gantry may take to answer `/readyz` after it is started.
@@ -38,7 +39,8 @@ const POLL: Duration = Duration::from_millis(10);
 pub enum Mode {
     /// `gantry server --data-dir D --listen 127.0.0.1:P`.
     Server,
-    /// `gantry up --data-dir D --listen 127.0.0.1:P`, the README's command.
+    /// `gantry up --data-dir D --listen 127.0.0.1:P`, the README's command,
+    /// with node flags that keep it apart from other Gantrys.
     Up,
 }
 
@@ -72,6 +74,9 @@ pub struct Server {
     child: Mutex<Option<Child>>,
     launcher: testkit::Launcher,
     namespaces: Mutex<HashSet<String>>,
+    /// The node's share of the machine, in `Up` mode.
+    slot: Option<Slot>,
+    agent_port: u16,
 }
 
 impl std::fmt::Debug for Server {
@@ -84,6 +89,7 @@ impl std::fmt::Debug for Server {
 }
 
 static SHARED: OnceLock<Server> = OnceLock::new();
+static SHARED_NODE: OnceLock<Server> = OnceLock::new();
 
 impl Server {
     /// The server tests in this process share; each test works in its own
@@ -95,6 +101,41 @@ impl Server {
             register_exit_cleanup();
             server
         })
+    }
+
+    /// The node server (`gantry up`, images loaded) tests in this process
+    /// share; each test works in its own namespace.
+    pub fn node() -> &'static Server {
+        SHARED_NODE.get_or_init(|| {
+            let server = Server::start_with(Options {
+                mode: Mode::Up,
+                ..Options::default()
+            });
+            register_exit_cleanup();
+            server.import_test_images();
+            server
+        })
+    }
+
+    /// Builds the offline test images (busybox, nginx) and loads them into
+    /// the node.
+    pub fn import_test_images(&self) {
+        let dir = self.dir.path().join("images");
+        let files = testkit::images::write_all(&dir).expect("building the test images");
+        for f in files {
+            let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
+                .args(["image", "import", "--data-dir"])
+                .arg(self.data_dir())
+                .arg(&f)
+                .output()
+                .expect("running gantry image import");
+            assert!(
+                out.status.success(),
+                "gantry image import {}: {}",
+                f.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     /// Starts a private `gantry server`.
@@ -114,8 +155,11 @@ impl Server {
         if let Some(tokens) = &options.tokens {
             std::fs::write(dir.path().join("data/tokens.csv"), tokens).expect("writing tokens");
         }
+        let slot = (options.mode == Mode::Up).then(Slot::claim);
         let server = Self {
             port: AtomicU16::new(free_port()),
+            slot,
+            agent_port: free_port(),
             mode: options.mode,
             store: options.store,
             child: Mutex::new(None),
@@ -156,6 +200,7 @@ impl Server {
             .arg("--listen")
             .arg(self.addr().to_string())
             .args(self.store.iter().flat_map(|s| ["--store", s.as_str()]))
+            .args(self.node_flags())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("duplicating the log file"))
@@ -181,6 +226,54 @@ impl Server {
         Ok(())
     }
 
+    /// `gantry up`'s node flags: this server's slot, ports and directories.
+    fn node_flags(&self) -> Vec<String> {
+        let Some(slot) = &self.slot else {
+            return Vec::new();
+        };
+        vec![
+            "--node-name".into(),
+            self.node_name(),
+            "--agent-listen".into(),
+            format!("127.0.0.1:{}", self.agent_port),
+            "--pod-cidr".into(),
+            slot.pod_cidr(),
+            "--cluster-cidr".into(),
+            node::CLUSTER_CIDR.into(),
+            "--bridge".into(),
+            slot.bridge(),
+            "--state-dir".into(),
+            self.state_dir().display().to_string(),
+            "--cgroup-parent".into(),
+            slot.cgroup_parent(),
+        ]
+    }
+
+    /// The node's name (`Up` mode).
+    pub fn node_name(&self) -> String {
+        format!("e2e-node-{}", self.slot.as_ref().map_or(0, |s| s.n))
+    }
+
+    /// The node's volatile state directory (`Up` mode).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// What a pod left on the machine after its deletion: processes,
+    /// mounts, cgroups, its sandbox, its veth.
+    pub fn pod_leftovers(&self, pod_uid: &str) -> Vec<String> {
+        let slot = self.slot.as_ref().expect("a node server");
+        node::leftovers(slot, &[&self.data_dir()], &self.state_dir(), pod_uid)
+    }
+
+    /// Kills gantry and removes what its node left on the machine.
+    fn kill_and_sweep(&self) {
+        self.kill();
+        if let Some(slot) = &self.slot {
+            node::sweep(slot, &[&self.data_dir()], &self.state_dir());
+        }
+    }
+
     fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + READY_WITHIN;
         loop {
@@ -197,6 +290,8 @@ impl Server {
                     &Request::new("GET", "/readyz"),
                 )
                 && r.status == 200
+                // `gantry up` is ready once its node is, which it says.
+                && (self.mode != Mode::Up || self.log().contains("gantry: ready in"))
             {
                 return Ok(());
             }
@@ -372,7 +467,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         // Kill gantry before its directory goes, so it never writes into a
         // directory being removed; the `TempDir` then removes it.
-        self.kill();
+        self.kill_and_sweep();
     }
 }
 
@@ -421,17 +516,20 @@ impl Namespace<'_> {
 fn register_exit_cleanup() {
     extern "C" fn cleanup() {
         let _ = std::panic::catch_unwind(|| {
-            if let Some(server) = SHARED.get() {
-                server.kill();
+            for server in [SHARED.get(), SHARED_NODE.get()].into_iter().flatten() {
+                server.kill_and_sweep();
                 let _ = std::fs::remove_dir_all(server.dir.path());
             }
         });
     }
-    // SAFETY: `atexit` only records the function pointer; `cleanup` is a
-    // plain `extern "C"` function that catches every panic, so no unwinding
-    // crosses the C boundary when `exit` calls it.
-    let rc = unsafe { libc::atexit(cleanup) };
-    assert_eq!(rc, 0, "atexit failed");
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `atexit` only records the function pointer; `cleanup` is
+        // a plain `extern "C"` function that catches every panic, so no
+        // unwinding crosses the C boundary when `exit` calls it.
+        let rc = unsafe { libc::atexit(cleanup) };
+        assert_eq!(rc, 0, "atexit failed");
+    });
 }
 
 /// A loopback port nobody listens on right now.
