@@ -299,9 +299,8 @@ struct NodeCost {
     loaded_rss: f64,
     /// ... after they were deleted (MiB).
     after_rss: f64,
-    /// The shims with the pods running: how many, total VmRSS and total
-    /// PSS (MiB).
-    shims: (usize, f64, f64),
+    /// The shims with the pods running.
+    shims: ShimMemory,
     /// First POST → the last pod running.
     all_running: Duration,
     /// Deleting them → the last one gone.
@@ -358,13 +357,19 @@ fn render_cost(plan: &Plan, up: &NodeCost, agent: Option<&NodeCost>) -> String {
         ),
         (
             "shims (one `gantry shim` per container), total VmRSS".into(),
-            |c| format!("{:.1} MiB ({})", c.shims.1, c.shims.0),
+            |c| format!("{:.1} MiB ({})", c.shims.rss, c.shims.count),
             "-",
             "-",
         ),
         (
             "shims, total PSS (shared pages split between them)".into(),
-            |c| format!("{:.1} MiB", c.shims.2),
+            |c| format!("{:.1} MiB", c.shims.pss),
+            "-",
+            "-",
+        ),
+        (
+            "shims, total private memory (what stopping them frees)".into(),
+            |c| format!("{:.1} MiB", c.shims.private),
             "-",
             "-",
         ),
@@ -428,11 +433,11 @@ async fn node_cost(node: &mut Node, watch: &mut PodWatch, plan: &Plan) -> anyhow
     tokio::time::sleep(plan.settle).await;
     let loaded_rss = mib(node.rss_bytes()?);
     let shims = node.shims();
-    if shims.0 < plan.node_pods {
+    if shims.count < plan.node_pods {
         bail!(
             "{} pods are running but only {} shims were found for {}",
             plan.node_pods,
-            shims.0,
+            shims.count,
             node.data_dir().display()
         );
     }
@@ -1299,14 +1304,21 @@ impl Node {
         rss_bytes(self.measured().pid()?)
     }
 
-    /// The node's shims: how many, their total VmRSS and total PSS, in MiB.
-    /// VmRSS counts the pages the shims share (the `gantry` binary's) once
-    /// per shim; PSS splits them between the processes sharing them.
-    fn shims(&self) -> (usize, f64, f64) {
+    /// The memory of the node's shims.
+    fn shims(&self) -> ShimMemory {
         let pids = shim_pids(self.data_dir());
         let rss: u64 = pids.iter().filter_map(|p| rss_bytes(*p).ok()).sum();
-        let pss: u64 = pids.iter().filter_map(|p| pss_bytes(*p)).sum();
-        (pids.len(), mib(rss), mib(pss))
+        let (mut pss, mut private) = (0, 0);
+        for (p, v) in pids.iter().filter_map(|p| smaps_rollup(*p)) {
+            pss += p;
+            private += v;
+        }
+        ShimMemory {
+            count: pids.len(),
+            rss: mib(rss),
+            pss: mib(pss),
+            private: mib(private),
+        }
     }
 
     /// Deletes every pod left in the namespace through the API, waits until
@@ -1532,18 +1544,36 @@ fn shim_pids(data_dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// A process's proportional set size, from `smaps_rollup`.
-fn pss_bytes(pid: u32) -> Option<u64> {
+/// The shims' memory, in MiB. VmRSS counts the pages the shims share (the
+/// `gantry` binary's, the C library's) once per shim; PSS splits those
+/// between the processes sharing them; private memory is each shim's own.
+#[derive(Clone, Copy, Debug)]
+struct ShimMemory {
+    count: usize,
+    rss: f64,
+    pss: f64,
+    private: f64,
+}
+
+/// A process's proportional set size and private memory (clean and dirty),
+/// in bytes, from `smaps_rollup`.
+fn smaps_rollup(pid: u32) -> Option<(u64, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    let kib: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    let field = |name: &str| -> Option<u64> {
+        let kib: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    };
+    Some((
+        field("Pss:")?,
+        field("Private_Clean:")? + field("Private_Dirty:")?,
+    ))
 }
 
 /// One line of `/proc/self/mountinfo`: the mount point and the file system
@@ -1959,6 +1989,17 @@ mod tests {
         assert_eq!(unescape_mount("/plain"), "/plain");
         assert_eq!(unescape_mount("/tab\\011x\\"), "/tab\tx\\");
         assert_eq!(unescape_mount("/not\\99octal"), "/not\\99octal");
+    }
+
+    #[test]
+    fn reads_a_process_memory() {
+        let (pss, private) = smaps_rollup(std::process::id()).expect("our own smaps_rollup");
+        let rss = rss_bytes(std::process::id()).expect("our own VmRSS");
+        assert!(
+            private > 0 && pss >= private,
+            "pss {pss}, private {private}"
+        );
+        assert!(rss >= pss, "rss {rss}, pss {pss}");
     }
 
     #[test]
