@@ -9,6 +9,7 @@
 //! up`) or on another machine (`gantry agent`).
 
 mod env;
+mod gc;
 pub mod local;
 mod node;
 mod pods;
@@ -265,6 +266,7 @@ impl Agent {
             tokio::spawn(node::heartbeat(client.clone(), node)),
             tokio::spawn(node::report_status(client, settings, gather)),
             tokio::spawn(pods::run(Arc::clone(&ctx))),
+            tokio::spawn(gc::run(Arc::clone(&ctx), config.data_dir.join("images"))),
             tokio::spawn(server::serve(listener, tls, ctx)),
         ];
         tracing::info!(node = %config.node_name, %local_addr, "agent running");

@@ -67,6 +67,8 @@ pub(crate) enum Desired {
 #[derive(Clone, Debug)]
 pub(crate) struct RegistryEntry {
     pub(crate) uid: String,
+    /// The images its containers name, kept from image collection.
+    pub(crate) images: Vec<String>,
     pub(crate) netns: Option<PathBuf>,
     /// `<logs>/<container>/<restartCount>.log`.
     pub(crate) logs: PathBuf,
@@ -103,6 +105,15 @@ impl Registry {
             .read()
             .get(&(ns.to_owned(), name.to_owned()))
             .cloned()
+    }
+
+    /// Every image the node's pods name.
+    pub(crate) fn images(&self) -> Vec<String> {
+        self.pods
+            .read()
+            .values()
+            .flat_map(|e| e.images.iter().cloned())
+            .collect()
     }
 }
 

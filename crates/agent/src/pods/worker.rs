@@ -1578,8 +1578,19 @@ impl PodWorker {
 
     /// Tells the agent's server where this pod's containers are.
     fn publish_registry(&self) {
+        let spec = self.pod.spec.as_ref();
+        let images = spec
+            .map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+                    .filter_map(|c| c.image.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         let entry = super::RegistryEntry {
             uid: self.uid.clone(),
+            images,
             netns: self.sandbox.as_ref().and_then(|s| s.netns.clone()),
             logs: self.pod_dir().join("logs"),
             containers: self
