@@ -229,6 +229,14 @@ impl Agent {
                 source,
             })?;
         let (_, allocatable) = node::resources(&facts, config.max_pods);
+        let (events, event_queue) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "kubelet".into(),
+                instance: Some(config.node_name.clone()),
+            },
+        );
         let ctx = Arc::new(pods::Context {
             client: client.clone(),
             node_name: config.node_name.clone(),
@@ -243,15 +251,8 @@ impl Agent {
             insecure_registries: config.insecure_registries.clone(),
             cluster_dns: config.cluster_dns,
             cluster_domain: "cluster.local".into(),
-            recorder: Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: "kubelet".into(),
-                    instance: Some(config.node_name.clone()),
-                },
-            ),
+            events,
             registry: pods::Registry::default(),
-            pull_backoff: Default::default(),
             stop_signals: Default::default(),
         });
         let gather = move || node::Facts::gather(&data_dir, address, &runc_version);
@@ -265,6 +266,7 @@ impl Agent {
             local,
             tokio::spawn(node::heartbeat(client.clone(), node)),
             tokio::spawn(node::report_status(client, settings, gather)),
+            tokio::spawn(pods::publish_events(recorder, event_queue)),
             tokio::spawn(pods::run(Arc::clone(&ctx))),
             tokio::spawn(gc::run(Arc::clone(&ctx), config.data_dir.join("images"))),
             tokio::spawn(server::serve(listener, tls, ctx)),

@@ -7,9 +7,10 @@
 //! without an owner. `<dir>/last_reserved_ip` remembers the last address handed out; the
 //! search starts after it and wraps, so a freed address is reused only after every other
 //! one has been tried (as CNI's host-local does), which keeps a departed pod's address away
-//! from a newcomer for as long as possible.
+//! from a newcomer for as long as possible. Nothing is flushed to disk: a crash of the
+//! machine that could lose an allocation also ends every pod it was for.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -88,7 +89,6 @@ impl Ipam {
         let _ = fs::remove_file(&tmp);
         match result? {
             Some(ip) => {
-                self.sync_dir()?;
                 self.remember(ip)?;
                 Ok((ip, true))
             }
@@ -136,9 +136,6 @@ impl Ipam {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(NetError::io(path, e)),
             }
-        }
-        if !released.is_empty() {
-            self.sync_dir()?;
         }
         Ok(released)
     }
@@ -198,10 +195,7 @@ impl Ipam {
             .write(true)
             .create_new(true)
             .open(&path)
-            .and_then(|mut file| {
-                file.write_all(content.as_bytes())?;
-                file.sync_all()
-            });
+            .and_then(|mut file| file.write_all(content.as_bytes()));
         match written {
             Ok(()) => Ok(path),
             Err(e) => {
@@ -209,14 +203,6 @@ impl Ipam {
                 Err(NetError::io(path, e))
             }
         }
-    }
-
-    /// Makes the directory's entries durable, so an acknowledged allocation or release
-    /// survives a crash of the machine.
-    fn sync_dir(&self) -> Result<(), NetError> {
-        File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| NetError::io(&self.dir, e))
     }
 
     /// Removes temporary files old enough not to belong to an allocation in progress.

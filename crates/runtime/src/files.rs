@@ -108,8 +108,9 @@ pub(crate) fn read_json_opt<T: DeserializeOwned>(path: &Path) -> Result<Option<T
 }
 
 /// Writes `value` as JSON to `path` atomically: a temporary file in the same directory,
-/// flushed to disk, renamed over `path`, and the directory flushed so the rename survives
-/// a crash (exit.json is the only record of how a container ended).
+/// renamed over `path`, so a reader (or a process killed midway) sees the old file or the
+/// new one, never a part. Nothing is flushed to disk: these records describe processes,
+/// and a crash of the machine that could lose them ends those processes too.
 pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).expect("plain structs serialize");
     write_atomic(path, &bytes)
@@ -122,13 +123,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut file = File::create(&tmp).context(|| format!("create {}", tmp.display()))?;
     file.write_all(bytes)
-        .and_then(|()| file.sync_all())
         .context(|| format!("write {}", tmp.display()))?;
     drop(file);
     std::fs::rename(&tmp, path)
         .context(|| format!("rename {} to {}", tmp.display(), path.display()))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
     Ok(())
 }

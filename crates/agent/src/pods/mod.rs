@@ -24,7 +24,6 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 pub(crate) use worker::PodWorker;
 
@@ -133,16 +132,17 @@ pub(crate) struct Context {
     pub(crate) insecure_registries: Vec<String>,
     pub(crate) cluster_dns: Option<IpAddr>,
     pub(crate) cluster_domain: String,
-    pub(crate) recorder: Recorder,
+    /// Events waiting to be published (see [`publish_events`]).
+    pub(crate) events: tokio::sync::mpsc::UnboundedSender<(ObjectReference, Event)>,
     pub(crate) registry: Registry,
-    /// Images whose last pull failed: when to try again, and the delay.
-    pub(crate) pull_backoff: Mutex<HashMap<String, (Instant, Duration)>>,
     /// Stop signals of images, by container id (from the image config).
     pub(crate) stop_signals: Mutex<HashMap<String, nix::sys::signal::Signal>>,
 }
 
 impl Context {
-    /// Publishes an event about a pod, as the kubelet.
+    /// Publishes an event about a pod, as the kubelet. It is queued, not
+    /// awaited: events go out in order on a task of their own, off the path
+    /// of the container start they describe.
     pub(crate) async fn event(&self, pod: &Pod, type_: EventType, reason: &str, message: &str) {
         let m = &pod.metadata;
         let reference = ObjectReference {
@@ -161,9 +161,7 @@ impl Context {
             action: reason.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &reference).await {
-            tracing::debug!(error = %e, reason, "publishing a pod event");
-        }
+        let _ = self.events.send((reference, ev));
     }
 
     /// The signal that stops a container: its image's `StopSignal`, else
@@ -174,6 +172,18 @@ impl Context {
             .get(id)
             .copied()
             .unwrap_or(nix::sys::signal::Signal::SIGTERM)
+    }
+}
+
+/// Publishes queued events one after another, in the order they came.
+pub(crate) async fn publish_events(
+    recorder: Recorder,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<(ObjectReference, Event)>,
+) {
+    while let Some((reference, ev)) = queue.recv().await {
+        if let Err(e) = recorder.publish(&ev, &reference).await {
+            tracing::debug!(error = %e, reason = %ev.reason, "publishing a pod event");
+        }
     }
 }
 

@@ -163,6 +163,8 @@ pub(crate) struct PodWorker {
     /// Messages already reported as events, so a waiting pod does not
     /// repeat one every second.
     reported: HashMap<String, String>,
+    /// Images whose last pull failed: when to try again, and the delay.
+    pull_backoff: HashMap<String, (Instant, Duration)>,
 }
 
 impl PodWorker {
@@ -202,6 +204,7 @@ impl PodWorker {
             written: None,
             finished: false,
             reported: HashMap::new(),
+            pull_backoff: HashMap::new(),
         };
         w.adopt(records);
         w
@@ -1062,7 +1065,7 @@ impl PodWorker {
             }
             _ => {}
         }
-        if let Some(until) = self.ctx.pull_backoff.lock().get(&reference).map(|b| b.0)
+        if let Some(until) = self.pull_backoff.get(&reference).map(|b| b.0)
             && until > Instant::now()
         {
             return Err((
@@ -1083,7 +1086,7 @@ impl PodWorker {
         };
         match self.ctx.images.pull(&reference, &options).await {
             Ok(img) => {
-                self.ctx.pull_backoff.lock().remove(&reference);
+                self.pull_backoff.remove(&reference);
                 let took = started.elapsed().as_secs_f64();
                 self.event(
                     EventType::Normal,
@@ -1098,8 +1101,9 @@ impl PodWorker {
             }
             Err(e) => {
                 {
-                    let mut backoffs = self.ctx.pull_backoff.lock();
-                    let entry = backoffs
+                    // Per pod, as the kubelet keys its image back-off.
+                    let entry = self
+                        .pull_backoff
                         .entry(reference)
                         .or_insert((Instant::now(), Duration::ZERO));
                     entry.1 = if entry.1.is_zero() {

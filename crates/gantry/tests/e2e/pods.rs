@@ -767,3 +767,171 @@ fn the_python_client_execs_and_forwards() {
     assert!(out.contains("exec: hello from python"), "{out}");
     assert!(out.contains("portforward: Welcome to nginx!"), "{out}");
 }
+
+#[test]
+fn attach_reaches_a_running_container() {
+    let s = Server::node();
+    let ns = s.namespace("attach");
+    ns.apply(
+        // stdinOnce: the end of the attached session's input is the end
+        // of the container's, so the loop ends and so does attach.
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: talker}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: busybox:1.36\n    stdin: true\n    stdinOnce: true\n    command: [sh, -c, 'while read line; do echo heard $line; done; echo bye']\n",
+    );
+    wait_for(&ns, "pod/talker", "running", running);
+    let out = ns
+        .kubectl(["attach", "-i", "talker"])
+        .stdin("one\ntwo\n")
+        .run();
+    assert!(
+        out.stdout.contains("heard one") && out.stdout.contains("heard two"),
+        "{out}"
+    );
+}
+
+#[test]
+fn images_are_pulled_from_a_registry_with_pull_secrets() {
+    let s = Server::node();
+    let ns = s.namespace("pull");
+    let registry = testkit::Registry::start_with(testkit::RegistryOptions {
+        auth: testkit::RegistryAuth::Basic(vec![("puller".into(), "s3cret".into())]),
+        tls: false,
+    })
+    .expect("starting a registry");
+    let image = testkit::images::busybox().expect("the busybox image");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(registry.push_image(&image, "team/tools:1.0", testkit::ManifestFormat::Docker))
+        .expect("pushing the image");
+    let reference = registry.reference("team/tools:1.0");
+    let pod = |name: &str, secret: bool| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n{}  containers:\n  - name: c\n    image: {reference}\n    imagePullPolicy: Always\n    command: [echo, pulled]\n",
+            if secret {
+                "  imagePullSecrets: [{name: regcred}]\n"
+            } else {
+                ""
+            }
+        )
+    };
+    // Without credentials the registry refuses: ErrImagePull, then back-off.
+    ns.apply(&pod("denied", false));
+    let p = wait_for(&ns, "pod/denied", "ErrImagePull", |p| {
+        matches!(
+            container(p, "c")["state"]["waiting"]["reason"].as_str(),
+            Some("ErrImagePull" | "ImagePullBackOff")
+        )
+    });
+    let message = container(&p, "c")["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains(&reference), "{message}");
+    // With a docker-registry secret it is pulled and runs.
+    ns.kubectl([
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", registry.host()),
+        "--docker-username=puller",
+        "--docker-password=s3cret",
+    ])
+    .ok();
+    ns.apply(&pod("allowed", true));
+    let p = wait_for(&ns, "pod/allowed", "Succeeded", |p| phase(p) == "Succeeded");
+    assert!(
+        container(&p, "c")["imageID"]
+            .as_str()
+            .unwrap()
+            .contains("team/tools@sha256:"),
+        "{p}"
+    );
+    assert_eq!(ns.kubectl(["logs", "allowed"]).ok(), "pulled\n");
+    let events = ns
+        .kubectl([
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=allowed",
+        ])
+        .ok();
+    assert!(events.contains("Successfully pulled image"), "{events}");
+}
+
+#[test]
+fn security_context_hooks_and_termination_messages() {
+    let s = Server::node();
+    let ns = s.namespace("secure");
+    let host_dir = s.files_dir().join("shared-host-dir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("from-host"), "host data").unwrap();
+    ns.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: locked}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 1000, runAsGroup: 3000, supplementalGroups: [4000]}}
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [sh, -c, 'while [ ! -f /tmp/hook ]; do sleep 0.1; done; id; cat /proc/self/status | grep CapEff; touch /ro-test 2>&1 || echo readonly; cat /host/from-host; echo; cat /tmp/hook; echo all done > /dev/termination-log; exit 5']
+    securityContext:
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities: {{drop: [ALL]}}
+    lifecycle:
+      postStart:
+        exec: {{command: [sh, -c, 'echo hooked > /tmp/hook']}}
+    volumeMounts:
+    - {{name: host, mountPath: /host, readOnly: true}}
+    - {{name: tmp, mountPath: /tmp}}
+  volumes:
+  - name: host
+    hostPath: {{path: {}, type: Directory}}
+  - {{name: tmp, emptyDir: {{}}}}
+"#,
+        host_dir.display()
+    ));
+    let p = wait_for(&ns, "pod/locked", "Failed", |p| phase(p) == "Failed");
+    let t = &container(&p, "c")["state"]["terminated"];
+    assert_eq!(t["exitCode"], 5);
+    assert_eq!(
+        t["message"], "all done\n",
+        "the termination message file: {p}"
+    );
+    let logs = ns.kubectl(["logs", "locked"]).ok();
+    assert!(
+        logs.contains("uid=1000 gid=3000 groups=3000,4000")
+            || logs.contains("uid=1000 gid=3000 groups=4000"),
+        "{logs}"
+    );
+    assert!(logs.contains("CapEff:\t0000000000000000"), "{logs}");
+    assert!(logs.contains("readonly"), "{logs}");
+    assert!(logs.contains("host data"), "{logs}");
+    assert!(logs.contains("hooked"), "the postStart hook ran: {logs}");
+    let events = ns
+        .kubectl([
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=locked",
+        ])
+        .ok();
+    assert!(!events.contains("FailedPostStartHook"), "{events}");
+    // A pod asking for a host path that is not there waits with a message.
+    ns.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: nohost}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [sleep, '3600']\n    volumeMounts: [{name: h, mountPath: /h}]\n  volumes:\n  - name: h\n    hostPath: {path: /nonexistent/gantry-e2e, type: Directory}\n",
+    );
+    wait_for(&ns, "pod/nohost", "a FailedMount event", |_| {
+        ns.kubectl([
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=nohost,reason=FailedMount",
+        ])
+        .ok()
+        .contains("hostPath type check failed")
+    });
+}
