@@ -15,6 +15,9 @@ async fn server() -> (tempfile::TempDir, apiserver::ApiServer, kube::Client) {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+    // kube's TLS asks for the process-wide provider, which the workspace
+    // builds with two candidates for; `gantry` picks ring, and so do we.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let store = store::open(&store::StoreSpec::Embedded(dir.path().join("store")))
         .await

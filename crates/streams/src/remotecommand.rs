@@ -35,6 +35,15 @@ use crate::ws::{self, ChannelConn, Codec};
 /// stream creation timeout).
 const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a WebSocket session waits after the handshake before it sends
+/// anything. client-go (kubectl 1.30+) starts reading the connection in one
+/// goroutine while another registers its streams, and drops messages that
+/// arrive for a stream not yet registered ("Unknown stream id"); the client
+/// never says when it is ready. A kubelet behind the API server's stream
+/// translator is naturally tens of milliseconds late; an agent that answers
+/// at once loses a fast command's output when kubectl is slow to be scheduled.
+const WS_SETTLE: Duration = Duration::from_millis(100);
+
 /// WebSocket channels.
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -539,6 +548,7 @@ where
         readable.push(RESIZE);
     }
     let conn = ChannelConn::start(socket, codec, version >= 5, &readable);
+    tokio::time::sleep(WS_SETTLE).await;
     // An empty message on the lowest channel the client reads tells it the
     // streams are ready (the kubelet does this; some clients wait for it).
     let first = if opts.stdout {
