@@ -203,6 +203,16 @@ impl PodNetwork {
         })
     }
 
+    /// The address of the pod `pod_uid`: the one it has, or one allocated now. `attach`
+    /// wires that same address, so a caller may write it into the pod's files while the
+    /// interface is still being made; `detach` releases it.
+    pub fn address(&self, pod_uid: &str) -> Result<Ipv4Addr, NetError> {
+        if pod_uid.is_empty() {
+            return Err(NetError::EmptyPodUid);
+        }
+        Ok(self.ipam.allocate(pod_uid)?.0)
+    }
+
     /// Connects the pod `pod_uid`, whose sandbox network namespace is the file `netns`:
     /// allocates its address (or finds the one it has), makes its veth pair (host end on
     /// the bridge and up; pod end `eth0` with the address, up, and the default route via
@@ -210,7 +220,7 @@ impl PodNetwork {
     ///
     /// Idempotent: a second call returns the same interface and repairs what is missing
     /// (a pair whose pod end is not in `netns` is made anew). If a first attach fails, the
-    /// address it allocated is released again.
+    /// address it allocated is released again (one reserved by `address` stays reserved).
     pub async fn attach(&self, pod_uid: &str, netns: &Path) -> Result<PodInterface, NetError> {
         if pod_uid.is_empty() {
             return Err(NetError::EmptyPodUid);

@@ -141,7 +141,11 @@ fn attach_and_detach_are_idempotent() {
         let network = PodNetwork::setup(config(state.path(), "10.244.1.0/24"))
             .await
             .unwrap();
+        // The address is known before the interface is made, and is the one it gets.
+        let reserved = network.address("uid-a").unwrap();
+        assert_eq!(network.address("uid-a").unwrap(), reserved);
         let first = network.attach("uid-a", a.path()).await.unwrap();
+        assert_eq!(first.ip, reserved);
         let index = |ns: &Netns, name: &str| ns.link(name).expect("link")["ifindex"].clone();
         let (host_index, pod_index) = (index(&host, &first.host_veth), index(&a, "eth0"));
         let again = network.attach("uid-a", a.path()).await.unwrap();

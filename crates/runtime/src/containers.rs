@@ -241,6 +241,18 @@ impl Runtime {
     /// the container is `Created`; on failure nothing is left and the error carries runc's
     /// message (the agent reports it as CreateContainerError).
     pub async fn create_container(&self, spec: ContainerSpec) -> Result<ContainerRecord> {
+        self.make_container(spec, false).await
+    }
+
+    /// Creates and starts a container in one runc process (`runc run --detach`): the
+    /// same as `create_container` then `start_container`, one runc start-up (~10 ms)
+    /// quicker. runc's error is returned as [`RuntimeError::Runc`] with op `run`, whether
+    /// creating or starting failed (the agent's RunContainerError either way).
+    pub async fn run_container(&self, spec: ContainerSpec) -> Result<ContainerRecord> {
+        self.make_container(spec, true).await
+    }
+
+    async fn make_container(&self, spec: ContainerSpec, run: bool) -> Result<ContainerRecord> {
         check_id(&spec.id)?;
         sandbox::check_pod_uid(&spec.sandbox.pod_uid)?;
         if spec.log_path.as_os_str().is_empty() {
@@ -281,8 +293,8 @@ impl Runtime {
         // `list_containers` reports and `remove_container` can clean up.
         let result = async {
             files::write_json_atomic(&dir.join(files::RECORD), &record)?;
-            self.prepare_bundle(&dir, &spec, &cgroup_path)?;
-            self.spawn_shim(&dir, &spec.id).await
+            self.prepare_bundle(&dir, &spec, &cgroup_path, run)?;
+            self.spawn_shim(&dir, &spec.id, run).await
         }
         .await;
         match result {
@@ -296,7 +308,13 @@ impl Runtime {
         }
     }
 
-    fn prepare_bundle(&self, dir: &Path, spec: &ContainerSpec, cgroup_path: &str) -> Result<()> {
+    fn prepare_bundle(
+        &self,
+        dir: &Path,
+        spec: &ContainerSpec,
+        cgroup_path: &str,
+        run: bool,
+    ) -> Result<()> {
         let (rootfs, upper, work) = (
             dir.join(files::ROOTFS),
             dir.join(files::UPPER),
@@ -344,6 +362,7 @@ impl Runtime {
             log_path: spec.log_path.clone(),
             log_max_bytes: spec.log_max_bytes,
             oom_file: cgroups::oom_file(cgroup_path)?,
+            run,
         };
         files::write_json_atomic(&dir.join(files::SHIM_CONFIG), &shim)
     }
@@ -353,8 +372,8 @@ impl Runtime {
         std::path::absolute(&root).unwrap_or(root)
     }
 
-    /// Starts the shim and waits for its word on `runc create`.
-    async fn spawn_shim(&self, dir: &Path, id: &str) -> Result<()> {
+    /// Starts the shim and waits for its word on `runc create` (or `runc run`).
+    async fn spawn_shim(&self, dir: &Path, id: &str, run: bool) -> Result<()> {
         let shim_err = |message: String| RuntimeError::Shim {
             id: id.to_owned(),
             message,
@@ -396,7 +415,7 @@ impl Runtime {
         match (created.pid, created.error) {
             (Some(_), None) => Ok(()),
             (_, Some(message)) => Err(RuntimeError::Runc {
-                op: "create",
+                op: if run { "run" } else { "create" },
                 id: id.to_owned(),
                 message,
             }),

@@ -69,6 +69,10 @@ pub(crate) struct ShimConfig {
     /// Where the OOM kill count is read when the container exits: the memory cgroup's
     /// `memory.oom_control` (v1) or `memory.events` (v2); `None` without a memory cgroup.
     pub oom_file: Option<PathBuf>,
+    /// Start the process at once (`runc run --detach`) instead of waiting for a `start`
+    /// request after `runc create`.
+    #[serde(default)]
+    pub run: bool,
 }
 
 /// `started.json`: the container's process is running since `started_at`.

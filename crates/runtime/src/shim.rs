@@ -5,7 +5,8 @@
 //! argument. It becomes a child subreaper, so the container's init process becomes its
 //! child once `runc create` exits and its exit status comes here. It then:
 //! 1. runs `runc create` with the container's stdio: pipes it keeps the other ends of, or a
-//!    pty whose master runc hands over on the console socket;
+//!    pty whose master runc hands over on the console socket (for `Runtime::run_container`,
+//!    `runc run --detach`, after which the process runs and `started.json` is written);
 //! 2. prints a [`Created`] line on its stdout (the agent waits for it) and lets go of that
 //!    stdout;
 //! 3. serves `attach.sock`: `start` (runc start, then `started.json`) and `attach` (output
@@ -294,8 +295,9 @@ async fn serve(config: ShimConfig) -> Result<i32, String> {
     let _ = std::fs::remove_file(files::CONSOLE_SOCKET);
     let _ = std::fs::remove_file(files::ATTACH_SOCKET);
 
+    let op = if config.run { "run" } else { "create" };
     let mut create = runc.command(&[
-        OsStr::new("create"),
+        OsStr::new(op),
         OsStr::new("--bundle"),
         OsStr::new("."),
         OsStr::new("--pid-file"),
@@ -331,8 +333,11 @@ async fn serve(config: ShimConfig) -> Result<i32, String> {
             FdStream::new(err_read, false).map_err(|e| e.to_string())?,
         ));
     }
+    if config.run {
+        create.arg("--detach");
+    }
     create.arg(&config.id);
-    if let Err(message) = runc.run("create", create).await {
+    if let Err(message) = runc.run(op, create).await {
         report(&Created {
             pid: None,
             error: Some(message),
@@ -386,6 +391,19 @@ async fn serve(config: ShimConfig) -> Result<i32, String> {
         start: tokio::sync::Mutex::new(None),
         sessions: Mutex::new(Vec::new()),
     });
+    if config.run {
+        // `runc run` started the process: recorded as `start` records it.
+        let now = Utc::now();
+        *shared.start.lock().await = Some(now);
+        files::write_json_atomic(
+            Path::new(files::STARTED),
+            &StartedFile {
+                pid: init_pid,
+                started_at: now,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    }
     report(&Created {
         pid: Some(init_pid),
         error: None,

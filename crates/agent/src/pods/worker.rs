@@ -152,6 +152,11 @@ pub(crate) struct PodWorker {
     gone: bool,
     sandbox: Option<runtime::Sandbox>,
     ip: Option<Ipv4Addr>,
+    /// The pod's interface being made (veth pair, address, routes), in the
+    /// background while volumes, image and container spec are prepared;
+    /// awaited before any process starts, before probes and before the
+    /// status reports the address.
+    wiring: Option<tokio::task::JoinHandle<Result<(), String>>>,
     volumes: Option<PodVolumes>,
     volumes_checked: Option<Instant>,
     init: Vec<Ctr>,
@@ -199,6 +204,7 @@ impl PodWorker {
             gone: false,
             sandbox: None,
             ip: None,
+            wiring: None,
             volumes: None,
             volumes_checked: None,
             written: None,
@@ -447,6 +453,11 @@ impl PodWorker {
                 self.try_start(false, i, &spec.containers[i]).await;
             }
         }
+        if let Err(message) = self.network_ready().await {
+            self.report_once("FailedCreatePodSandBox", &message).await;
+            self.write_status().await;
+            return Some(Instant::now() + Duration::from_secs(2));
+        }
         let mut wake = next;
         if let Some(t) = self.run_probes(&spec).await {
             wake = wake.min(t);
@@ -481,20 +492,53 @@ impl PodWorker {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
+        let network_failed = |e: net::NetError| {
+            format!("Failed to create pod sandbox: setting up the pod network: {e}")
+        };
         if let Some(netns) = &sandbox.netns {
-            let iface = self
-                .ctx
-                .network
-                .attach(&self.uid, netns)
-                .await
-                .map_err(|e| {
-                    format!("Failed to create pod sandbox: setting up the pod network: {e}")
-                })?;
-            self.ip = Some(iface.ip);
+            // The address is known at once (the pod's files and environment
+            // name it); the interface is made while the containers are
+            // prepared, and awaited before they start (`network_ready`).
+            self.ip = Some(
+                self.ctx
+                    .network
+                    .address(&self.uid)
+                    .map_err(network_failed)?,
+            );
+            let (ctx, uid, netns) = (Arc::clone(&self.ctx), self.uid.clone(), netns.clone());
+            if let Some(old) = self.wiring.take() {
+                let _ = old.await;
+            }
+            self.wiring = Some(tokio::spawn(async move {
+                ctx.network
+                    .attach(&uid, &netns)
+                    .await
+                    .map(|_| ())
+                    .map_err(network_failed)
+            }));
         }
         self.write_pod_files(&hostname)
             .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
         self.sandbox = Some(sandbox);
+        Ok(())
+    }
+
+    /// Waits for the pod's interface (see `wiring`). On failure the address
+    /// is forgotten, so the next sync makes the sandbox's network again.
+    async fn network_ready(&mut self) -> Result<(), String> {
+        if let Some(wiring) = self.wiring.take() {
+            let result = match wiring.await {
+                Ok(r) => r,
+                Err(e) => Err(format!("Failed to create pod sandbox: {e}")),
+            };
+            if let Err(message) = result {
+                self.ip = None;
+                return Err(message);
+            }
+        }
+        if self.ip.is_none() && !self.host_network() {
+            return Err("Failed to create pod sandbox: the pod network is not ready".to_owned());
+        }
         Ok(())
     }
 
@@ -923,7 +967,16 @@ impl PodWorker {
             c.ever_started = true;
             before
         };
-        if let Err(e) = self.ctx.runtime.create_container(built).await {
+        // The process must find its network made (see `wiring`).
+        if let Err(message) = self.network_ready().await {
+            let c = self.ctr(init, i);
+            (c.restart_count, c.ever_started) = before;
+            self.report_once("FailedCreatePodSandBox", &message).await;
+            return;
+        }
+        // Created and started in one runc process (`runc run`): a separate
+        // `runc start` costs ~10 ms of every pod's start.
+        if let Err(e) = self.ctx.runtime.run_container(built).await {
             let _ = self.ctx.runtime.remove_container(&id).await;
             let message = e.to_string();
             // runc refusing to create or start the process is the
@@ -946,11 +999,6 @@ impl PodWorker {
             &format!("Created container: {name}"),
         )
         .await;
-        if let Err(e) = self.ctx.runtime.start_container(&id).await {
-            let _ = self.ctx.runtime.remove_container(&id).await;
-            self.start_error(init, i, &id, &e.to_string()).await;
-            return;
-        }
         if let Some(signal) = image
             .config
             .stop_signal
@@ -1631,6 +1679,10 @@ impl PodWorker {
     }
 
     async fn remove_sandbox(&mut self) {
+        // An interface still being made would outlive the detach.
+        if let Some(wiring) = self.wiring.take() {
+            let _ = wiring.await;
+        }
         let netns = self.ctx.runtime.sandbox(&self.uid).and_then(|s| s.netns);
         if let Err(e) = self.ctx.network.detach(&self.uid, netns.as_deref()).await {
             tracing::warn!(pod = %self.name(), error = %e, "detaching the pod network");

@@ -93,11 +93,12 @@ impl Env {
         }
     }
 
-    /// Creates and starts a container.
+    /// Creates and starts a container in one go, as the agent does
+    /// (`runc run`; tests of `create_container` then `start_container` make
+    /// their own).
     pub async fn run(&self, spec: ContainerSpec) -> String {
         let id = spec.id.clone();
-        self.runtime.create_container(spec).await.unwrap();
-        self.runtime.start_container(&id).await.unwrap();
+        self.runtime.run_container(spec).await.unwrap();
         id
     }
 

@@ -256,6 +256,17 @@ async fn create_errors_leave_nothing_behind() {
         err.to_string().contains("executable file not found"),
         "{err}"
     );
+    // Created and started in one runc process, the same failure says so.
+    match rt
+        .run_container(env.spec("runmissing", &sandbox, &["/no/such/binary"]))
+        .await
+        .unwrap_err()
+    {
+        RuntimeError::Runc {
+            op: "run", message, ..
+        } => assert!(message.contains("/no/such/binary"), "{message}"),
+        other => panic!("{other:?}"),
+    }
     let mut spec = env.spec("ghost", &sandbox, &["true"]);
     spec.user = UserSpec {
         image_user: "ghost".to_owned(),
@@ -274,7 +285,7 @@ async fn create_errors_leave_nothing_behind() {
         Err(RuntimeError::InvalidSpec { .. })
     ));
 
-    for id in ["missing", "notinpath", "ghost", "badcap"] {
+    for id in ["missing", "notinpath", "runmissing", "ghost", "badcap"] {
         assert!(!root.join(id).exists(), "{id} left its directory");
         assert!(
             cgroup_dirs(&env.cgroup("pod-err", id)).is_empty(),
