@@ -73,15 +73,20 @@ pub fn table(ours: &str, anchor: &str, rows: &[Row]) -> String {
             (Some(_), true) => "met",
             (Some(_), false) => "MISSED",
         };
+        // A figure below the clock's resolution (0) has no meaningful ratio.
+        let ratio = if r.ours > 0.0 && r.anchor > 0.0 {
+            format!("{:.1}×", r.ratio())
+        } else {
+            "-".to_owned()
+        };
         let _ = writeln!(
             out,
-            "| {} | {} {} | {} {} | {:.1}× | {} | {} |",
+            "| {} | {} {} | {} {} | {ratio} | {} | {} |",
             r.metric,
             fmt(r.ours),
             r.unit,
             fmt(r.anchor),
             r.unit,
-            r.ratio(),
             target,
             verdict
         );
@@ -147,6 +152,14 @@ mod tests {
                 better: Better::Lower,
                 target: None,
             },
+            Row {
+                metric: "lag".into(),
+                ours: 0.0,
+                anchor: 0.1,
+                unit: "ms",
+                better: Better::Lower,
+                target: None,
+            },
         ];
         let t = table("embedded", "etcd", &rows);
         assert!(
@@ -156,6 +169,7 @@ mod tests {
         assert!(t.contains("MISSED"), "{t}");
         assert!(t.contains("| ≥ 2,000 /s | met |"), "{t}");
         assert!(t.contains("| 2.0× | - | - |"), "{t}");
+        assert!(t.contains("| lag | 0.000 ms | 0.100 ms | - | - | - |"), "{t}");
         assert!(rows[0].met() && !rows[1].met() && rows[2].met());
     }
 }
