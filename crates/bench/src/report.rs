@@ -169,7 +169,10 @@ mod tests {
         assert!(t.contains("MISSED"), "{t}");
         assert!(t.contains("| ≥ 2,000 /s | met |"), "{t}");
         assert!(t.contains("| 2.0× | - | - |"), "{t}");
-        assert!(t.contains("| lag | 0.000 ms | 0.100 ms | - | - | - |"), "{t}");
+        assert!(
+            t.contains("| lag | 0.000 ms | 0.100 ms | - | - | - |"),
+            "{t}"
+        );
         assert!(rows[0].met() && !rows[1].met() && rows[2].met());
     }
 }
