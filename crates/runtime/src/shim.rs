@@ -11,8 +11,9 @@
 //!    stdout;
 //! 3. serves `attach.sock`: `start` (runc start, then `started.json`) and `attach` (output
 //!    fan-out, stdin, resize), while copying output into the CRI log;
-//! 4. when init exits: reads the OOM kill count, writes `exit.json`, drains the output,
-//!    ends the attach sessions, runs `runc delete` and exits, which releases `shim.lock`.
+//! 4. when init exits: reads the OOM kill count, drains the output (2 s at most), writes
+//!    `exit.json`, ends the attach sessions, runs `runc delete` and exits, which releases
+//!    `shim.lock`.
 //!
 //! Every child is reaped by one `waitpid(-1)` loop (children and orphans alike), so nothing
 //! here may wait for a child any other way.
@@ -433,15 +434,16 @@ async fn serve(config: ShimConfig) -> Result<i32, String> {
     Ok(0)
 }
 
-/// Records the exit and winds down: exit.json first (the exit is what matters most), then
-/// the remaining output, the attach sessions, and runc's state.
+/// Records the exit and winds down: the remaining output first, so that a reader who sees
+/// `exit.json` finds the container's whole log (as a CRI runtime reports an exit only after
+/// its output is copied), then exit.json, the attach sessions, and runc's state.
 async fn finish(
     shared: &Arc<Shared>,
     status: WaitStatus,
     pumps: Vec<JoinHandle<()>>,
     accept: JoinHandle<()>,
 ) {
-    let started = shared.start.lock().await;
+    let started = *shared.start.lock().await;
     let (exit_code, signal) = exit_code(&status);
     let oom_killed = shared
         .config
@@ -451,19 +453,16 @@ async fn finish(
     let exit = ExitFile {
         exit_code,
         signal,
-        started_at: *started,
+        started_at: started,
         finished_at: Utc::now(),
         oom_killed,
     };
-    if let Err(e) = files::write_json_atomic(Path::new(files::EXIT), &exit) {
-        eprintln!("shim: {e}");
-    }
-    drop(started);
     accept.abort();
     let _ = std::fs::remove_file(files::ATTACH_SOCKET);
 
     // With its own PID namespace, the container's other processes die with init, so the
-    // pipes close promptly; a descriptor leaked elsewhere must not keep the shim forever.
+    // pipes close promptly; a descriptor leaked elsewhere must not keep the shim (or the
+    // exit's report) waiting for more than a moment.
     let drained = tokio::time::timeout(Duration::from_secs(2), async {
         for pump in pumps {
             let _ = pump.await;
@@ -477,6 +476,9 @@ async fn finish(
             hub.end(Stream::Stderr);
         }
         hub.clients.clear();
+    }
+    if let Err(e) = files::write_json_atomic(Path::new(files::EXIT), &exit) {
+        eprintln!("shim: {e}");
     }
     let sessions: Vec<JoinHandle<()>> =
         std::mem::take(&mut *shared.sessions.lock().expect("sessions lock"));
