@@ -238,8 +238,9 @@ impl Runtime {
 
     /// Creates a container: mounts its rootfs (an overlay of `spec.layers` over a new upper
     /// directory), writes config.json, starts its shim, which runs `runc create`. On success
-    /// the container is `Created`; on failure nothing is left and the error carries runc's
-    /// message (the agent reports it as CreateContainerError).
+    /// the container is `Created`; on failure nothing is left, and runc's refusal comes back
+    /// as [`RuntimeError::Runc`] with its message (the agent's RunContainerError; errors
+    /// before runc are its CreateContainerError).
     pub async fn create_container(&self, spec: ContainerSpec) -> Result<ContainerRecord> {
         self.make_container(spec, false).await
     }
