@@ -24,7 +24,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a one-machine Gantry on the embedded store: the API server, the
-    /// scheduler, and this machine as a node.
+    /// scheduler, the controllers (ReplicaSets so far), and this machine as a
+    /// node.
     Up {
         /// Where Gantry keeps its state.
         #[arg(long, default_value = "/var/lib/gantry")]
@@ -243,7 +244,7 @@ async fn serve(
     Ok(())
 }
 
-/// Starts the scheduler and this machine's agent beside the API server.
+/// Starts the scheduler, the controllers and this machine's agent beside the API server.
 async fn start_node(
     data_dir: &std::path::Path,
     server_addr: SocketAddr,
@@ -267,6 +268,20 @@ async fn start_node(
     tokio::spawn(async move {
         if let Err(e) = scheduler::run(scheduler).await {
             tracing::error!(error = %e, "the scheduler stopped");
+        }
+    });
+    say("starting the controllers".into());
+    let controllers = node::client_for(
+        &ca,
+        &url,
+        "system:kube-controller-manager",
+        &[],
+        &clients.join("controllers.kubeconfig"),
+    )
+    .await?;
+    tokio::spawn(async move {
+        if let Err(e) = controllers::run(controllers).await {
+            tracing::error!(error = %e, "the controllers stopped");
         }
     });
     let name = flags.node_name.clone().unwrap_or_else(node::hostname);

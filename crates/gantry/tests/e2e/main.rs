@@ -2,7 +2,7 @@
 //! (1.32) and the real Python client (`kubernetes==32.0.1`), checking what
 //! issues 3 and 4 promise: that both work unchanged, as against a real
 //! cluster, and that the pods they create run (`pods`, on a `gantry up`
-//! node; as root).
+//! node; as root); and, of issue 5, the controllers so far (`controllers`).
 //!
 //! Most tests share one server per process ([`harness::Server::shared`])
 //! and work in a namespace of their own; tests about the server itself
@@ -14,6 +14,7 @@ mod harness;
 mod access;
 mod apply;
 mod commands;
+mod controllers;
 mod crds;
 mod delete;
 mod discovery;

@@ -14,7 +14,12 @@ const POD_WAIT: Duration = Duration::from_secs(60);
 
 /// Polls `what` until `done` holds, returning the last object.
 #[track_caller]
-fn wait_for(ns: &Namespace<'_>, what: &str, why: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_for(
+    ns: &Namespace<'_>,
+    what: &str,
+    why: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + POD_WAIT;
     loop {
         let out = ns
@@ -35,7 +40,7 @@ fn wait_for(ns: &Namespace<'_>, what: &str, why: &str, done: impl Fn(&Value) -> 
     }
 }
 
-fn phase(p: &Value) -> &str {
+pub(crate) fn phase(p: &Value) -> &str {
     p["status"]["phase"].as_str().unwrap_or_default()
 }
 
@@ -46,7 +51,7 @@ fn container<'a>(p: &'a Value, name: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
-fn running(p: &Value) -> bool {
+pub(crate) fn running(p: &Value) -> bool {
     phase(p) == "Running"
         && p["status"]["containerStatuses"]
             .as_array()
