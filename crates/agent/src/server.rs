@@ -366,35 +366,13 @@ async fn run_exec(
             let _ = to.shutdown().await;
         }));
     }
-    let mut outputs = Vec::new();
-    if let Some(mut out) = process.stdout.take() {
-        let mut sink = session.stdout.take();
-        outputs.push(tokio::spawn(async move {
-            match &mut sink {
-                Some(s) => {
-                    let _ = tokio::io::copy(&mut out, s).await;
-                }
-                None => {
-                    let _ = tokio::io::copy(&mut out, &mut tokio::io::sink()).await;
-                }
-            }
-            sink
-        }));
-    }
-    if let Some(mut err) = process.stderr.take() {
-        let mut sink = session.stderr.take();
-        outputs.push(tokio::spawn(async move {
-            match &mut sink {
-                Some(s) => {
-                    let _ = tokio::io::copy(&mut err, s).await;
-                }
-                None => {
-                    let _ = tokio::io::copy(&mut err, &mut tokio::io::sink()).await;
-                }
-            }
-            sink
-        }));
-    }
+    let outputs: Vec<_> = [
+        (process.stdout.take(), session.stdout.take()),
+        (process.stderr.take(), session.stderr.take()),
+    ]
+    .into_iter()
+    .filter_map(|(from, sink)| from.map(|from| forward_output(from, sink)))
+    .collect();
     let mut resize = session.resize.take();
     let closed = session.closed();
     tokio::pin!(closed);
@@ -439,6 +417,22 @@ async fn run_exec(
         Err(e) => Outcome::Failure(e.to_string()),
     };
     let _ = session.finish(outcome).await;
+}
+
+/// Copies one output of an exec'd process to the client's stream, or drops
+/// it when the client did not ask for that stream, and hands the stream
+/// back so that it can be flushed before the exit status is sent.
+fn forward_output(
+    mut from: runtime::ExecReader,
+    mut sink: Option<streams::StreamWriter>,
+) -> tokio::task::JoinHandle<Option<streams::StreamWriter>> {
+    tokio::spawn(async move {
+        let _ = match &mut sink {
+            Some(s) => tokio::io::copy(&mut from, s).await,
+            None => tokio::io::copy(&mut from, &mut tokio::io::sink()).await,
+        };
+        sink
+    })
 }
 
 /// `/attach/{ns}/{pod}/{container}?stdin=&stdout=&stderr=&tty=`.

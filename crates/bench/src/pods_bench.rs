@@ -702,22 +702,7 @@ impl PodWatch {
         names: &[String],
         within: Duration,
     ) -> anyhow::Result<Instant> {
-        let deadline = Instant::now() + within;
-        let mut waiting: HashSet<&str> = names.iter().map(String::as_str).collect();
-        let mut last = Instant::now();
-        while !waiting.is_empty() {
-            let what = format!(
-                "{} of {} pods running within {within:?} (still waiting for {})",
-                names.len() - waiting.len(),
-                names.len(),
-                some_of(&waiting)
-            );
-            let e = self.next(deadline, &what).await?;
-            if e.running && waiting.remove(e.name.as_str()) {
-                last = e.at;
-            }
-        }
-        Ok(last)
+        self.wait_all(names, within, "running", |e| e.running).await
     }
 
     /// Waits until every pod in `names` is gone from the API (the agent
@@ -728,18 +713,30 @@ impl PodWatch {
         names: &[String],
         within: Duration,
     ) -> anyhow::Result<Instant> {
+        self.wait_all(names, within, "gone", |e| e.deleted).await
+    }
+
+    /// Waits until an event with `reached` was seen for every pod in `names`;
+    /// answers when the last one came.
+    async fn wait_all(
+        &mut self,
+        names: &[String],
+        within: Duration,
+        state: &str,
+        reached: fn(&PodEvent) -> bool,
+    ) -> anyhow::Result<Instant> {
         let deadline = Instant::now() + within;
         let mut waiting: HashSet<&str> = names.iter().map(String::as_str).collect();
         let mut last = Instant::now();
         while !waiting.is_empty() {
             let what = format!(
-                "{} of {} pods gone within {within:?} (still waiting for {})",
+                "{} of {} pods {state} within {within:?} (still waiting for {})",
                 names.len() - waiting.len(),
                 names.len(),
                 some_of(&waiting)
             );
             let e = self.next(deadline, &what).await?;
-            if e.deleted && waiting.remove(e.name.as_str()) {
+            if reached(&e) && waiting.remove(e.name.as_str()) {
                 last = e.at;
             }
         }
