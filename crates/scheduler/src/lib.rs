@@ -203,7 +203,10 @@ async fn bind(s: &Shared, key: PodKey, pod: Pod, node: String) {
     }
 }
 
+/// Writes `PodScheduled=False` first and the event after it, so whoever sees
+/// the event also sees the condition.
 async fn report_unschedulable(s: &Shared, pod: &Pod, message: &str) {
+    write_unschedulable(s, pod, message).await;
     publish(
         s,
         pod,
@@ -213,6 +216,9 @@ async fn report_unschedulable(s: &Shared, pod: &Pod, message: &str) {
         message.to_owned(),
     )
     .await;
+}
+
+async fn write_unschedulable(s: &Shared, pod: &Pod, message: &str) {
     let meta = &pod.metadata;
     let api: Api<Pod> = Api::namespaced(
         s.client.clone(),
