@@ -2,10 +2,12 @@
 //! through the API until what exists is what was asked for. See
 //! ARCHITECTURE.md (`crates/controllers`).
 
+pub mod informers;
 pub mod replicaset;
 pub mod selector;
 
 /// Runs every controller until the task is dropped; returns if one stops.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
-    replicaset::run(client).await
+    let informers = informers::Informers::new(client);
+    replicaset::run(informers).await
 }

@@ -13,11 +13,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use crate::informers::Informers;
 use crate::selector;
 
 /// How often every ReplicaSet is looked at again without a change (pods that
@@ -45,16 +45,10 @@ struct Ctx {
 }
 
 /// Runs the controller until the task is dropped.
-pub async fn run(client: kube::Client) -> anyhow::Result<()> {
-    let pods_api: Api<Pod> = Api::all(client.clone());
-    let (pods, writer) = reflector::store::<Pod>();
-    let cache = reflector::reflector(
-        writer,
-        watcher(pods_api.clone(), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(|_| std::future::ready(()));
+pub async fn run(informers: Informers) -> anyhow::Result<()> {
+    let client = informers.client();
+    let pods = informers.get::<Pod>();
+    let replicasets = informers.get::<ReplicaSet>();
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(
             client.clone(),
@@ -63,28 +57,23 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
                 instance: None,
             },
         ),
-        client: client.clone(),
-        pods,
+        client,
+        pods: pods.store(),
     });
-    let controller = Controller::new(Api::<ReplicaSet>::all(client), watcher::Config::default());
     // A pod wakes its controlling ReplicaSet, or, if it has none, every
     // ReplicaSet of its namespace whose selector it matches (to be adopted).
-    let replicasets = controller.store();
-    let controller = controller
-        .watches(pods_api, watcher::Config::default(), move |pod: Pod| {
-            owners_of(&replicasets, &pod)
-        })
+    let rs_store = replicasets.store();
+    Controller::for_stream(replicasets.stream(), replicasets.store())
+        .watches_stream(pods.stream(), move |pod: Pod| owners_of(&rs_store, &pod))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "replicaset reconcile");
             }
             std::future::ready(())
-        });
-    tokio::select! {
-        () = cache => anyhow::bail!("the pod watch of the replicaset controller ended"),
-        () = controller => anyhow::bail!("the replicaset controller ended"),
-    }
+        })
+        .await;
+    anyhow::bail!("the replicaset controller ended")
 }
 
 fn owners_of(replicasets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
