@@ -4,39 +4,16 @@
 //! counting ready and available pods. No node runs here: pods stay Pending
 //! unless a test writes their status.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
+use common::{server, wait_for};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-
-async fn server() -> (tempfile::TempDir, apiserver::ApiServer, kube::Client) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    // kube's TLS asks for the process-wide provider; `gantry` picks ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::open(&store::StoreSpec::Embedded(dir.path().join("store")))
-        .await
-        .unwrap();
-    let config = apiserver::Config::new("127.0.0.1:0".parse().unwrap(), dir.path());
-    let server = apiserver::ApiServer::start(config, Arc::clone(&store))
-        .await
-        .unwrap();
-    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    (dir, server, kube::Client::try_from(config).unwrap())
-}
 
 fn replicaset(name: &str, replicas: i32) -> ReplicaSet {
     serde_json::from_value(json!({
@@ -68,20 +45,6 @@ async fn owned(pods: &Api<Pod>, rs_uid: &str) -> Vec<Pod> {
                 .any(|r| r.uid == rs_uid && r.controller == Some(true))
         })
         .collect()
-}
-
-async fn wait_for<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn status_of(rss: &Api<ReplicaSet>, name: &str) -> serde_json::Value {

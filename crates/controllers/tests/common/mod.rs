@@ -1,0 +1,47 @@
+//! What the controller tests share: a real API server in-process on the
+//! embedded store, and polling until something holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An API server on a fresh embedded store in a temporary directory, and an
+/// admin client for it. Keep the directory and server alive for the test.
+pub async fn server() -> (tempfile::TempDir, apiserver::ApiServer, kube::Client) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    // kube's TLS asks for the process-wide provider; `gantry` picks ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&store::StoreSpec::Embedded(dir.path().join("store")))
+        .await
+        .unwrap();
+    let config = apiserver::Config::new("127.0.0.1:0".parse().unwrap(), dir.path());
+    let server = apiserver::ApiServer::start(config, Arc::clone(&store))
+        .await
+        .unwrap();
+    let kubeconfig = kube::config::Kubeconfig::read_from(server.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    (dir, server, kube::Client::try_from(config).unwrap())
+}
+
+/// Polls `f` every 50 ms until it holds; panics after 15 s naming `what`.
+pub async fn wait_for<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
