@@ -2,12 +2,17 @@
 //! through the API until what exists is what was asked for. See
 //! ARCHITECTURE.md (`crates/controllers`).
 
+pub mod deployment;
 pub mod informers;
+pub mod owners;
 pub mod replicaset;
 pub mod selector;
 
 /// Runs every controller until the task is dropped; returns if one stops.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let informers = informers::Informers::new(client);
-    replicaset::run(informers).await
+    tokio::select! {
+        r = replicaset::run(informers.clone()) => r,
+        r = deployment::run(informers) => r,
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -18,14 +18,13 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::informers::Informers;
+use crate::owners::{self, controller_ref, controller_uid, settle};
 use crate::selector;
 
 /// How often every ReplicaSet is looked at again without a change (pods that
 /// came to match a selector are adopted then, as with kube-controller-manager's
 /// resync).
 const RESYNC: Duration = Duration::from_secs(30);
-/// How long a reconcile waits for its cache to show its own creates and deletes.
-const SETTLE: Duration = Duration::from_secs(10);
 /// The most pods made at once: batches grow 1, 2, 4, ... up to this, and stop
 /// at the first failure (kube-controller-manager's "slow start").
 const BURST: usize = 500;
@@ -114,15 +113,6 @@ fn is_active(p: &Pod) -> bool {
         )
 }
 
-fn controller_uid(p: &Pod) -> Option<&str> {
-    p.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))
-        .map(|r| r.uid.as_str())
-}
-
 fn is_ready(p: &Pod) -> bool {
     ready_since(p).is_some()
 }
@@ -150,17 +140,6 @@ fn ready_since(p: &Pod) -> Option<chrono::DateTime<chrono::Utc>> {
     )
 }
 
-fn owner_ref(rs: &ReplicaSet) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "ReplicaSet".into(),
-        name: rs.name_any(),
-        uid: rs.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ctx.pods.wait_until_ready().await.ok();
     let ns = rs.namespace().ok_or(Error::NoNamespace)?;
@@ -183,29 +162,19 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     for p in &in_ns {
         let labels = p.labels();
         let matches = selector::matches(&spec.selector, labels);
-        match controller_uid(p) {
+        match controller_uid(&p.metadata) {
             None if matches && is_active(p) => {
-                let mut refs = p.metadata.owner_references.clone().unwrap_or_default();
-                refs.push(owner_ref(&rs));
-                patch_owners(&pods_api, p, refs).await?;
+                owners::adopt(&pods_api, p.as_ref(), rs.as_ref()).await?
             }
             Some(owner) if owner == uid && !matches => {
-                let refs: Vec<OwnerReference> = p
-                    .metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .filter(|r| r.uid != uid)
-                    .cloned()
-                    .collect();
-                patch_owners(&pods_api, p, refs).await?;
+                owners::release(&pods_api, p.as_ref(), &uid).await?
             }
             _ => {}
         }
     }
     let adopted: HashSet<String> = in_ns
         .iter()
-        .filter(|p| controller_uid(p).is_none() && is_active(p))
+        .filter(|p| controller_uid(&p.metadata).is_none() && is_active(p))
         .filter(|p| selector::matches(&spec.selector, p.labels()))
         .filter_map(|p| p.uid())
         .collect();
@@ -214,7 +183,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
             adopted.iter().all(|u| {
                 pods.iter()
                     .find(|p| p.uid().as_deref() == Some(u))
-                    .is_none_or(|p| controller_uid(p).is_some())
+                    .is_none_or(|p| controller_uid(&p.metadata).is_some())
             })
         })
         .await;
@@ -223,7 +192,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     let mine = |pods: &[Arc<Pod>]| -> Vec<Arc<Pod>> {
         pods.iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
-            .filter(|p| controller_uid(p) == Some(uid.as_str()))
+            .filter(|p| controller_uid(&p.metadata) == Some(uid.as_str()))
             .filter(|p| selector::matches(&spec.selector, p.labels()))
             .cloned()
             .collect()
@@ -300,33 +269,6 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     })
 }
 
-/// Sets a pod's ownerReferences, if it has not changed since the cache saw it.
-async fn patch_owners(api: &Api<Pod>, p: &Pod, refs: Vec<OwnerReference>) -> Result<(), Error> {
-    let patch = json!({
-        "metadata": {
-            "ownerReferences": refs,
-            "resourceVersion": p.resource_version(),
-        }
-    });
-    match api
-        .patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        // Gone already: nothing to adopt or release.
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Waits until `seen` holds for the pod cache (or `SETTLE` passes).
-async fn settle(pods: &Store<Pod>, seen: impl Fn(&[Arc<Pod>]) -> bool) {
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while !seen(&pods.state()) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn pod_from_template(rs: &ReplicaSet) -> Pod {
     let template = rs
         .spec
@@ -341,7 +283,7 @@ fn pod_from_template(rs: &ReplicaSet) -> Pod {
             labels: meta.labels,
             annotations: meta.annotations,
             finalizers: meta.finalizers,
-            owner_references: Some(vec![owner_ref(rs)]),
+            owner_references: Some(vec![controller_ref(rs)]),
             ..ObjectMeta::default()
         },
         spec: template.spec,
