@@ -148,7 +148,7 @@ async fn schedule_loop(s: Arc<Shared>) {
         };
         let requests = pod_requests(spec);
         let decision = {
-            let cache = s.cache.lock();
+            let mut cache = s.cache.lock();
             cache.choose(&pod, requests, &s.filters, &s.scores)
         };
         match decision {
