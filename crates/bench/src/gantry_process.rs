@@ -152,6 +152,11 @@ impl GantryServer {
         )
     }
 
+    /// The server's `--data-dir` (its `admin.kubeconfig` and `pki/`).
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
     /// Fails, quoting the server's stderr, if the process has exited.
     pub fn check_running(&mut self) -> anyhow::Result<()> {
         if let Some(child) = self.child.as_mut()

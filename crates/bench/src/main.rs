@@ -7,6 +7,7 @@ mod api_client;
 mod gantry_process;
 mod pods_bench;
 mod report;
+mod sched_bench;
 mod store_bench;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ enum Bench {
     /// Pods on the real `gantry up` node (pod start next to a bare `runc
     /// run`, and the node's memory with its maximum of pods). Needs root.
     Pods(pods_bench::Args),
+    /// The scheduler against the real `gantry server`: Node objects without
+    /// agents and pending pods, timed until every pod is bound.
+    Scheduler(sched_bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +57,12 @@ fn main() -> anyhow::Result<()> {
         Bench::Pods(args) => runtime.block_on(async {
             tokio::select! {
                 result = pods_bench::run(args) => result,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+            }
+        }),
+        Bench::Scheduler(args) => runtime.block_on(async {
+            tokio::select! {
+                result = sched_bench::run(args) => result,
                 _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
             }
         }),

@@ -32,6 +32,9 @@ use crate::queue::{PodKey, Queue};
 /// The name pods ask for in `spec.schedulerName` to be scheduled here.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 
+/// How many bindings may be in flight at once.
+const BINDINGS_IN_FLIGHT: usize = 16;
+
 /// Runs the scheduler until the task is dropped.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
@@ -47,6 +50,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
             },
         ),
         client: client.clone(),
+        binding: Arc::new(tokio::sync::Semaphore::new(BINDINGS_IN_FLIGHT)),
     });
     let nodes = tokio::spawn(watch_nodes(Arc::clone(&shared)));
     let pods = tokio::spawn(watch_pods(Arc::clone(&shared)));
@@ -69,6 +73,8 @@ struct Shared {
     scores: Vec<Box<dyn Score>>,
     recorder: Recorder,
     client: kube::Client,
+    /// Bindings (with their events) in flight.
+    binding: Arc<tokio::sync::Semaphore>,
 }
 
 async fn watch_nodes(s: Arc<Shared>) {
@@ -154,9 +160,18 @@ async fn schedule_loop(s: Arc<Shared>) {
         match decision {
             Ok(node) => {
                 s.cache.lock().assume(&pod, &node, requests);
-                // Binding is a round trip; the next pod need not wait for it.
+                // Binding is a round trip; the next pod need not wait for
+                // it, but only so many are in flight, so that the client
+                // reuses its connections instead of opening one per pod.
+                let permit = Arc::clone(&s.binding)
+                    .acquire_owned()
+                    .await
+                    .expect("the binding semaphore is never closed");
                 let s = Arc::clone(&s);
-                tokio::spawn(async move { bind(&s, key, pod, node).await });
+                tokio::spawn(async move {
+                    bind(&s, key, pod, node).await;
+                    drop(permit);
+                });
             }
             Err(message) => {
                 let attempts = s.queue.back_off(key.clone(), pod.clone());
