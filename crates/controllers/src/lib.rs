@@ -4,6 +4,7 @@
 
 pub mod deployment;
 pub mod informers;
+pub mod leader;
 pub mod owners;
 pub mod replicaset;
 pub mod selector;

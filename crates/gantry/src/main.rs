@@ -63,6 +63,11 @@ enum Command {
         /// More names or addresses for the serving certificate.
         #[arg(long = "tls-san")]
         tls_sans: Vec<String>,
+        /// Also run the scheduler and the controllers. With several servers,
+        /// one of them at a time leads, elected through Leases in
+        /// kube-system.
+        #[arg(long)]
+        controllers: bool,
     },
     /// Inspect a store.
     Store {
@@ -159,7 +164,7 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 tls_sans,
                 node,
-            } => serve(data_dir, listen, None, tls_sans, Some(node)).await,
+            } => serve(data_dir, listen, None, tls_sans, true, Some(node)).await,
             Command::Agent(args) => join::run_agent(args).await,
             Command::Token {
                 command: TokenCommand::Create(args),
@@ -169,7 +174,8 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 store,
                 tls_sans,
-            } => serve(data_dir, listen, store, tls_sans, None).await,
+                controllers,
+            } => serve(data_dir, listen, store, tls_sans, controllers, None).await,
             Command::Image { command } => images_cli::run(command).await,
             Command::Shim { .. } => unreachable!("the shim runs before the runtime starts"),
             Command::Store {
@@ -190,6 +196,7 @@ async fn serve(
     listen: SocketAddr,
     store: Option<String>,
     tls_sans: Vec<String>,
+    controllers: bool,
     node: Option<NodeFlags>,
 ) -> anyhow::Result<()> {
     let chatty = node.is_some();
@@ -214,6 +221,15 @@ async fn serve(
         .await
         .context("starting the API server")?;
     let kubeconfig = server.kubeconfig().display().to_string();
+    let mut control_plane = None;
+    if controllers {
+        let who = node
+            .as_ref()
+            .and_then(|n| n.node_name.clone())
+            .unwrap_or_else(node::hostname);
+        control_plane =
+            Some(start_control_plane(&data_dir, server.local_addr(), &who, &say).await?);
+    }
     let mut agent = None;
     if let Some(flags) = node {
         agent = Some(start_node(&data_dir, server.local_addr(), flags, &say).await?);
@@ -239,12 +255,107 @@ async fn serve(
     if let Some(a) = agent {
         a.stop();
     }
+    if let Some(c) = control_plane {
+        c.stop().await;
+    }
     server.shutdown().await;
     drop(store);
     Ok(())
 }
 
-/// Starts the scheduler, the controllers and this machine's agent beside the API server.
+/// The scheduler and the controllers, each running while this server holds
+/// its Lease.
+struct ControlPlane {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ControlPlane {
+    /// Stops both and gives their Leases up, so another server leads now.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), t).await;
+        }
+    }
+}
+
+/// Starts the scheduler and the controllers, each behind leader election
+/// (Leases `kube-scheduler` and `kube-controller-manager` in kube-system, as
+/// Kubernetes names them), as clients of the server at `server_addr`.
+async fn start_control_plane(
+    data_dir: &std::path::Path,
+    server_addr: SocketAddr,
+    who: &str,
+    say: &impl Fn(String),
+) -> anyhow::Result<ControlPlane> {
+    let (ca, _) =
+        pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
+    let url = format!("https://127.0.0.1:{}", server_addr.port());
+    let clients = data_dir.join("clients");
+    std::fs::create_dir_all(&clients).with_context(|| format!("creating {}", clients.display()))?;
+    // Host, port and data directory: the same for every start of this
+    // server, so one restarted after a crash takes its own Leases back at
+    // once instead of waiting for them to run out.
+    let identity = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::fs::canonicalize(data_dir)
+            .unwrap_or_else(|_| data_dir.to_path_buf())
+            .hash(&mut h);
+        format!("{who}_{}_{:08x}", server_addr.port(), h.finish() as u32)
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for (lease, user, file) in [
+        (
+            "kube-scheduler",
+            "system:kube-scheduler",
+            "scheduler.kubeconfig",
+        ),
+        (
+            "kube-controller-manager",
+            "system:kube-controller-manager",
+            "controllers.kubeconfig",
+        ),
+    ] {
+        say(format!(
+            "starting the {} (elected through the Lease kube-system/{lease})",
+            if lease == "kube-scheduler" {
+                "scheduler"
+            } else {
+                "controllers"
+            }
+        ));
+        let client = node::client_for(&ca, &url, user, &[], &clients.join(file)).await?;
+        let elector =
+            controllers::leader::Elector::new(client.clone(), "kube-system", lease, &identity);
+        let mut stopped = stopped.clone();
+        let until_stopped = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let scheduler = lease == "kube-scheduler";
+        tasks.push(tokio::spawn(async move {
+            let result = controllers::leader::run_elected(elector, until_stopped, || {
+                let client = client.clone();
+                async move {
+                    if scheduler {
+                        scheduler::run(client).await
+                    } else {
+                        controllers::run(client).await
+                    }
+                }
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::error!(lease, error = %e, "stopped");
+            }
+        }));
+    }
+    Ok(ControlPlane { stop, tasks })
+}
+
+/// Starts this machine's agent beside the API server.
 async fn start_node(
     data_dir: &std::path::Path,
     server_addr: SocketAddr,
@@ -256,34 +367,6 @@ async fn start_node(
     let url = format!("https://127.0.0.1:{}", server_addr.port());
     let clients = data_dir.join("clients");
     std::fs::create_dir_all(&clients).with_context(|| format!("creating {}", clients.display()))?;
-    say("starting the scheduler".into());
-    let scheduler = node::client_for(
-        &ca,
-        &url,
-        "system:kube-scheduler",
-        &[],
-        &clients.join("scheduler.kubeconfig"),
-    )
-    .await?;
-    tokio::spawn(async move {
-        if let Err(e) = scheduler::run(scheduler).await {
-            tracing::error!(error = %e, "the scheduler stopped");
-        }
-    });
-    say("starting the controllers".into());
-    let controllers = node::client_for(
-        &ca,
-        &url,
-        "system:kube-controller-manager",
-        &[],
-        &clients.join("controllers.kubeconfig"),
-    )
-    .await?;
-    tokio::spawn(async move {
-        if let Err(e) = controllers::run(controllers).await {
-            tracing::error!(error = %e, "the controllers stopped");
-        }
-    });
     let name = flags.node_name.clone().unwrap_or_else(node::hostname);
     say(format!("starting the node agent ({name})"));
     let client = node::client_for(

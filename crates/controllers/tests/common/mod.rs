@@ -1,6 +1,9 @@
 //! What the controller tests share: a real API server in-process on the
 //! embedded store, and polling until something holds.
 
+// Each test binary includes this module and uses only some of it.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

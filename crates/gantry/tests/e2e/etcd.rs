@@ -157,3 +157,86 @@ fn compacted_resource_versions_are_gone() {
     ns.kubectl(["delete", "cm", "c"]).ok();
     watch.expect_line(Duration::from_secs(10), |l| l == "configmap/c");
 }
+
+/// The holder of a Lease in kube-system, as kubectl shows it.
+fn holder(s: &Server, lease: &str) -> String {
+    s.kubectl([
+        "-n",
+        "kube-system",
+        "get",
+        "lease",
+        lease,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+        "--ignore-not-found",
+    ])
+    .ok()
+}
+
+#[test]
+fn one_server_leads_the_controllers_and_a_killed_leader_hands_over() {
+    let etcd = testkit::EtcdServer::start().expect("starting etcd");
+    let start = || {
+        Server::start_with(Options {
+            store: Some(etcd.spec()),
+            controllers: true,
+            ..Options::default()
+        })
+    };
+    let servers = [start(), start()];
+    let port_of = |h: &str| -> Option<usize> {
+        servers
+            .iter()
+            .position(|s| h.contains(&format!("_{}_", s.addr().port())))
+    };
+    // One leader for each Lease, one of the two servers.
+    let deadline = std::time::Instant::now() + WAIT;
+    let leader = loop {
+        let h = holder(&servers[0], "kube-controller-manager");
+        if let Some(i) = port_of(&h) {
+            break i;
+        }
+        assert!(std::time::Instant::now() < deadline, "no leader: {h:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let other = 1 - leader;
+    let ns = servers[other].namespace("elected");
+    let rs = |name: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {{name: {name}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: busybox:1.36}}]}}\n"
+        )
+    };
+    let pods_of = |name: &str| -> usize {
+        ns.get("pods")["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == name)
+            .count()
+    };
+    ns.apply(&rs("before"));
+    let deadline = std::time::Instant::now() + WAIT;
+    while pods_of("before") < 2 {
+        assert!(std::time::Instant::now() < deadline, "no pods made");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The leader dies without giving its Leases up: the other server takes
+    // them within 15 s and its controllers act.
+    servers[leader].kill();
+    let killed = std::time::Instant::now();
+    ns.apply(&rs("after"));
+    loop {
+        let taken = port_of(&holder(&servers[other], "kube-controller-manager")) == Some(other)
+            && port_of(&holder(&servers[other], "kube-scheduler")) == Some(other);
+        if taken && pods_of("after") == 2 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "no handover within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("handover took {:?}", killed.elapsed());
+}

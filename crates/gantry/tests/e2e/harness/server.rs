@@ -52,6 +52,8 @@ pub struct Options {
     pub tokens: Option<String>,
     /// `--store etcd://...`; the embedded store when `None`.
     pub store: Option<String>,
+    /// `gantry server --controllers`: the scheduler and controllers too.
+    pub controllers: bool,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             mode: Mode::Server,
             tokens: None,
             store: None,
+            controllers: false,
         }
     }
 }
@@ -71,6 +74,7 @@ pub struct Server {
     port: AtomicU16,
     mode: Mode,
     store: Option<String>,
+    controllers: bool,
     child: Mutex<Option<Child>>,
     launcher: testkit::Launcher,
     namespaces: Mutex<HashSet<String>>,
@@ -162,6 +166,7 @@ impl Server {
             agent_port: free_port(),
             mode: options.mode,
             store: options.store,
+            controllers: options.controllers,
             child: Mutex::new(None),
             launcher: testkit::Launcher::new("gantry-launcher").expect("launcher thread"),
             namespaces: Mutex::default(),
@@ -200,6 +205,7 @@ impl Server {
             .arg("--listen")
             .arg(self.addr().to_string())
             .args(self.store.iter().flat_map(|s| ["--store", s.as_str()]))
+            .args(self.controllers.then_some("--controllers"))
             .args(self.node_flags())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
