@@ -2,7 +2,7 @@
 //! real `gantry up` (API server, scheduler and node agent in one process)
 //! running real pods through runc.
 //!
-//! Two figures:
+//! Three figures:
 //! - **Pod start**: a pod created through the API until a watch shows it
 //!   `Running` with its container running, one pod at a time, next to a bare
 //!   `runc run --detach` of the same process on the same root file system
@@ -10,6 +10,9 @@
 //! - **Node cost**: the RSS of `gantry up` idle and with the node's maximum
 //!   of 110 pods running, the shims' RSS beside it, and how long the 110 take
 //!   to be running.
+//! - **Deployment** (issue 5): a 100-replica Deployment until its status says
+//!   all are Ready, next to as many pods created directly until all are
+//!   Running.
 //!
 //! Everything the run creates is named after the benchmark's pid (node,
 //! bridge, nftables table, pod CIDR, state directory, cgroup parent), so it
@@ -74,6 +77,9 @@ struct Plan {
     node_pods: usize,
     /// How long the node sits before its RSS is read.
     settle: Duration,
+    /// Replicas of the Deployment timed until all are Ready (and as many
+    /// pods created directly, its anchor).
+    replicas: usize,
 }
 
 impl Plan {
@@ -84,6 +90,7 @@ impl Plan {
                 per_round: 5,
                 node_pods: 20,
                 settle: Duration::from_secs(2),
+                replicas: 10,
             }
         } else {
             Self {
@@ -91,6 +98,7 @@ impl Plan {
                 per_round: 10,
                 node_pods: 110,
                 settle: Duration::from_secs(3),
+                replicas: 100,
             }
         }
     }
@@ -158,14 +166,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut watch = node.prepare().await?;
         let cost = node_cost(&mut node, &mut watch, &plan).await?;
         let start = pod_start(&mut node, &mut watch, &plan, &args.dir).await?;
+        let deployment = deployment_ready(&mut node, &mut watch, &plan).await?;
         watch.stop();
-        anyhow::Ok((cost, start))
+        anyhow::Ok((cost, start, deployment))
     }
     .await;
     // Delete every pod through the API and stop the node, whatever the
     // figures did, then look for what the agent left behind.
     let leftovers = node.shut_down().await;
-    let (up_cost, start) = result?;
+    let (up_cost, start, deployment) = result?;
     let mut leftovers = leftovers?;
 
     // `gantry agent` alone against a `gantry server`, where the binary has
@@ -202,9 +211,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     print!("{}", start.render(&plan));
     println!();
     print!("{}", render_cost(&plan, &up_cost, agent_cost.as_ref()));
+    println!();
+    let deployment_rows = deployment.rows(&plan);
+    println!(
+        "a Deployment of {} replicas (busybox, sleep 3600) on this node until its status \
+         says all Ready, next to as many pods created directly until all are Running",
+        plan.replicas
+    );
+    print!("{}", table("Deployment", "bare pods", &deployment_rows));
     let mut missed: Vec<String> = start
         .rows()
         .into_iter()
+        .chain(deployment_rows)
         .filter(|r| !r.met())
         .map(|r| r.metric)
         .collect();
@@ -515,6 +533,130 @@ async fn pod_start(
         pod_bound,
         runc_run,
         round_deletes,
+    })
+}
+
+/// The Deployment figure: its pods all Ready, and as many bare pods all
+/// Running (the anchor: the same node work without the controllers).
+struct DeploymentFigures {
+    via_deployment: Duration,
+    direct: Duration,
+}
+
+impl DeploymentFigures {
+    fn rows(&self, plan: &Plan) -> Vec<Row> {
+        vec![Row {
+            metric: format!("{} pods Ready", plan.replicas),
+            ours: self.via_deployment.as_secs_f64(),
+            anchor: self.direct.as_secs_f64(),
+            unit: "s",
+            better: Better::Lower,
+            // Issue 5: a 100-replica Deployment all Ready within 30 s.
+            target: (plan.replicas >= 100).then_some(Goal::AtMost(30.0)),
+        }]
+    }
+}
+
+/// Times `plan.replicas` bare pods until Running, then a Deployment of as
+/// many replicas until its status says all are Ready; then scales it to
+/// zero, waits for its pods to go, and deletes it and its ReplicaSet.
+async fn deployment_ready(
+    node: &mut Node,
+    watch: &mut PodWatch,
+    plan: &Plan,
+) -> anyhow::Result<DeploymentFigures> {
+    let conn = node.creds()?.connect().await?;
+    let n = plan.replicas;
+    eprintln!("gantry-bench pods: {n} bare pods, then a Deployment of {n}");
+    let names: Vec<String> = (0..n).map(|i| format!("direct-{i:03}")).collect();
+    let started = Instant::now();
+    for name in &names {
+        create_pod(&conn, name, node.pinned_node()).await?;
+    }
+    let last = watch
+        .wait_all_running(&names, BATCH_WITHIN)
+        .await
+        .map_err(|e| node.explain(e))?;
+    let direct = last.saturating_duration_since(started);
+    delete_pods(&conn, &names).await?;
+    watch
+        .wait_all_gone(&names, BATCH_WITHIN)
+        .await
+        .map_err(|e| node.explain(e))?;
+
+    let base = format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments");
+    let path = format!("{base}/bench");
+    let d = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "replicas": n,
+            "selector": {"matchLabels": {"app": "bench-deployment"}},
+            "template": {
+                "metadata": {"labels": {"app": "bench-deployment"}},
+                "spec": pod("unused", node.pinned_node())["spec"],
+            },
+        },
+    });
+    let started = Instant::now();
+    conn.post(&base, &d)
+        .await?
+        .expect("creating the Deployment", StatusCode::CREATED)?;
+    let via_deployment = loop {
+        let got = conn
+            .get(&path)
+            .await?
+            .expect("reading the Deployment", StatusCode::OK)?;
+        if got["status"]["readyReplicas"].as_u64() == Some(n as u64) {
+            break started.elapsed();
+        }
+        if started.elapsed() > BATCH_WITHIN {
+            node.check_running()?;
+            bail!(
+                "the Deployment's {n} replicas were not Ready within {BATCH_WITHIN:?}: {:#}",
+                got["status"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Scale to zero (the ReplicaSet deletes the pods), then delete both.
+    let mut got = conn
+        .get(&path)
+        .await?
+        .expect("reading the Deployment", StatusCode::OK)?;
+    got["spec"]["replicas"] = json!(0);
+    conn.put(&path, &got)
+        .await?
+        .expect("scaling the Deployment to zero", StatusCode::OK)?;
+    let pods = format!("/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app%3Dbench-deployment");
+    loop {
+        let list = conn
+            .get(&pods)
+            .await?
+            .expect("listing the pods", StatusCode::OK)?;
+        if list["items"].as_array().is_none_or(Vec::is_empty) {
+            break;
+        }
+        if started.elapsed() > 2 * BATCH_WITHIN {
+            bail!("the Deployment's pods were still there after scaling it to zero");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for p in [
+        path,
+        format!(
+            "/apis/apps/v1/namespaces/{NAMESPACE}/replicasets?labelSelector=app%3Dbench-deployment"
+        ),
+    ] {
+        let reply = conn
+            .send(Method::DELETE, &p, "application/json", Default::default())
+            .await?;
+        reply.expect(&format!("DELETE {p}"), StatusCode::OK)?;
+    }
+    Ok(DeploymentFigures {
+        via_deployment,
+        direct,
     })
 }
 
