@@ -3,7 +3,7 @@
 //! doubling to 10 s, as kube-scheduler's defaults), which a change in the
 //! cluster flushes back to active at once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -56,10 +56,15 @@ struct Entry {
     attempts: u32,
 }
 
+/// The queue's parts. `active` may hold keys of pods forgotten since (they
+/// are skipped when popped), so forgetting a pod is not a search of it;
+/// `backing_off` names the entries in back-off, so popping is not a scan of
+/// every waiting pod.
 #[derive(Default)]
 struct State {
     active: VecDeque<PodKey>,
     entries: HashMap<PodKey, Entry>,
+    backing_off: HashSet<PodKey>,
 }
 
 /// The scheduling queue.
@@ -112,10 +117,15 @@ impl Queue {
     pub(crate) fn replace(&self, pods: Vec<(PodKey, Pod)>) {
         {
             let mut s = self.state.lock();
-            let keep: std::collections::HashSet<&PodKey> = pods.iter().map(|(k, _)| k).collect();
+            let keep: HashSet<&PodKey> = pods.iter().map(|(k, _)| k).collect();
             s.entries.retain(|k, _| keep.contains(k));
-            let State { active, entries } = &mut *s;
+            let State {
+                active,
+                entries,
+                backing_off,
+            } = &mut *s;
             active.retain(|k| entries.contains_key(k));
+            backing_off.retain(|k| entries.contains_key(k));
         }
         for (k, p) in pods {
             self.add(k, p);
@@ -126,13 +136,14 @@ impl Queue {
     pub(crate) fn forget(&self, key: &PodKey) {
         let mut s = self.state.lock();
         if s.entries.remove(key).is_some() {
-            s.active.retain(|k| k != key);
+            s.backing_off.remove(key);
         }
     }
 
     /// Puts a pod that did not fit into back-off; answers its attempts.
     pub(crate) fn back_off(&self, key: PodKey, pod: Pod) -> u32 {
         let mut s = self.state.lock();
+        s.backing_off.insert(key.clone());
         let e = s.entries.entry(key).or_insert(Entry {
             pod: pod.clone(),
             slot: Slot::InFlight,
@@ -156,12 +167,16 @@ impl Queue {
     /// let them fit.
     pub(crate) fn flush_backoff(&self) {
         let mut s = self.state.lock();
-        let State { active, entries } = &mut *s;
+        let State {
+            active,
+            entries,
+            backing_off,
+        } = &mut *s;
         let mut moved = false;
-        for (k, e) in entries.iter_mut() {
-            if matches!(e.slot, Slot::BackingOff(_)) {
+        for k in backing_off.drain() {
+            if let Some(e) = entries.get_mut(&k) {
                 e.slot = Slot::Active;
-                active.push_back(k.clone());
+                active.push_back(k);
                 moved = true;
             }
         }
@@ -177,16 +192,24 @@ impl Queue {
             let wake_at = {
                 let mut s = self.state.lock();
                 let now = Instant::now();
-                let State { active, entries } = &mut *s;
+                let State {
+                    active,
+                    entries,
+                    backing_off,
+                } = &mut *s;
                 // Back-offs that ended rejoin the active queue.
-                for (k, e) in entries.iter_mut() {
-                    if let Slot::BackingOff(until) = e.slot
-                        && until <= now
-                    {
-                        e.slot = Slot::Active;
-                        active.push_back(k.clone());
-                    }
-                }
+                backing_off.retain(|k| match entries.get_mut(k) {
+                    Some(e) => match e.slot {
+                        Slot::BackingOff(until) if until <= now => {
+                            e.slot = Slot::Active;
+                            active.push_back(k.clone());
+                            false
+                        }
+                        Slot::BackingOff(_) => true,
+                        _ => false,
+                    },
+                    None => false,
+                });
                 while let Some(k) = active.pop_front() {
                     if let Some(e) = entries.get_mut(&k)
                         && matches!(e.slot, Slot::Active)
@@ -195,8 +218,9 @@ impl Queue {
                         return (k, e.pod.clone());
                     }
                 }
-                entries
-                    .values()
+                backing_off
+                    .iter()
+                    .filter_map(|k| entries.get(k))
                     .filter_map(|e| match e.slot {
                         Slot::BackingOff(t) => Some(t),
                         _ => None,
