@@ -2,12 +2,20 @@
 //! through the API until what exists is what was asked for. See
 //! ARCHITECTURE.md (`crates/controllers`).
 
+pub mod endpoints;
+pub mod endpointslice;
 pub mod informers;
 pub mod replicaset;
 pub mod selector;
+mod service_pods;
 
 /// Runs every controller until the task is dropped; returns if one stops.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let informers = informers::Informers::new(client);
-    replicaset::run(informers).await
+    tokio::try_join!(
+        replicaset::run(informers.clone()),
+        endpoints::run(informers.clone()),
+        endpointslice::run(informers.clone()),
+    )?;
+    Ok(())
 }
