@@ -194,11 +194,20 @@ async fn endpoints_follow_the_pods_a_service_selects() {
                 set(&["10.1.0.1:8080", "10.1.0.2:8080", "10.1.0.3:9090"]),
                 set(&[]),
             ))
+            && slice_endpoints(&slices, "web")
+                .await
+                .contains("10.1.0.2 true true false")
     })
     .await;
 
-    // Unchanged Endpoints are not written again.
+    // Unchanged Endpoints and slices are not written again.
     let rv = eps.get("web").await.unwrap().resource_version();
+    let versions = |list: Vec<EndpointSlice>| -> BTreeSet<(String, String)> {
+        list.iter()
+            .map(|s| (s.name_any(), s.resource_version().unwrap()))
+            .collect()
+    };
+    let slice_rvs = versions(slices_of(&slices, "web").await);
     pods.patch(
         "a",
         &PatchParams::default(),
@@ -208,6 +217,7 @@ async fn endpoints_follow_the_pods_a_service_selects() {
     .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     assert_eq!(eps.get("web").await.unwrap().resource_version(), rv);
+    assert_eq!(versions(slices_of(&slices, "web").await), slice_rvs);
 
     // A pod on a node being deleted stops for a while: its slice endpoint
     // says it is terminating, and no longer ready though still serving.
