@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service,
 };
@@ -15,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::informers::Informers;
@@ -68,7 +67,7 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
     // Service, so one edited or deleted by hand is put back.
     let by_pod = (services.store(), endpoints.store());
     let svc_store = services.store();
-    Controller::for_stream(services.stream(), services.store())
+    let results = Controller::for_stream(services.stream(), services.store())
         .watches_stream(pods.stream(), move |pod: Pod| {
             let (services, endpoints) = &by_pod;
             let mut refs = sp::services_selecting(services, &pod);
@@ -79,25 +78,18 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
             let svc = ObjectRef::<Service>::new(&ep.name_any()).within(&ep.namespace()?);
             svc_store.get(&svc).map(|_| svc)
         })
-        .run(reconcile, error_policy, Arc::clone(&ctx))
-        .for_each(|result| {
-            let ctx = Arc::clone(&ctx);
-            async move {
-                match result {
-                    // The Service is gone: so are its Endpoints.
-                    Err(controller::Error::ObjectNotFound(svc)) => {
-                        let ns = svc.namespace.clone().unwrap_or_default();
-                        ctx.triggers.forget(&ns, &svc.name);
-                        if let Err(e) = delete(&ctx.client, &ns, &svc.name).await {
-                            tracing::debug!(service = %svc.name, error = %e, "deleting endpoints");
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "endpoints reconcile"),
-                    Ok(_) => {}
-                }
+        .run(reconcile, error_policy, Arc::clone(&ctx));
+    // A Service gone takes its Endpoints with it.
+    sp::follow(results, "endpoints", |ns, name| {
+        let ctx = Arc::clone(&ctx);
+        async move {
+            ctx.triggers.forget(&ns, &name);
+            if let Err(e) = delete(&ctx.client, &ns, &name).await {
+                tracing::debug!(service = %name, error = %e, "deleting endpoints");
             }
-        })
-        .await;
+        }
+    })
+    .await;
     anyhow::bail!("the endpoints controller ended")
 }
 
@@ -161,10 +153,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ctx.endpoints.wait_until_ready().await.ok();
     let ns = svc.namespace().ok_or(Error::NoNamespace)?;
     // Without a selector the Endpoints are the user's.
-    let Some(selector) = sp::selector(&svc) else {
+    let Some(pods) = sp::selected_pods(&ctx.pods, &svc) else {
         return Ok(Action::requeue(RESYNC));
     };
-    let pods = sp::pods_of(&ctx.pods, &svc, selector);
     let trigger = ctx.triggers.observe(&svc, &pods);
     let current = ctx
         .endpoints

@@ -8,14 +8,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::informers::Informers;
@@ -66,7 +65,7 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
     // one edited or deleted by hand is put back and one whose Service is gone
     // is deleted.
     let by_pod = (services.store(), slices.store());
-    Controller::for_stream(services.stream(), services.store())
+    let results = Controller::for_stream(services.stream(), services.store())
         .watches_stream(pods.stream(), move |pod: Pod| {
             let (services, slices) = &by_pod;
             let mut refs = sp::services_selecting(services, &pod);
@@ -77,26 +76,19 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
             let name = managed_for(&slice)?;
             Some(ObjectRef::<Service>::new(name).within(&slice.namespace()?))
         })
-        .run(reconcile, error_policy, Arc::clone(&ctx))
-        .for_each(|result| {
-            let ctx = Arc::clone(&ctx);
-            async move {
-                match result {
-                    // The Service is gone: so are its slices.
-                    Err(controller::Error::ObjectNotFound(svc)) => {
-                        let ns = svc.namespace.clone().unwrap_or_default();
-                        ctx.triggers.forget(&ns, &svc.name);
-                        let doomed = slices_of(&ctx.slices, &ns, &svc.name);
-                        if let Err(e) = delete(&ctx, &ns, &doomed).await {
-                            tracing::debug!(service = %svc.name, error = %e, "deleting slices");
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "endpointslice reconcile"),
-                    Ok(_) => {}
-                }
+        .run(reconcile, error_policy, Arc::clone(&ctx));
+    // A Service gone takes its slices with it.
+    sp::follow(results, "endpointslice", |ns, name| {
+        let ctx = Arc::clone(&ctx);
+        async move {
+            ctx.triggers.forget(&ns, &name);
+            let doomed = slices_of(&ctx.slices, &ns, &name);
+            if let Err(e) = delete(&ctx, &ns, &doomed).await {
+                tracing::debug!(service = %name, error = %e, "deleting slices");
             }
-        })
-        .await;
+        }
+    })
+    .await;
     anyhow::bail!("the endpointslice controller ended")
 }
 
@@ -146,10 +138,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     ctx.pods.wait_until_ready().await.ok();
     ctx.slices.wait_until_ready().await.ok();
     let ns = svc.namespace().ok_or(Error::NoNamespace)?;
-    let Some(selector) = sp::selector(&svc) else {
+    let Some(pods) = sp::selected_pods(&ctx.pods, &svc) else {
         return Ok(Action::requeue(RESYNC));
     };
-    let pods = sp::pods_of(&ctx.pods, &svc, selector);
     let trigger = ctx.triggers.observe(&svc, &pods);
     let existing = slices_of(&ctx.slices, &ns, &svc.name_any());
     let plan = plan(&svc, wanted(&svc, &pods), &existing, trigger);

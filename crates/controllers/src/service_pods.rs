@@ -4,12 +4,16 @@
 //! `TriggerTimeTracker`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+
+use futures::{Stream, StreamExt};
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 /// The annotation saying when the pod or Service change that the object
@@ -58,12 +62,10 @@ fn selects(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// The pods of the Service's namespace its selector matches, by name.
-pub(crate) fn pods_of(
-    pods: &Store<Pod>,
-    svc: &Service,
-    selector: &BTreeMap<String, String>,
-) -> Vec<Arc<Pod>> {
+/// The pods of the Service's namespace its selector matches, by name; None
+/// for a Service without a selector.
+pub(crate) fn selected_pods(pods: &Store<Pod>, svc: &Service) -> Option<Vec<Arc<Pod>>> {
+    let selector = selector(svc)?;
     let ns = svc.namespace();
     let mut found: Vec<Arc<Pod>> = pods
         .state()
@@ -71,7 +73,7 @@ pub(crate) fn pods_of(
         .filter(|p| p.namespace() == ns && selects(selector, p))
         .collect();
     found.sort_by_key(|p| p.name_any());
-    found
+    Some(found)
 }
 
 /// The Services of the pod's namespace whose selector matches it.
@@ -83,6 +85,34 @@ pub(crate) fn services_selecting(services: &Store<Service>, pod: &Pod) -> Vec<Ob
         .filter(|s| selector(s).is_some_and(|sel| selects(sel, pod)))
         .map(|s| ObjectRef::from_obj(s.as_ref()))
         .collect()
+}
+
+/// Drives a Service controller's results to their end. A Service whose turn
+/// came after it was deleted (kube-runtime finds it no longer cached) is
+/// handed to `gone` as (namespace, name), to delete what was published for
+/// it; other failures are logged, and retried by the controller.
+pub(crate) async fn follow<E, Q, F, Fut>(
+    results: impl Stream<Item = Result<(ObjectRef<Service>, Action), controller::Error<E, Q>>>,
+    controller: &str,
+    gone: F,
+) where
+    E: std::error::Error + 'static,
+    Q: std::error::Error + 'static,
+    F: Fn(String, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let gone = &gone;
+    results
+        .for_each(|result| async move {
+            match result {
+                Err(controller::Error::ObjectNotFound(svc)) => {
+                    gone(svc.namespace.clone().unwrap_or_default(), svc.name.clone()).await
+                }
+                Err(e) => tracing::debug!(controller, error = %e, "reconcile failed"),
+                Ok(_) => {}
+            }
+        })
+        .await
 }
 
 /// Whether the pod's Ready condition is True.
