@@ -3,17 +3,23 @@
 //! ARCHITECTURE.md (`crates/controllers`).
 
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod informers;
 pub mod leader;
 pub mod owners;
 pub mod replicaset;
 pub mod selector;
+mod service_pods;
 
 /// Runs every controller until the task is dropped; returns if one stops.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let informers = informers::Informers::new(client);
-    tokio::select! {
-        r = replicaset::run(informers.clone()) => r,
-        r = deployment::run(informers) => r,
-    }
+    tokio::try_join!(
+        replicaset::run(informers.clone()),
+        deployment::run(informers.clone()),
+        endpoints::run(informers.clone()),
+        endpointslice::run(informers.clone()),
+    )?;
+    Ok(())
 }

@@ -24,8 +24,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a one-machine Gantry on the embedded store: the API server, the
-    /// scheduler, the controllers (ReplicaSets so far), and this machine as a
-    /// node.
+    /// scheduler, the controllers (ReplicaSets, Deployments, Endpoints and EndpointSlices so
+    /// far), and this machine as a node.
     Up {
         /// Where Gantry keeps its state.
         #[arg(long, default_value = "/var/lib/gantry")]
