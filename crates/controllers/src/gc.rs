@@ -52,7 +52,8 @@ const REDISCOVER: Duration = Duration::from_secs(5);
 const RESYNC: Duration = Duration::from_secs(30);
 /// How long the workers wait at startup for every kind's first list before
 /// they start anyway (correctness does not depend on it: absent owners are
-/// fetched, and orphaning and foreground deletion wait for the lists).
+/// fetched, and orphaning and foreground deletion wait for the lists), and
+/// how long a kind may fail to list before those stop waiting for it.
 const INITIAL_SYNC: Duration = Duration::from_secs(30);
 /// How many objects are looked at concurrently.
 const WORKERS: usize = 4;
@@ -540,6 +541,7 @@ impl Collector {
         let api: Api<PartialObjectMeta<DynamicObject>> =
             Api::all_with(self.client.clone(), &kind.resource);
         let mut listed: HashSet<String> = HashSet::new();
+        let started = tokio::time::Instant::now();
         let mut events = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
@@ -566,11 +568,23 @@ impl Collector {
                         self.enqueue(touched);
                     }
                 }
-                Err(e) => tracing::debug!(
-                    resource = %kind.resource.plural,
-                    error = %e,
-                    "garbage collector watch failed; retrying"
-                ),
+                Err(e) => {
+                    tracing::debug!(
+                        resource = %kind.resource.plural,
+                        error = %e,
+                        "garbage collector watch failed; retrying"
+                    );
+                    // A kind that cannot be listed has nothing in the graph
+                    // to wait for: after a while, stop holding up foreground
+                    // deletion and orphaning for it.
+                    if started.elapsed() > INITIAL_SYNC && !synced.swap(true, Ordering::AcqRel) {
+                        tracing::warn!(
+                            resource = %kind.resource.plural,
+                            error = %e,
+                            "garbage collector cannot list this kind; going on without it"
+                        );
+                    }
+                }
             }
         }
     }
