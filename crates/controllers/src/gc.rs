@@ -12,8 +12,10 @@
 //! - A dependent whose owners are all gone is deleted (in the background, or
 //!   as its own `orphan`/`foregroundDeletion` finalizer asks); if some owners
 //!   remain, the references to the gone ones are removed instead.
-//! - An owner being deleted in the foreground has its dependents deleted;
-//!   once none with `blockOwnerDeletion` is left, its finalizer is removed.
+//! - An owner being deleted in the foreground has its dependents deleted
+//!   (in the foreground those that own objects themselves, their own
+//!   references made non-blocking first if that could close a cycle); once
+//!   none with `blockOwnerDeletion` is left, its finalizer is removed.
 //! - An owner being deleted with `orphan` has its reference removed from
 //!   every dependent, then its finalizer.
 //!
@@ -62,12 +64,16 @@ const ABSENT_CACHE: usize = 8192;
 /// Kinds never collected: events churn and are owned by nobody.
 const IGNORED: [(&str, &str); 2] = [("", "events"), ("events.k8s.io", "events")];
 
+/// Why an object could not be dealt with yet (it is looked at again later).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
+    /// A request failed.
     #[error("{0}")]
     Api(#[from] kube::Error),
+    /// An owner reference names a kind discovery has not found (yet).
     #[error("owner reference to {kind} in {api_version}, which the server does not serve")]
     UnknownKind { api_version: String, kind: String },
+    /// Foreground deletion and orphaning wait for every kind's first list.
     #[error("not every kind has been listed yet")]
     NotSynced,
 }
@@ -742,6 +748,34 @@ impl Collector {
                 .await
             }
             Verdict::Delete(policy) => {
+                // Deleted in the foreground because an owner waits for it,
+                // while one of its own dependents waits for it too: that
+                // may be a cycle of blocking references, which nothing
+                // would ever break. Its references stop blocking first, as
+                // in Kubernetes.
+                let cycle = policy == PropagationPolicy::Foreground && {
+                    let graph = self.graph.lock().expect("graph poisoned");
+                    graph
+                        .dependents_of(uid)
+                        .iter()
+                        .any(|d| graph.nodes.get(d).is_some_and(Node::deleting_dependents))
+                };
+                if cycle && owners.iter().any(|r| r.block_owner_deletion == Some(true)) {
+                    let unblocked: Vec<OwnerReference> = owners
+                        .iter()
+                        .cloned()
+                        .map(|r| OwnerReference {
+                            block_owner_deletion: Some(false),
+                            ..r
+                        })
+                        .collect();
+                    patch_metadata(
+                        &api,
+                        &node.name,
+                        json!({"ownerReferences": unblocked, "resourceVersion": meta.resource_version}),
+                    )
+                    .await?;
+                }
                 tracing::info!(
                     kind = %node.kind.resource.kind,
                     namespace = node.namespace.as_deref().unwrap_or(""),

@@ -1,7 +1,8 @@
 //! The garbage collector against a real API server (in-process, embedded
 //! store), with the ReplicaSet controller beside it as in `gantry up`:
 //! owners deleted in the background, with their dependents orphaned, and in
-//! the foreground; dependents with several owners, with an owner of the
+//! the foreground (a cycle of blocking owners too); dependents with several
+//! owners, with an owner of the
 //! same name but another uid, with a namespaced owner in another namespace
 //! and with a cluster-scoped one; and a custom resource as the owner. No node
 //! runs here, so pods go as soon as they are deleted unless a finalizer
@@ -330,4 +331,28 @@ async fn a_config_map_owned_by_a_custom_resource_goes_with_it() {
     crds.delete("widgets.example.com", &DeleteParams::default())
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_of_blocking_owners_deleted_in_the_foreground_goes() {
+    let (_dir, _server, client) = server().await;
+    let _controllers = tokio::spawn(controllers::run(client.clone()));
+    let pp = PostParams::default();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    // a owns b and b owns a, each blocking the other's deletion.
+    let a = cms.create(&pp, &config_map("a", vec![])).await.unwrap();
+    let b = cms
+        .create(&pp, &config_map("b", vec![owned_by(&a, true)]))
+        .await
+        .unwrap();
+    let refs = json!({"metadata": {"ownerReferences": [owned_by(&b, true)]}});
+    cms.patch("a", &PatchParams::default(), &Patch::Merge(&refs))
+        .await
+        .unwrap();
+
+    cms.delete("a", &DeleteParams::foreground()).await.unwrap();
+    wait_for("both gone", || async {
+        cms.get_opt("a").await.unwrap().is_none() && cms.get_opt("b").await.unwrap().is_none()
+    })
+    .await;
 }
