@@ -223,20 +223,52 @@ pub enum Output {
     Json,
     /// A `meta.k8s.io/v1` Table (`kubectl get`).
     Table,
+    /// `meta.k8s.io/v1` PartialObjectMetadata: the metadata alone (lists
+    /// are a PartialObjectMetadataList, watch events carry one each), what
+    /// metadata-only informers (the garbage collector's) ask for.
+    Metadata,
 }
 
 /// Reads an Accept header. A Table is served when the client lists it
-/// (kubectl lists Table first, then plain JSON as a fallback).
+/// (kubectl lists Table first, then plain JSON as a fallback); otherwise
+/// metadata alone when the client lists `PartialObjectMetadata` or
+/// `PartialObjectMetadataList` in `meta.k8s.io/v1`.
 pub fn output(accept: &str) -> Output {
-    let wants_table = accept.split(',').any(|part| {
+    let (mut table, mut metadata) = (false, false);
+    for part in accept.split(',') {
         let params: Vec<&str> = part.split(';').map(str::trim).collect();
-        params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io")
-    });
-    if wants_table {
+        if !params.contains(&"g=meta.k8s.io") {
+            continue;
+        }
+        table |= params.contains(&"as=Table");
+        metadata |= params.contains(&"v=v1")
+            && (params.contains(&"as=PartialObjectMetadata")
+                || params.contains(&"as=PartialObjectMetadataList"));
+    }
+    if table {
         Output::Table
+    } else if metadata {
+        Output::Metadata
     } else {
         Output::Json
     }
+}
+
+/// The Content-Type of PartialObjectMetadata responses.
+pub const METADATA_CONTENT_TYPE: &str =
+    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+
+/// The Content-Type of PartialObjectMetadataList responses.
+pub const METADATA_LIST_CONTENT_TYPE: &str =
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+/// An object's PartialObjectMetadata.
+pub fn partial_metadata(obj: &Value) -> Value {
+    serde_json::json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+    })
 }
 
 /// The Content-Type of Table responses.
@@ -352,6 +384,27 @@ mod tests {
             Output::Table
         );
         assert_eq!(output("application/json"), Output::Json);
+        // kube's and client-go's metadata-only requests.
+        for accept in [
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+        ] {
+            assert_eq!(output(accept), Output::Metadata, "{accept}");
+        }
+        assert_eq!(
+            output("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"),
+            Output::Json
+        );
+        assert_eq!(
+            partial_metadata(
+                &serde_json::json!({"kind": "Pod", "metadata": {"name": "a"}, "spec": {}})
+            ),
+            serde_json::json!({
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"name": "a"}
+            })
+        );
         assert_eq!(
             output("application/vnd.kubernetes.protobuf,application/json"),
             Output::Json

@@ -198,9 +198,20 @@ pub fn validate(obj: &Value, rule: NameRule, namespaced: bool) -> Vec<FieldError
             }
         }
     }
-    for f in &finalizers(obj) {
+    let finalizers = finalizers(obj);
+    for f in &finalizers {
         let problems = validation::qualified_name(f);
         errs.extend(field_errors("metadata.finalizers", f, problems));
+    }
+    // The garbage collector cannot both orphan and delete the dependents.
+    if finalizers.iter().any(|f| f == "orphan")
+        && finalizers.iter().any(|f| f == "foregroundDeletion")
+    {
+        errs.push(FieldError::invalid(
+            "metadata.finalizers",
+            format!("{finalizers:?}"),
+            "finalizer orphan and foregroundDeletion cannot be both set",
+        ));
     }
     errs
 }
@@ -243,6 +254,12 @@ mod tests {
                 "metadata.ownerReferences.name",
                 "metadata.finalizers"
             ]
+        );
+        let both =
+            json!({"metadata": {"name": "a", "finalizers": ["orphan", "foregroundDeletion"]}});
+        assert_eq!(
+            validate(&both, NameRule::DnsSubdomain, false)[0].detail,
+            "finalizer orphan and foregroundDeletion cannot be both set"
         );
         let nameless = json!({"metadata": {}});
         assert_eq!(

@@ -185,7 +185,11 @@ async fn empty_namespace(api: &Arc<Api>, namespace: &str) -> ApiResult<bool> {
             ) else {
                 continue;
             };
-            match write::delete(&t, Bytes::new()).await {
+            // In the background, as Kubernetes' namespace controller does:
+            // the owners go now, whatever their kind's default, and their
+            // dependents in this namespace are being deleted here anyway.
+            let background = Bytes::from_static(br#"{"propagationPolicy":"Background"}"#);
+            match write::delete(&t, background).await {
                 Ok(_) => {}
                 Err(e) if e.code == 404 => {}
                 Err(e) => {

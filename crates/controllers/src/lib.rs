@@ -5,6 +5,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod gc;
 pub mod informers;
 pub mod leader;
 pub mod owners;
@@ -14,12 +15,13 @@ mod service_pods;
 
 /// Runs every controller until the task is dropped; returns if one stops.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
-    let informers = informers::Informers::new(client);
+    let informers = informers::Informers::new(client.clone());
     tokio::try_join!(
         replicaset::run(informers.clone()),
         deployment::run(informers.clone()),
         endpoints::run(informers.clone()),
         endpointslice::run(informers.clone()),
+        gc::run(client),
     )?;
     Ok(())
 }

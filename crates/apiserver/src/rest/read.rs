@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use store::{KeyRange, KeyValue, RangeRequest, Revision};
 
 use super::{Target, bytes_response, json_response};
-use crate::codec::{Output, TABLE_CONTENT_TYPE};
+use crate::codec::{
+    self, METADATA_CONTENT_TYPE, METADATA_LIST_CONTENT_TYPE, Output, TABLE_CONTENT_TYPE,
+};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
 use crate::storage;
@@ -51,6 +53,11 @@ pub(crate) async fn get(t: &Target) -> ApiResult<Response> {
 pub(crate) fn respond_object(t: &Target, stored: Value, code: StatusCode) -> ApiResult<Response> {
     match t.output() {
         Output::Json => Ok(json_response(code, &t.to_served(stored))),
+        Output::Metadata => Ok(bytes_response(
+            code,
+            METADATA_CONTENT_TYPE,
+            codec::partial_metadata(&stored).to_string().into_bytes(),
+        )),
         Output::Table => {
             let include = Include::parse(t.query.get("includeObject"))?;
             let rv = storage_rv(&stored);
@@ -339,6 +346,26 @@ pub(crate) async fn list(t: &Target) -> ApiResult<Response> {
             .await
             .map_err(|e| ApiError::internal(format!("building the table: {e}")))??;
             Ok(bytes_response(StatusCode::OK, TABLE_CONTENT_TYPE, body))
+        }
+        Output::Metadata => {
+            let mut items = Vec::with_capacity(page.items.len());
+            for kv in &page.items {
+                let partial = codec::partial_metadata(&decode(kv)?);
+                items.push(Bytes::from(partial.to_string()));
+            }
+            let body = storage::list_bytes(
+                "meta.k8s.io/v1",
+                "PartialObjectMetadataList",
+                page.revision,
+                page.next.as_deref(),
+                page.remaining,
+                items.into_iter().map(|b| (b, None)),
+            );
+            Ok(bytes_response(
+                StatusCode::OK,
+                METADATA_LIST_CONTENT_TYPE,
+                body,
+            ))
         }
         Output::Json if t.def.conversion.is_none() => {
             // Stored bytes are already this version: splice, don't parse.

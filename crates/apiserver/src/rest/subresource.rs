@@ -219,7 +219,7 @@ async fn scale(t: &Target, verb: &str, body: Bytes) -> ApiResult<Response> {
             .ok_or_else(|| ApiError::not_found(&t.def.group, &t.def.plural, t.name()))?;
         let scale = scale_of(&obj, paths);
         return match t.output() {
-            Output::Json => Ok(json_response(StatusCode::OK, &scale)),
+            Output::Json | Output::Metadata => Ok(json_response(StatusCode::OK, &scale)),
             Output::Table => scale_table(t, &scale),
         };
     }

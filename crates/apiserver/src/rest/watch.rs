@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::Target;
 use super::read::{self, Selection};
-use crate::codec::{Output, TABLE_CONTENT_TYPE};
+use crate::codec::{self, METADATA_CONTENT_TYPE, Output, TABLE_CONTENT_TYPE};
 use crate::status::{ApiError, ApiResult};
 use crate::table::{self, Include};
 
@@ -136,6 +136,7 @@ pub(crate) async fn watch(t: Target) -> ApiResult<Response> {
     let content_type = match output {
         Output::Json => "application/json",
         Output::Table => TABLE_CONTENT_TYPE,
+        Output::Metadata => METADATA_CONTENT_TYPE,
     };
     Ok(Response::builder()
         .status(StatusCode::OK)
@@ -192,6 +193,7 @@ impl Stream {
     async fn send(&mut self, kind: &str, stored: Value) -> bool {
         let object = match self.output {
             Output::Json => self.t.to_served(stored),
+            Output::Metadata => codec::partial_metadata(&stored),
             Output::Table => {
                 let storage_def = self.t.storage_def();
                 let rv = crate::meta::meta_str(&stored, "resourceVersion")
@@ -214,9 +216,13 @@ impl Stream {
     }
 
     async fn bookmark(&mut self, rv: Revision) -> bool {
+        let (kind, api_version) = match self.output {
+            Output::Metadata => ("PartialObjectMetadata".into(), "meta.k8s.io/v1".into()),
+            _ => (self.t.def.kind.clone(), self.t.def.group_version()),
+        };
         let object = json!({
-            "kind": self.t.def.kind,
-            "apiVersion": self.t.def.group_version(),
+            "kind": kind,
+            "apiVersion": api_version,
             "metadata": {"resourceVersion": rv.to_string()},
         });
         self.raw("BOOKMARK", object).await

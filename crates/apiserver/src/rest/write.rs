@@ -943,12 +943,83 @@ async fn replace_applied(
     Err(ApiError::conflict(&t.def.group, &t.def.plural, t.name()))
 }
 
+/// What happens to an object's dependents (the objects whose
+/// `ownerReferences` name it) when it is deleted. The garbage collector in
+/// `controllers` does the work; the API server only records the choice as a
+/// finalizer on the owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Propagation {
+    /// The owner goes now; the collector deletes the dependents after.
+    Background,
+    /// The owner stays (finalizer `foregroundDeletion`) until the collector
+    /// has deleted the dependents that block it.
+    Foreground,
+    /// The owner stays (finalizer `orphan`) until the collector has removed
+    /// its reference from every dependent, which then live on.
+    Orphan,
+}
+
+impl Propagation {
+    const ORPHAN_FINALIZER: &str = "orphan";
+    const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+    fn parse(s: &str) -> ApiResult<Self> {
+        match s {
+            "Background" => Ok(Self::Background),
+            "Foreground" => Ok(Self::Foreground),
+            "Orphan" => Ok(Self::Orphan),
+            other => Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            ))),
+        }
+    }
+
+    /// The policy a delete without one gets: Orphan for the versions that
+    /// had it before garbage collection existed (core/v1
+    /// ReplicationControllers, batch/v1 Jobs, the beta workload groups), as
+    /// in Kubernetes; Background for everything else.
+    fn default_for(group: &str, version: &str, resource: &str) -> Self {
+        match (group, version, resource) {
+            ("", "v1", "replicationcontrollers") | ("batch", "v1", "jobs") => Self::Orphan,
+            ("extensions", "v1beta1", _) | ("apps", "v1beta1" | "v1beta2", _) => Self::Orphan,
+            _ => Self::Background,
+        }
+    }
+
+    /// The finalizers of an object being deleted with `asked` (or none):
+    /// the policy asked for wins, then the one a finalizer already records,
+    /// then the kind's default; `orphan` or `foregroundDeletion` is added for
+    /// the winner and the other removed. Unchanged (same order) if the set
+    /// is the same.
+    fn finalizers(asked: Option<Self>, default: Self, existing: &[String]) -> Vec<String> {
+        let recorded = existing.iter().find_map(|f| match f.as_str() {
+            Self::ORPHAN_FINALIZER => Some(Self::Orphan),
+            Self::FOREGROUND_FINALIZER => Some(Self::Foreground),
+            _ => None,
+        });
+        let mut out: Vec<String> = existing
+            .iter()
+            .filter(|f| *f != Self::ORPHAN_FINALIZER && *f != Self::FOREGROUND_FINALIZER)
+            .cloned()
+            .collect();
+        match asked.or(recorded).unwrap_or(default) {
+            Self::Orphan => out.push(Self::ORPHAN_FINALIZER.into()),
+            Self::Foreground => out.push(Self::FOREGROUND_FINALIZER.into()),
+            Self::Background => {}
+        }
+        let same = out.len() == existing.len() && out.iter().all(|f| existing.contains(f));
+        if same { existing.to_vec() } else { out }
+    }
+}
+
 /// DeleteOptions from the body and the query.
 #[derive(Debug, Default)]
 pub(crate) struct DeleteOptions {
     /// Seconds a pod gets to stop; `None`: its own setting.
     pub(crate) grace: Option<i64>,
-    propagation: Option<String>,
+    /// `propagationPolicy`, or the deprecated `orphanDependents` (true:
+    /// Orphan, false: Background); `None`: the object's or kind's default.
+    pub(crate) propagation: Option<Propagation>,
     uid: Option<String>,
     resource_version: Option<String>,
     dry_run: bool,
@@ -958,9 +1029,19 @@ impl DeleteOptions {
     fn parse(t: &Target, body: &Bytes) -> ApiResult<Self> {
         let mut o = DeleteOptions {
             grace: t.query.int("gracePeriodSeconds")?,
-            propagation: t.query.text("propagationPolicy").map(str::to_owned),
             dry_run: t.query.dry_run()?,
             ..Default::default()
+        };
+        let mut policy = t.query.text("propagationPolicy").map(str::to_owned);
+        let mut orphan = match t.query.text("orphanDependents") {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "orphanDependents: invalid boolean {other:?}"
+                )));
+            }
         };
         let trimmed: &[u8] = body.as_ref();
         if trimmed.iter().any(|b| !b.is_ascii_whitespace()) {
@@ -969,12 +1050,10 @@ impl DeleteOptions {
                 o.grace = Some(g);
             }
             if let Some(p) = doc.get("propagationPolicy").and_then(Value::as_str) {
-                o.propagation = Some(p.to_owned());
+                policy = Some(p.to_owned());
             }
-            if doc.get("orphanDependents").and_then(Value::as_bool) == Some(true)
-                && o.propagation.is_none()
-            {
-                o.propagation = Some("Orphan".into());
+            if let Some(b) = doc.get("orphanDependents").and_then(Value::as_bool) {
+                orphan = Some(b);
             }
             o.uid = doc
                 .pointer("/preconditions/uid")
@@ -992,14 +1071,24 @@ impl DeleteOptions {
                 o.dry_run = true;
             }
         }
-        match o.propagation.as_deref() {
-            None | Some("Background" | "Foreground" | "Orphan") => {}
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-                )));
+        o.propagation = match (policy, orphan) {
+            (Some(p), None) => Some(Propagation::parse(&p)?),
+            (None, Some(true)) => Some(Propagation::Orphan),
+            (None, Some(false)) => Some(Propagation::Background),
+            (None, None) => None,
+            (Some(p), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "DeleteOptions",
+                    "",
+                    &[FieldError::invalid(
+                        "propagationPolicy",
+                        kinds::validation::quote(&p),
+                        "orphanDependents and deletionPropagation cannot be both set",
+                    )],
+                ));
             }
-        }
+        };
         if o.grace.is_some_and(|g| g < 0) {
             o.grace = Some(0);
         }
@@ -1081,22 +1170,15 @@ pub(crate) async fn delete_object(
 /// second case and returns true.
 fn mark_for_deletion(t: &Target, obj: &mut Value, options: &DeleteOptions) -> bool {
     let now = chrono::Utc::now();
-    let mut finalizers = meta::finalizers(obj);
-    match options.propagation.as_deref() {
-        Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
-            finalizers.push("foregroundDeletion".into());
-        }
-        Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
-            finalizers.push("orphan".into())
-        }
-        _ => {}
-    }
+    let default = Propagation::default_for(&t.def.group, &t.def.version, &t.def.plural);
+    let finalizers = Propagation::finalizers(options.propagation, default, &meta::finalizers(obj));
     let already = meta::is_deleting(obj);
     if is_core(t, "namespaces") {
         if !already {
             meta::metadata_mut(obj).insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
             meta::metadata_mut(obj).insert("deletionGracePeriodSeconds".into(), json!(0));
         }
+        set_finalizers(obj, finalizers);
         obj["status"]["phase"] = json!("Terminating");
         return true;
     }
@@ -1130,9 +1212,7 @@ fn mark_for_deletion(t: &Target, obj: &mut Value, options: &DeleteOptions) -> bo
                 );
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
             }
-            if !finalizers.is_empty() {
-                m.insert("finalizers".into(), json!(finalizers));
-            }
+            set_finalizers(obj, finalizers);
             return true;
         }
     }
@@ -1144,8 +1224,18 @@ fn mark_for_deletion(t: &Target, obj: &mut Value, options: &DeleteOptions) -> bo
         m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
         m.insert("deletionGracePeriodSeconds".into(), json!(0));
     }
-    m.insert("finalizers".into(), json!(finalizers));
+    set_finalizers(obj, finalizers);
     true
+}
+
+/// Sets `metadata.finalizers`, leaving the field out when there are none.
+fn set_finalizers(obj: &mut Value, finalizers: Vec<String>) {
+    let m = meta::metadata_mut(obj);
+    if finalizers.is_empty() {
+        m.remove("finalizers");
+    } else {
+        m.insert("finalizers".into(), json!(finalizers));
+    }
 }
 
 /// DELETE of a collection: every object matching the selectors.
@@ -1169,4 +1259,77 @@ pub(crate) async fn delete_collection(t: &Target, body: Bytes) -> ApiResult<Resp
         "items": deleted,
     });
     Ok(json_response(StatusCode::OK, &list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Propagation::{self, Background, Foreground, Orphan};
+
+    #[test]
+    fn propagation_defaults_to_orphan_only_for_the_old_workload_versions() {
+        for (group, version, resource, want) in [
+            ("", "v1", "replicationcontrollers", Orphan),
+            ("batch", "v1", "jobs", Orphan),
+            ("apps", "v1beta2", "replicasets", Orphan),
+            ("extensions", "v1beta1", "deployments", Orphan),
+            ("apps", "v1", "replicasets", Background),
+            ("", "v1", "configmaps", Background),
+            ("example.com", "v1", "widgets", Background),
+        ] {
+            assert_eq!(
+                Propagation::default_for(group, version, resource),
+                want,
+                "{group}/{version} {resource}"
+            );
+        }
+    }
+
+    #[test]
+    fn propagation_finalizers_follow_the_request_then_the_object_then_the_default() {
+        let f = |asked, default, existing: &[&str]| {
+            let existing: Vec<String> = existing.iter().map(|s| s.to_string()).collect();
+            Propagation::finalizers(asked, default, &existing)
+        };
+        // Asked for, the kind's default, the finalizers before, after.
+        type Case<'a> = (
+            Option<Propagation>,
+            Propagation,
+            &'a [&'a str],
+            &'a [&'a str],
+        );
+        let cases: &[Case] = &[
+            (None, Background, &[], &[]),
+            (None, Orphan, &[], &["orphan"]),
+            (Some(Foreground), Background, &[], &["foregroundDeletion"]),
+            (Some(Orphan), Background, &["a.io/x"], &["a.io/x", "orphan"]),
+            // A second delete switches the policy.
+            (
+                Some(Orphan),
+                Background,
+                &["foregroundDeletion"],
+                &["orphan"],
+            ),
+            (Some(Background), Orphan, &["orphan", "a.io/x"], &["a.io/x"]),
+            // Without one, the recorded policy stays, in its place.
+            (
+                None,
+                Background,
+                &["orphan", "a.io/x"],
+                &["orphan", "a.io/x"],
+            ),
+            (
+                None,
+                Orphan,
+                &["foregroundDeletion"],
+                &["foregroundDeletion"],
+            ),
+        ];
+        for (asked, default, existing, want) in cases {
+            assert_eq!(
+                f(*asked, *default, existing),
+                *want,
+                "{asked:?} {default:?} {existing:?}"
+            );
+        }
+    }
 }

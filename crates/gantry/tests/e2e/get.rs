@@ -777,3 +777,50 @@ fn lists_longer_than_kubectls_default_page() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(ns.kubectl(["get", "cm", "-o", "name"]).ok(), "");
 }
+
+#[test]
+fn metadata_only_requests_get_partial_object_metadata() {
+    let s = Server::shared();
+    let ns = s.namespace("partial");
+    ns.kubectl(["create", "configmap", "c", "--from-literal=k=v"])
+        .ok();
+    let accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+    let list_accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+    let base = format!("/api/v1/namespaces/{}/configmaps", ns.name);
+    let get =
+        |path: &str, accept: &str| s.request(Request::new("GET", path).header("Accept", accept));
+
+    let r = get(&format!("{base}/c"), accept);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some(accept));
+    let one = r.json();
+    assert_eq!(one["kind"], "PartialObjectMetadata");
+    assert_eq!(one["apiVersion"], "meta.k8s.io/v1");
+    assert_eq!(one["metadata"]["name"], "c");
+    assert!(one["metadata"]["resourceVersion"].is_string());
+    assert!(one.get("data").is_none(), "{one:#}");
+
+    let r = get(&base, list_accept);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = r.json();
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+    assert!(list["metadata"]["resourceVersion"].is_string());
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0], one);
+
+    let r = get(&format!("{base}?watch=true&timeoutSeconds=1"), accept);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events: Vec<serde_json::Value> = r
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"], one);
+
+    // Plain JSON is still the whole object.
+    let r = get(&format!("{base}/c"), "application/json");
+    assert_eq!(r.json()["data"]["k"], "v");
+}

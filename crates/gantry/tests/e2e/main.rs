@@ -2,7 +2,7 @@
 //! (1.32) and the real Python client (`kubernetes==32.0.1`), checking what
 //! issues 3 and 4 promise: that both work unchanged, as against a real
 //! cluster, and that the pods they create run (`pods`, on a `gantry up`
-//! node; as root); and, of issue 5, the controllers so far (`controllers`,
+//! node; as root); and, of issue 5, the controllers so far (`controllers`, `gc`,
 //! `endpoints`).
 //!
 //! Most tests share one server per process ([`harness::Server::shared`])
@@ -22,6 +22,7 @@ mod discovery;
 mod endpoints;
 mod errors;
 mod etcd;
+mod gc;
 mod get;
 mod legacy;
 mod modify;
