@@ -294,6 +294,102 @@ impl Cache {
         }
         chosen
     }
+
+    /// Where a pod that fits nowhere could go by evicting pods of lower
+    /// priority, and which ones: kube-scheduler's DefaultPreemption, pure.
+    /// On each node every lower-priority pod is taken away; if the pod then
+    /// passes the filters, the would-be victims are given back one by one,
+    /// highest priority first, while it still does. The node whose victims
+    /// have the lowest highest priority wins, then the lowest priority sum,
+    /// then the fewest. Pods already being deleted are counted as gone but
+    /// never chosen again, so a retry while victims terminate evicts no
+    /// more. `None` when the pod may not preempt (`preemptionPolicy:
+    /// Never`) or no node would do.
+    ///
+    /// Only room (resources, pod count, ports) is freed this way: what
+    /// inter-pod affinity and topology spreading counted before the nodes
+    /// were looked at still counts the victims, as a simplification.
+    pub(crate) fn preempt(
+        &self,
+        pod: &Pod,
+        requests: Resources,
+        filters: &[Box<dyn Filter>],
+    ) -> Option<Preemption> {
+        let spec = pod.spec.as_ref()?;
+        if spec.preemption_policy.as_deref() == Some("Never") {
+            return None;
+        }
+        let priority = spec.priority.unwrap_or(0);
+        let cluster = Cluster {
+            nodes: &self.nodes,
+            image_nodes: &self.image_nodes,
+            with_affinity: self.with_affinity,
+        };
+        let ctx = PodContext::new(pod, requests, &cluster);
+        let fits = |info: &NodeInfo| filters.iter().all(|f| f.filter(&ctx, info).is_ok());
+        let mut best: Option<((i32, i64, usize), Preemption)> = None;
+        for info in self.nodes.values() {
+            let lower: Vec<Arc<PlacedPod>> = info
+                .placed
+                .iter()
+                .filter(|p| p.priority < priority)
+                .cloned()
+                .collect();
+            if lower.is_empty() {
+                continue;
+            }
+            let mut reduced = info.clone();
+            for p in &lower {
+                reduced.remove(&p.uid);
+            }
+            if !fits(&reduced) {
+                continue;
+            }
+            let mut candidates: Vec<Arc<PlacedPod>> =
+                lower.into_iter().filter(|p| !p.deleting).collect();
+            candidates.sort_by_key(|p| std::cmp::Reverse(p.priority));
+            let mut victims = Vec::new();
+            for p in candidates {
+                reduced.add(Arc::clone(&p));
+                if !fits(&reduced) {
+                    reduced.remove(&p.uid);
+                    victims.push(p);
+                }
+            }
+            let rank = (
+                victims.iter().map(|v| v.priority).max().unwrap_or(i32::MIN),
+                victims.iter().map(|v| i64::from(v.priority)).sum(),
+                victims.len(),
+            );
+            if best.as_ref().is_none_or(|(r, _)| rank < *r) {
+                let victims = victims
+                    .iter()
+                    .map(|v| PodKey {
+                        namespace: v.namespace.clone(),
+                        name: v.name.clone(),
+                        uid: v.uid.clone(),
+                    })
+                    .collect();
+                best = Some((
+                    rank,
+                    Preemption {
+                        node: info.name().to_owned(),
+                        victims,
+                    },
+                ));
+            }
+        }
+        best.map(|(_, p)| p)
+    }
+}
+
+/// A node a pod can have by evicting pods from it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Preemption {
+    /// The node, to be written as the pod's `status.nominatedNodeName`.
+    pub(crate) node: String,
+    /// The pods to delete (none when earlier victims are still going).
+    pub(crate) victims: Vec<PodKey>,
 }
 
 /// Adds (or takes away) a node's images to the count of nodes having each.
@@ -409,5 +505,45 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.contains("Insufficient cpu"), "{err}");
+    }
+
+    fn prioritised(uid: &str, cpu: &str, node: Option<&str>, priority: i32) -> Pod {
+        let mut p = pod(uid, cpu, node);
+        p.spec.as_mut().unwrap().priority = Some(priority);
+        p
+    }
+
+    #[test]
+    fn preemption_evicts_the_fewest_lowest_priority_pods() {
+        let mut c = Cache::default();
+        c.replace_nodes(vec![node("a", "2"), node("b", "2")]);
+        // a: two 1-cpu pods at priority 10 and 1; b: one 2-cpu pod at 5.
+        c.put_pod(&prioritised("a10", "1", Some("a"), 10));
+        c.put_pod(&prioritised("a1", "1", Some("a"), 1));
+        c.put_pod(&prioritised("b5", "2", Some("b"), 5));
+        let f = default_filters();
+        let wants = |cpu: &str, priority: i32| {
+            let p = prioritised("new", cpu, None, priority);
+            let req = pod_requests(p.spec.as_ref().unwrap());
+            c.preempt(&p, req, &f).map(|p| {
+                (
+                    p.node,
+                    p.victims.into_iter().map(|v| v.uid).collect::<Vec<_>>(),
+                )
+            })
+        };
+        // 1 cpu at priority 20: evicting a1 (priority 1) beats evicting b5.
+        assert_eq!(wants("1", 20), Some(("a".into(), vec!["a1".into()])));
+        // 2 cpu at priority 20: a would lose 10 and 1, b only 5.
+        assert_eq!(wants("2", 20), Some(("b".into(), vec!["b5".into()])));
+        // At priority 5 only a1 is lower; it frees 1 cpu, enough for 1.
+        assert_eq!(wants("1", 5), Some(("a".into(), vec!["a1".into()])));
+        assert_eq!(wants("2", 5), None);
+        // Priority 0 preempts nobody; nor does preemptionPolicy Never.
+        assert_eq!(wants("1", 0), None);
+        let mut never = prioritised("new", "1", None, 20);
+        never.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
+        let req = pod_requests(never.spec.as_ref().unwrap());
+        assert_eq!(c.preempt(&never, req, &f), None);
     }
 }
