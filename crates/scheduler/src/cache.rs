@@ -303,7 +303,8 @@ impl Cache {
     /// have the lowest highest priority wins, then the lowest priority sum,
     /// then the fewest. Pods already being deleted are counted as gone but
     /// never chosen again, so a retry while victims terminate evicts no
-    /// more. `None` when the pod may not preempt (`preemptionPolicy:
+    /// more; the room they free is kept for the pod nominated to that
+    /// node. `None` when the pod may not preempt (`preemptionPolicy:
     /// Never`) or no node would do.
     ///
     /// Only room (resources, pod count, ports) is freed this way: what
@@ -320,6 +321,10 @@ impl Cache {
             return None;
         }
         let priority = spec.priority.unwrap_or(0);
+        let nominated = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref());
         let cluster = Cluster {
             nodes: &self.nodes,
             image_nodes: &self.image_nodes,
@@ -355,6 +360,11 @@ impl Cache {
                     reduced.remove(&p.uid);
                     victims.push(p);
                 }
+            }
+            // Room freed only by pods already going was claimed by the pod
+            // that evicted them: it is this pod's only if nominated here.
+            if victims.is_empty() && nominated != Some(info.name()) {
+                continue;
             }
             let rank = (
                 victims.iter().map(|v| v.priority).max().unwrap_or(i32::MIN),
@@ -522,7 +532,7 @@ mod tests {
         c.put_pod(&prioritised("a1", "1", Some("a"), 1));
         c.put_pod(&prioritised("b5", "2", Some("b"), 5));
         let f = default_filters();
-        let wants = |cpu: &str, priority: i32| {
+        let wants = |c: &Cache, cpu: &str, priority: i32| {
             let p = prioritised("new", cpu, None, priority);
             let req = pod_requests(p.spec.as_ref().unwrap());
             c.preempt(&p, req, &f).map(|p| {
@@ -533,17 +543,36 @@ mod tests {
             })
         };
         // 1 cpu at priority 20: evicting a1 (priority 1) beats evicting b5.
-        assert_eq!(wants("1", 20), Some(("a".into(), vec!["a1".into()])));
+        assert_eq!(wants(&c, "1", 20), Some(("a".into(), vec!["a1".into()])));
         // 2 cpu at priority 20: a would lose 10 and 1, b only 5.
-        assert_eq!(wants("2", 20), Some(("b".into(), vec!["b5".into()])));
+        assert_eq!(wants(&c, "2", 20), Some(("b".into(), vec!["b5".into()])));
         // At priority 5 only a1 is lower; it frees 1 cpu, enough for 1.
-        assert_eq!(wants("1", 5), Some(("a".into(), vec!["a1".into()])));
-        assert_eq!(wants("2", 5), None);
+        assert_eq!(wants(&c, "1", 5), Some(("a".into(), vec!["a1".into()])));
+        assert_eq!(wants(&c, "2", 5), None);
         // Priority 0 preempts nobody; nor does preemptionPolicy Never.
-        assert_eq!(wants("1", 0), None);
+        assert_eq!(wants(&c, "1", 0), None);
         let mut never = prioritised("new", "1", None, 20);
         never.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
         let req = pod_requests(never.spec.as_ref().unwrap());
         assert_eq!(c.preempt(&never, req, &f), None);
+
+        // a1 is being deleted (an earlier preemption): its room belongs to
+        // the pod nominated to a, which evicts no more; any other pod has
+        // to find its own victims.
+        let mut going = prioritised("a1", "1", Some("a"), 1);
+        going.metadata.deletion_timestamp =
+            Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap());
+        c.put_pod(&going);
+        assert_eq!(wants(&c, "1", 20), Some(("b".into(), vec!["b5".into()])));
+        let mut nominated = prioritised("new", "1", None, 20);
+        nominated.status = Some(serde_json::from_value(json!({"nominatedNodeName": "a"})).unwrap());
+        let req = pod_requests(nominated.spec.as_ref().unwrap());
+        assert_eq!(
+            c.preempt(&nominated, req, &f),
+            Some(Preemption {
+                node: "a".into(),
+                victims: vec![]
+            })
+        );
     }
 }

@@ -273,3 +273,56 @@ async fn topology_spread_keeps_zones_within_max_skew() {
     assert_eq!(in_b, 2, "{placed:?}");
     scheduler.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_higher_priority_pod_evicts_a_lower_one() {
+    let (_dir, _server, client) = server().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pp = PostParams::default();
+    nodes.create(&pp, &node("only", "1")).await.unwrap();
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let with_priority = |name: &str, priority: i32| {
+        let mut p = pod(name, "800m");
+        p.spec.as_mut().unwrap().priority = Some(priority);
+        p
+    };
+    pods.create(&pp, &with_priority("low", 1)).await.unwrap();
+    wait_for("low to be bound", || async {
+        node_of(&pods, "low").await.is_some()
+    })
+    .await;
+    // No room left for another 800m pod: the higher one takes the node's
+    // nomination and the lower one is deleted.
+    pods.create(&pp, &with_priority("high", 100)).await.unwrap();
+    wait_for("high to be nominated", || async {
+        pods.get("high")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.nominated_node_name)
+            .as_deref()
+            == Some("only")
+    })
+    .await;
+    wait_for("low to be deleted", || async {
+        match pods.get_opt("low").await.unwrap() {
+            None => true,
+            Some(p) => p.metadata.deletion_timestamp.is_some(),
+        }
+    })
+    .await;
+    // A pod of equal or lower priority evicts nobody.
+    pods.create(&pp, &with_priority("peer", 100)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(pods.get("high").await.is_ok());
+    assert_eq!(
+        pods.get("peer")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.nominated_node_name),
+        None
+    );
+    scheduler.abort();
+}
