@@ -5,12 +5,14 @@
 //! watch has not caught up (*assumed*). Both count against the node.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::SCHEDULER_NAME;
 use crate::plugins::{
-    Filter, NodeInfo, Resources, Score, host_ports, pod_requests, unschedulable_message,
+    Cluster, Filter, NodeInfo, PlacedPod, PodContext, Resources, Score, pod_requests,
+    unschedulable_message,
 };
 use crate::queue::PodKey;
 
@@ -18,8 +20,7 @@ use crate::queue::PodKey;
 #[derive(Clone, Debug)]
 struct Placement {
     node: String,
-    requests: Resources,
-    ports: Vec<(String, String, i32)>,
+    pod: Arc<PlacedPod>,
 }
 
 /// Nodes and placements.
@@ -28,6 +29,11 @@ pub(crate) struct Cache {
     nodes: BTreeMap<String, NodeInfo>,
     /// Placements by pod uid.
     placed: HashMap<String, Placement>,
+    /// How many nodes have each image (normalised name), for ImageLocality.
+    image_nodes: HashMap<String, usize>,
+    /// How many placed pods have pod affinity or anti-affinity terms, so
+    /// that inter-pod affinity costs nothing while there are none.
+    with_affinity: usize,
     /// Where the next search for feasible nodes starts, so that searches
     /// that stop early still spread over all nodes.
     next_start: usize,
@@ -81,39 +87,49 @@ impl Cache {
             .collect();
         for p in self.placed.values() {
             if let Some(info) = fresh.get_mut(&p.node) {
-                add(info, p);
+                info.add(Arc::clone(&p.pod));
             }
         }
-        std::mem::swap(&mut self.nodes, &mut fresh);
+        self.image_nodes.clear();
+        for info in fresh.values() {
+            count_images(&mut self.image_nodes, info, true);
+        }
+        self.nodes = fresh;
     }
 
     pub(crate) fn put_node(&mut self, node: Node) {
         let name = node.metadata.name.clone().unwrap_or_default();
         match self.nodes.get_mut(&name) {
-            Some(info) => info.node = node,
+            Some(info) => {
+                count_images(&mut self.image_nodes, info, false);
+                info.set_node(node);
+                count_images(&mut self.image_nodes, info, true);
+            }
             None => {
                 let mut info = NodeInfo::new(node);
                 for p in self.placed.values().filter(|p| p.node == name) {
-                    add(&mut info, p);
+                    info.add(Arc::clone(&p.pod));
                 }
+                count_images(&mut self.image_nodes, &info, true);
                 self.nodes.insert(name, info);
             }
         }
     }
 
     pub(crate) fn remove_node(&mut self, name: &str) {
-        self.nodes.remove(name);
+        if let Some(info) = self.nodes.remove(name) {
+            count_images(&mut self.image_nodes, &info, false);
+        }
     }
 
     /// Replaces every placement from a fresh list; answers the pods that
     /// wait for a node. Assumed placements the list does not show yet stay.
     pub(crate) fn replace_pods(&mut self, pods: &[Pod]) -> Vec<(PodKey, Pod)> {
         for info in self.nodes.values_mut() {
-            info.requested = Resources::default();
-            info.pods = 0;
-            info.host_ports.clear();
+            info.clear_pods();
         }
         let assumed = std::mem::take(&mut self.placed);
+        self.with_affinity = 0;
         let mut pending = Vec::new();
         for pod in pods {
             if let Some(key) = self.put_pod(pod) {
@@ -122,10 +138,7 @@ impl Cache {
         }
         for (uid, p) in assumed {
             if !self.placed.contains_key(&uid) && pending.iter().all(|(k, _)| k.uid != uid) {
-                if let Some(info) = self.nodes.get_mut(&p.node) {
-                    add(info, &p);
-                }
-                self.placed.insert(uid, p);
+                self.place(uid, p);
             }
         }
         pending
@@ -143,12 +156,12 @@ impl Cache {
         match node {
             Some(node) if !is_terminal(pod) => {
                 let spec = pod.spec.as_ref().expect("a pod with a node has a spec");
+                let placed = PlacedPod::of(pod, pod_requests(spec));
                 self.place(
                     uid,
                     Placement {
                         node,
-                        requests: pod_requests(spec),
-                        ports: host_ports(spec),
+                        pod: Arc::new(placed),
                     },
                 );
                 None
@@ -166,13 +179,11 @@ impl Cache {
 
     /// Counts a pod on a node before the API confirms the binding.
     pub(crate) fn assume(&mut self, pod: &Pod, node: &str, requests: Resources) {
-        let spec = pod.spec.as_ref();
         self.place(
             pod.metadata.uid.clone().unwrap_or_default(),
             Placement {
                 node: node.to_owned(),
-                requests,
-                ports: spec.map(host_ports).unwrap_or_default(),
+                pod: Arc::new(PlacedPod::of(pod, requests)),
             },
         );
     }
@@ -185,28 +196,29 @@ impl Cache {
     fn place(&mut self, uid: String, p: Placement) {
         self.unplace(&uid);
         if let Some(info) = self.nodes.get_mut(&p.node) {
-            add(info, &p);
+            info.add(Arc::clone(&p.pod));
+        }
+        if p.pod.terms.is_some() {
+            self.with_affinity += 1;
         }
         self.placed.insert(uid, p);
     }
 
     fn unplace(&mut self, uid: &str) {
-        if let Some(old) = self.placed.remove(uid)
-            && let Some(info) = self.nodes.get_mut(&old.node)
-        {
-            info.requested = info.requested.minus(old.requests);
-            info.pods = info.pods.saturating_sub(1);
-            for port in &old.ports {
-                if let Some(i) = info.host_ports.iter().position(|p| p == port) {
-                    info.host_ports.swap_remove(i);
-                }
+        if let Some(old) = self.placed.remove(uid) {
+            if old.pod.terms.is_some() {
+                self.with_affinity -= 1;
+            }
+            if let Some(info) = self.nodes.get_mut(&old.node) {
+                info.remove(uid);
             }
         }
     }
 
     /// The best node for a pod, or why none fits. Like kube-scheduler, the
     /// search stops once [`nodes_to_find`] nodes have passed the filters,
-    /// and the next search starts where this one stopped.
+    /// and the next search starts where this one stopped; the nodes found
+    /// are then scored by every score plugin and its weight.
     pub(crate) fn choose(
         &mut self,
         pod: &Pod,
@@ -221,9 +233,14 @@ impl Cache {
         } else {
             self.next_start % total
         };
-        let mut best: Option<(i64, &str)> = None;
+        let cluster = Cluster {
+            nodes: &self.nodes,
+            image_nodes: &self.image_nodes,
+            with_affinity: self.with_affinity,
+        };
+        let ctx = PodContext::new(pod, requests, &cluster);
         let mut reasons = Vec::new();
-        let mut feasible = 0;
+        let mut feasible: Vec<&NodeInfo> = Vec::new();
         let mut visited = 0;
         let order = self
             .nodes
@@ -231,42 +248,172 @@ impl Cache {
             .skip(start)
             .chain(self.nodes.values().take(start));
         for info in order {
-            if feasible == wanted {
+            if feasible.len() == wanted {
                 break;
             }
             visited += 1;
             let mut why = Vec::new();
             for f in filters {
-                if let Err(r) = f.filter(pod, requests, info) {
+                if let Err(r) = f.filter(&ctx, info) {
                     why.extend(r);
                     break;
                 }
             }
-            if !why.is_empty() {
+            if why.is_empty() {
+                feasible.push(info);
+            } else {
                 reasons.push(why);
-                continue;
-            }
-            feasible += 1;
-            let score: i64 = scores.iter().map(|s| s.score(pod, requests, info)).sum();
-            if best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, info.name()));
             }
         }
-        let chosen = match best {
-            Some((_, name)) => Ok(name.to_owned()),
-            None => Err(unschedulable_message(total, &reasons)),
+        let chosen = match feasible.len() {
+            0 => Err(unschedulable_message(total, &reasons)),
+            // One candidate needs no ranking.
+            1 => Ok(feasible[0].name().to_owned()),
+            n => {
+                let mut totals = vec![0i64; n];
+                let mut each = vec![0i64; n];
+                for s in scores {
+                    each.fill(0);
+                    s.score(&ctx, &cluster, &feasible, &mut each);
+                    for (t, e) in totals.iter_mut().zip(&each) {
+                        *t += s.weight() * e;
+                    }
+                }
+                // The first of the best, in search order.
+                let mut best = 0;
+                for (i, t) in totals.iter().enumerate() {
+                    if *t > totals[best] {
+                        best = i;
+                    }
+                }
+                Ok(feasible[best].name().to_owned())
+            }
         };
         if total > 0 {
             self.next_start = (start + visited) % total;
         }
         chosen
     }
+
+    /// Where a pod that fits nowhere could go by evicting pods of lower
+    /// priority, and which ones: kube-scheduler's DefaultPreemption, pure.
+    /// On each node every lower-priority pod is taken away; if the pod then
+    /// passes the filters, the would-be victims are given back one by one,
+    /// highest priority first, while it still does. The node whose victims
+    /// have the lowest highest priority wins, then the lowest priority sum,
+    /// then the fewest. Pods already being deleted are counted as gone but
+    /// never chosen again, so a retry while victims terminate evicts no
+    /// more; the room they free is kept for the pod nominated to that
+    /// node. `None` when the pod may not preempt (`preemptionPolicy:
+    /// Never`) or no node would do.
+    ///
+    /// Only room (resources, pod count, ports) is freed this way: what
+    /// inter-pod affinity and topology spreading counted before the nodes
+    /// were looked at still counts the victims, as a simplification.
+    pub(crate) fn preempt(
+        &self,
+        pod: &Pod,
+        requests: Resources,
+        filters: &[Box<dyn Filter>],
+    ) -> Option<Preemption> {
+        let spec = pod.spec.as_ref()?;
+        if spec.preemption_policy.as_deref() == Some("Never") {
+            return None;
+        }
+        let priority = spec.priority.unwrap_or(0);
+        let nominated = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref());
+        let cluster = Cluster {
+            nodes: &self.nodes,
+            image_nodes: &self.image_nodes,
+            with_affinity: self.with_affinity,
+        };
+        let ctx = PodContext::new(pod, requests, &cluster);
+        let fits = |info: &NodeInfo| filters.iter().all(|f| f.filter(&ctx, info).is_ok());
+        let mut best: Option<((i32, i64, usize), Preemption)> = None;
+        for info in self.nodes.values() {
+            let lower: Vec<Arc<PlacedPod>> = info
+                .placed
+                .iter()
+                .filter(|p| p.priority < priority)
+                .cloned()
+                .collect();
+            if lower.is_empty() {
+                continue;
+            }
+            let mut reduced = info.clone();
+            for p in &lower {
+                reduced.remove(&p.uid);
+            }
+            if !fits(&reduced) {
+                continue;
+            }
+            let mut candidates: Vec<Arc<PlacedPod>> =
+                lower.into_iter().filter(|p| !p.deleting).collect();
+            candidates.sort_by_key(|p| std::cmp::Reverse(p.priority));
+            let mut victims = Vec::new();
+            for p in candidates {
+                reduced.add(Arc::clone(&p));
+                if !fits(&reduced) {
+                    reduced.remove(&p.uid);
+                    victims.push(p);
+                }
+            }
+            // Room freed only by pods already going was claimed by the pod
+            // that evicted them: it is this pod's only if nominated here.
+            if victims.is_empty() && nominated != Some(info.name()) {
+                continue;
+            }
+            let rank = (
+                victims.iter().map(|v| v.priority).max().unwrap_or(i32::MIN),
+                victims.iter().map(|v| i64::from(v.priority)).sum(),
+                victims.len(),
+            );
+            if best.as_ref().is_none_or(|(r, _)| rank < *r) {
+                let victims = victims
+                    .iter()
+                    .map(|v| PodKey {
+                        namespace: v.namespace.clone(),
+                        name: v.name.clone(),
+                        uid: v.uid.clone(),
+                    })
+                    .collect();
+                best = Some((
+                    rank,
+                    Preemption {
+                        node: info.name().to_owned(),
+                        victims,
+                    },
+                ));
+            }
+        }
+        best.map(|(_, p)| p)
+    }
 }
 
-fn add(info: &mut NodeInfo, p: &Placement) {
-    info.requested = info.requested.plus(p.requests);
-    info.pods += 1;
-    info.host_ports.extend(p.ports.iter().cloned());
+/// A node a pod can have by evicting pods from it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Preemption {
+    /// The node, to be written as the pod's `status.nominatedNodeName`.
+    pub(crate) node: String,
+    /// The pods to delete (none when earlier victims are still going).
+    pub(crate) victims: Vec<PodKey>,
+}
+
+/// Adds (or takes away) a node's images to the count of nodes having each.
+fn count_images(counts: &mut HashMap<String, usize>, info: &NodeInfo, add: bool) {
+    for (name, _) in info.images() {
+        if add {
+            *counts.entry(name.to_owned()).or_default() += 1;
+        } else if let Some(n) = counts.get_mut(name) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(name);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -368,5 +515,64 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.contains("Insufficient cpu"), "{err}");
+    }
+
+    fn prioritised(uid: &str, cpu: &str, node: Option<&str>, priority: i32) -> Pod {
+        let mut p = pod(uid, cpu, node);
+        p.spec.as_mut().unwrap().priority = Some(priority);
+        p
+    }
+
+    #[test]
+    fn preemption_evicts_the_fewest_lowest_priority_pods() {
+        let mut c = Cache::default();
+        c.replace_nodes(vec![node("a", "2"), node("b", "2")]);
+        // a: two 1-cpu pods at priority 10 and 1; b: one 2-cpu pod at 5.
+        c.put_pod(&prioritised("a10", "1", Some("a"), 10));
+        c.put_pod(&prioritised("a1", "1", Some("a"), 1));
+        c.put_pod(&prioritised("b5", "2", Some("b"), 5));
+        let f = default_filters();
+        let wants = |c: &Cache, cpu: &str, priority: i32| {
+            let p = prioritised("new", cpu, None, priority);
+            let req = pod_requests(p.spec.as_ref().unwrap());
+            c.preempt(&p, req, &f).map(|p| {
+                (
+                    p.node,
+                    p.victims.into_iter().map(|v| v.uid).collect::<Vec<_>>(),
+                )
+            })
+        };
+        // 1 cpu at priority 20: evicting a1 (priority 1) beats evicting b5.
+        assert_eq!(wants(&c, "1", 20), Some(("a".into(), vec!["a1".into()])));
+        // 2 cpu at priority 20: a would lose 10 and 1, b only 5.
+        assert_eq!(wants(&c, "2", 20), Some(("b".into(), vec!["b5".into()])));
+        // At priority 5 only a1 is lower; it frees 1 cpu, enough for 1.
+        assert_eq!(wants(&c, "1", 5), Some(("a".into(), vec!["a1".into()])));
+        assert_eq!(wants(&c, "2", 5), None);
+        // Priority 0 preempts nobody; nor does preemptionPolicy Never.
+        assert_eq!(wants(&c, "1", 0), None);
+        let mut never = prioritised("new", "1", None, 20);
+        never.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
+        let req = pod_requests(never.spec.as_ref().unwrap());
+        assert_eq!(c.preempt(&never, req, &f), None);
+
+        // a1 is being deleted (an earlier preemption): its room belongs to
+        // the pod nominated to a, which evicts no more; any other pod has
+        // to find its own victims.
+        let mut going = prioritised("a1", "1", Some("a"), 1);
+        going.metadata.deletion_timestamp =
+            Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap());
+        c.put_pod(&going);
+        assert_eq!(wants(&c, "1", 20), Some(("b".into(), vec!["b5".into()])));
+        let mut nominated = prioritised("new", "1", None, 20);
+        nominated.status = Some(serde_json::from_value(json!({"nominatedNodeName": "a"})).unwrap());
+        let req = pod_requests(nominated.spec.as_ref().unwrap());
+        assert_eq!(
+            c.preempt(&nominated, req, &f),
+            Some(Preemption {
+                node: "a".into(),
+                victims: vec![]
+            })
+        );
     }
 }

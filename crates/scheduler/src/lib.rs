@@ -4,7 +4,8 @@
 //! `pods/<name>/binding`. A pod that fits nowhere gets a `FailedScheduling`
 //! event and a `PodScheduled=False` condition saying why per node, and is
 //! retried with back-off (1 s doubling to 10 s) or as soon as a node or a
-//! placed pod changes.
+//! placed pod changes. A pod of higher priority that fits nowhere may
+//! evict pods of lower priority from one node (see `Cache::preempt`).
 //!
 //! The scheduler is a client of the API like any other; what it knows of the
 //! cluster comes from two watches (nodes, pods), kept in a [`cache`] that
@@ -20,12 +21,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use parking_lot::Mutex;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Preemption};
 use crate::plugins::{Filter, Score, default_filters, default_scores, pod_requests};
 use crate::queue::{PodKey, Queue};
 
@@ -174,9 +175,13 @@ async fn schedule_loop(s: Arc<Shared>) {
                 });
             }
             Err(message) => {
+                let preemption = s.cache.lock().preempt(&pod, requests, &s.filters);
                 let attempts = s.queue.back_off(key.clone(), pod.clone());
                 tracing::debug!(pod = %key, %message, attempts, "unschedulable");
                 report_unschedulable(&s, &pod, &message).await;
+                if let Some(p) = preemption {
+                    preempt(&s, &pod, p).await;
+                }
             }
         }
     }
@@ -214,6 +219,67 @@ async fn bind(s: &Shared, key: PodKey, pod: Pod, node: String) {
             tracing::warn!(pod = %key, error = %e, "binding failed");
             s.cache.lock().forget_assumed(&key.uid);
             s.queue.back_off(key, pod);
+        }
+    }
+}
+
+/// Nominates the node for the preemptor, then deletes the victims with
+/// their own grace period; the preemptor is retried when they are gone
+/// (a deleted pod flushes the back-off).
+async fn preempt(s: &Shared, pod: &Pod, p: Preemption) {
+    let meta = &pod.metadata;
+    let api: Api<Pod> = Api::namespaced(
+        s.client.clone(),
+        meta.namespace.as_deref().unwrap_or("default"),
+    );
+    let patch = serde_json::json!({"status": {"nominatedNodeName": p.node}});
+    if let Err(e) = api
+        .patch_status(
+            meta.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+    {
+        tracing::debug!(error = %e, "writing nominatedNodeName");
+    }
+    for v in p.victims {
+        let victims: Api<Pod> = Api::namespaced(s.client.clone(), &v.namespace);
+        // Only this pod, as the scheduler saw it.
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(v.uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match victims.delete(&v.name, &params).await {
+            Ok(_) => {
+                let victim = Pod {
+                    metadata: kube::api::ObjectMeta {
+                        name: Some(v.name.clone()),
+                        namespace: Some(v.namespace.clone()),
+                        uid: Some(v.uid.clone()),
+                        ..Default::default()
+                    },
+                    ..Pod::default()
+                };
+                let note = format!(
+                    "Preempted by pod {} on node {}",
+                    meta.uid.as_deref().unwrap_or_default(),
+                    p.node
+                );
+                publish(
+                    s,
+                    &victim,
+                    EventType::Normal,
+                    "Preempted",
+                    "Preempting",
+                    note,
+                )
+                .await;
+            }
+            Err(e) => tracing::debug!(pod = %v, error = %e, "deleting a preemption victim"),
         }
     }
 }

@@ -2,11 +2,21 @@
 //! no I/O. Each filter names why a node does not fit, in the words
 //! kube-scheduler uses, so `FailedScheduling` events read the same.
 
-use std::collections::BTreeMap;
+mod interpod;
+mod scores;
+mod selector;
+mod spread;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
     Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, Taint, Toleration,
 };
+
+pub use interpod::InterPodAffinity;
+pub use scores::{BalancedAllocation, ImageLocality, NodeAffinityScore, TaintTolerationScore};
+pub use spread::PodTopologySpread;
 
 /// Resources in the units the scheduler adds up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -99,6 +109,51 @@ pub fn pod_requests(spec: &PodSpec) -> Resources {
         .add(Resources::from_list(spec.overhead.as_ref()))
 }
 
+/// A pod placed on a node (bound, or assumed by the scheduler), with what
+/// the plugins ask of it: its requests and ports, and the labels, namespace
+/// and pod affinity terms that inter-pod affinity and topology spreading
+/// match against, so that these need no API call.
+#[derive(Debug)]
+pub struct PlacedPod {
+    /// The pod's uid.
+    pub uid: String,
+    /// The pod's name.
+    pub name: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its effective requests.
+    pub requests: Resources,
+    /// Its host ports: (protocol, host IP, port).
+    pub host_ports: Vec<(String, String, i32)>,
+    /// `spec.priority` (0 when unset).
+    pub priority: i32,
+    /// Whether the pod is being deleted (spreading does not count it).
+    pub deleting: bool,
+    /// Its pod affinity and anti-affinity terms, `None` when it has none.
+    pub(crate) terms: Option<Box<interpod::PodTerms>>,
+}
+
+impl PlacedPod {
+    /// What the scheduler keeps of a pod placed on a node.
+    pub fn of(pod: &Pod, requests: Resources) -> Self {
+        let m = &pod.metadata;
+        let spec = pod.spec.as_ref();
+        Self {
+            uid: m.uid.clone().unwrap_or_default(),
+            name: m.name.clone().unwrap_or_default(),
+            namespace: m.namespace.clone().unwrap_or_default(),
+            labels: m.labels.clone().unwrap_or_default(),
+            requests,
+            host_ports: spec.map(host_ports).unwrap_or_default(),
+            priority: spec.and_then(|s| s.priority).unwrap_or(0),
+            deleting: m.deletion_timestamp.is_some(),
+            terms: interpod::PodTerms::of(pod).map(Box::new),
+        }
+    }
+}
+
 /// What the scheduler knows of one node: the node and what is placed on it.
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
@@ -106,21 +161,66 @@ pub struct NodeInfo {
     pub node: Node,
     /// Sum of the requests of the pods placed on it.
     pub requested: Resources,
-    /// How many pods are placed on it.
-    pub pods: usize,
+    /// The pods placed on it.
+    pub placed: Vec<Arc<PlacedPod>>,
+    /// How many of them have pod affinity or anti-affinity terms.
+    pub with_affinity: usize,
     /// Host ports in use: (protocol, host IP, port).
     pub host_ports: Vec<(String, String, i32)>,
+    /// Allocatable cpu, memory and storage, read once from the node.
+    allocatable: Resources,
+    /// Allocatable pods.
+    max_pods: i64,
+    /// Sizes of the images the node has, by normalised name.
+    images: HashMap<String, i64>,
 }
 
 impl NodeInfo {
     /// A node with nothing placed on it.
     pub fn new(node: Node) -> Self {
-        Self {
+        let mut info = Self {
             node,
             requested: Resources::default(),
-            pods: 0,
+            placed: Vec::new(),
+            with_affinity: 0,
             host_ports: Vec::new(),
-        }
+            allocatable: Resources::default(),
+            max_pods: 0,
+            images: HashMap::new(),
+        };
+        info.read_node();
+        info
+    }
+
+    /// Replaces the Node object, keeping what is placed on it.
+    pub fn set_node(&mut self, node: Node) {
+        self.node = node;
+        self.read_node();
+    }
+
+    /// Works out once what the plugins would otherwise parse per pod.
+    fn read_node(&mut self) {
+        let status = self.node.status.as_ref();
+        let alloc = status.and_then(|s| s.allocatable.as_ref());
+        self.max_pods = alloc
+            .and_then(|a| a.get("pods"))
+            .and_then(|q| kinds::parse_quantity(&q.0))
+            .map_or(0, |q| {
+                i64::try_from(q.milli_value() / 1000).unwrap_or(i64::MAX)
+            });
+        self.allocatable = Resources::from_list(alloc);
+        self.images = status
+            .and_then(|s| s.images.as_ref())
+            .into_iter()
+            .flatten()
+            .flat_map(|i| {
+                let size = i.size_bytes.unwrap_or(0);
+                i.names
+                    .iter()
+                    .flatten()
+                    .map(move |n| (normalized_image(n), size))
+            })
+            .collect();
     }
 
     /// The node's name.
@@ -128,19 +228,127 @@ impl NodeInfo {
         self.node.metadata.name.as_deref().unwrap_or_default()
     }
 
+    /// The node's labels.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        self.node.metadata.labels.as_ref().unwrap_or(&NO_LABELS)
+    }
+
+    /// How many pods are placed on it.
+    pub fn pods(&self) -> usize {
+        self.placed.len()
+    }
+
+    /// The images the node has (normalised names) and their sizes.
+    pub fn images(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.images.iter().map(|(n, s)| (n.as_str(), *s))
+    }
+
+    /// Counts a pod on the node.
+    pub fn add(&mut self, pod: Arc<PlacedPod>) {
+        self.requested = self.requested.plus(pod.requests);
+        self.host_ports.extend(pod.host_ports.iter().cloned());
+        if pod.terms.is_some() {
+            self.with_affinity += 1;
+        }
+        self.placed.push(pod);
+    }
+
+    /// Stops counting a pod on the node.
+    pub fn remove(&mut self, uid: &str) {
+        let Some(i) = self.placed.iter().position(|p| p.uid == uid) else {
+            return;
+        };
+        let pod = self.placed.swap_remove(i);
+        self.requested = self.requested.minus(pod.requests);
+        if pod.terms.is_some() {
+            self.with_affinity -= 1;
+        }
+        for port in &pod.host_ports {
+            if let Some(i) = self.host_ports.iter().position(|p| p == port) {
+                self.host_ports.swap_remove(i);
+            }
+        }
+    }
+
+    /// Forgets every pod placed on the node.
+    pub fn clear_pods(&mut self) {
+        self.requested = Resources::default();
+        self.placed.clear();
+        self.with_affinity = 0;
+        self.host_ports.clear();
+    }
+
     fn allocatable(&self) -> (Resources, i64) {
-        let alloc = self
-            .node
-            .status
-            .as_ref()
-            .and_then(|s| s.allocatable.as_ref());
-        let pods = alloc
-            .and_then(|a| a.get("pods"))
-            .and_then(|q| kinds::parse_quantity(&q.0))
-            .map_or(0, |q| {
-                i64::try_from(q.milli_value() / 1000).unwrap_or(i64::MAX)
-            });
-        (Resources::from_list(alloc), pods)
+        (self.allocatable, self.max_pods)
+    }
+}
+
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+/// An image name as kube-scheduler's ImageLocality compares them, a tag
+/// added when there is none; we also spell out Docker Hub's implied
+/// `docker.io/library/`, since node agents report full names.
+pub fn normalized_image(name: &str) -> String {
+    let mut name = name.to_owned();
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    if !name.contains('@') && !name[slash..].contains(':') {
+        name.push_str(":latest");
+    }
+    let first = name.split('/').next().unwrap_or_default();
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_registry {
+        name
+    } else if name.contains('/') {
+        format!("docker.io/{name}")
+    } else {
+        format!("docker.io/library/{name}")
+    }
+}
+
+/// What the cluster looks like to the plugins while one pod is scheduled:
+/// every node with its pods, and counts kept by the cache so that work a
+/// pod does not need can be skipped without looking at each node.
+pub struct Cluster<'a> {
+    /// Every node, by name.
+    pub nodes: &'a BTreeMap<String, NodeInfo>,
+    /// How many nodes have each image (normalised names).
+    pub image_nodes: &'a HashMap<String, usize>,
+    /// How many placed pods have pod affinity or anti-affinity terms.
+    pub with_affinity: usize,
+}
+
+/// The pod being scheduled, with what the plugins work out about it once
+/// before they look at nodes (kube-scheduler's PreFilter state).
+pub struct PodContext<'a> {
+    /// The pod.
+    pub pod: &'a Pod,
+    /// Its effective requests.
+    pub requests: Resources,
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its labels.
+    pub labels: &'a BTreeMap<String, String>,
+    /// The host ports it asks for.
+    pub host_ports: Vec<(String, String, i32)>,
+    pub(crate) inter_pod: interpod::PodState,
+    pub(crate) spread: spread::PodState,
+}
+
+impl<'a> PodContext<'a> {
+    /// Works out what the filters need to know of the pod and the cluster.
+    pub fn new(pod: &'a Pod, requests: Resources, cluster: &Cluster) -> Self {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let labels = pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
+        Self {
+            pod,
+            requests,
+            namespace,
+            labels,
+            host_ports: pod.spec.as_ref().map(host_ports).unwrap_or_default(),
+            inter_pod: interpod::PodState::new(pod, namespace, labels, cluster),
+            spread: spread::PodState::new(pod, namespace, labels, cluster),
+        }
     }
 }
 
@@ -169,15 +377,21 @@ pub trait Filter: Send + Sync {
     /// The plugin's name, as in kube-scheduler's configuration.
     fn name(&self) -> &'static str;
     /// `Ok` when the pod fits, else every reason it does not.
-    fn filter(&self, pod: &Pod, requests: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>>;
+    fn filter(&self, pod: &PodContext, node: &NodeInfo) -> Result<(), Vec<Reason>>;
 }
 
-/// A score plugin: how good a node is for a pod, 0 to 100.
+/// A score plugin: how good each node that passed the filters is for a pod.
+/// It sees them all at once, as kube-scheduler's PreScore, Score and
+/// NormalizeScore together do, since some scores are relative to the other
+/// nodes' (a node's share of the most preferred weight, say).
 pub trait Score: Send + Sync {
     /// The plugin's name.
     fn name(&self) -> &'static str;
-    /// The node's score for the pod.
-    fn score(&self, pod: &Pod, requests: Resources, node: &NodeInfo) -> i64;
+    /// How much its score counts (kube-scheduler's default weights).
+    fn weight(&self) -> i64;
+    /// Writes each node's score, 0 to 100, into `scores` (same order as
+    /// `nodes`, all zero on entry).
+    fn score(&self, pod: &PodContext, cluster: &Cluster, nodes: &[&NodeInfo], scores: &mut [i64]);
 }
 
 /// Nodes marked unschedulable take only pods that tolerate that.
@@ -187,19 +401,22 @@ impl Filter for NodeUnschedulable {
     fn name(&self) -> &'static str {
         "NodeUnschedulable"
     }
-    fn filter(&self, pod: &Pod, _: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+    fn filter(&self, pod: &PodContext, node: &NodeInfo) -> Result<(), Vec<Reason>> {
         let unschedulable = node
             .node
             .spec
             .as_ref()
             .and_then(|s| s.unschedulable)
             .unwrap_or(false);
+        if !unschedulable {
+            return Ok(());
+        }
         let taint = Taint {
             key: "node.kubernetes.io/unschedulable".into(),
             effect: "NoSchedule".into(),
             ..Taint::default()
         };
-        if unschedulable && !tolerated(tolerations(pod), &taint) {
+        if !tolerated(tolerations(pod.pod), &taint) {
             return Err(vec!["node(s) were unschedulable".into()]);
         }
         Ok(())
@@ -213,26 +430,8 @@ impl Filter for NodeAffinity {
     fn name(&self) -> &'static str {
         "NodeAffinity"
     }
-    fn filter(&self, pod: &Pod, _: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>> {
-        let spec = pod.spec.as_ref();
-        let empty = BTreeMap::new();
-        let labels = node.node.metadata.labels.as_ref().unwrap_or(&empty);
-        let selector_ok = spec
-            .and_then(|s| s.node_selector.as_ref())
-            .is_none_or(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)));
-        let required = spec
-            .and_then(|s| s.affinity.as_ref())
-            .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            });
-        let affinity_ok = required.is_none_or(|r| {
-            r.node_selector_terms
-                .iter()
-                .any(|t| term_matches(t, labels, node.name()))
-        });
-        if selector_ok && affinity_ok {
+    fn filter(&self, pod: &PodContext, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        if node_affinity_matches(pod.pod, node) {
             Ok(())
         } else {
             Err(vec![
@@ -242,9 +441,35 @@ impl Filter for NodeAffinity {
     }
 }
 
+/// Whether a node passes a pod's `nodeSelector` and required node affinity.
+pub(crate) fn node_affinity_matches(pod: &Pod, node: &NodeInfo) -> bool {
+    let spec = pod.spec.as_ref();
+    let labels = node.labels();
+    let selector_ok = spec
+        .and_then(|s| s.node_selector.as_ref())
+        .is_none_or(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    let required = spec
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    let affinity_ok = required.is_none_or(|r| {
+        r.node_selector_terms
+            .iter()
+            .any(|t| term_matches(t, labels, node.name()))
+    });
+    selector_ok && affinity_ok
+}
+
 /// Whether a node selector term matches a node (terms are ORed, the
 /// requirements inside one ANDed; an empty term matches nothing).
-fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
+pub(crate) fn term_matches(
+    term: &NodeSelectorTerm,
+    labels: &BTreeMap<String, String>,
+    name: &str,
+) -> bool {
     let exprs = term.match_expressions.iter().flatten();
     let fields = term.match_fields.iter().flatten();
     if term.match_expressions.as_ref().is_none_or(Vec::is_empty)
@@ -285,24 +510,30 @@ impl Filter for TaintToleration {
     fn name(&self) -> &'static str {
         "TaintToleration"
     }
-    fn filter(&self, pod: &Pod, _: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>> {
-        let taints = node.node.spec.as_ref().and_then(|s| s.taints.as_ref());
-        for t in taints.into_iter().flatten() {
-            if (t.effect == "NoSchedule" || t.effect == "NoExecute")
-                && !tolerated(tolerations(pod), t)
-            {
+    fn filter(&self, pod: &PodContext, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        match untolerated_taint(pod.pod, node) {
+            None => Ok(()),
+            Some(t) => {
                 let shown = match &t.value {
                     Some(v) if !v.is_empty() => format!("{}: {v}", t.key),
                     _ => t.key.clone(),
                 };
-                return Err(vec![format!("node(s) had untolerated taint {{{shown}}}")]);
+                Err(vec![format!("node(s) had untolerated taint {{{shown}}}")])
             }
         }
-        Ok(())
     }
 }
 
-fn tolerations(pod: &Pod) -> &[Toleration] {
+/// The first `NoSchedule` or `NoExecute` taint of a node that a pod does
+/// not tolerate.
+pub(crate) fn untolerated_taint<'n>(pod: &Pod, node: &'n NodeInfo) -> Option<&'n Taint> {
+    let taints = node.node.spec.as_ref().and_then(|s| s.taints.as_ref());
+    taints.into_iter().flatten().find(|t| {
+        (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerated(tolerations(pod), t)
+    })
+}
+
+pub(crate) fn tolerations(pod: &Pod) -> &[Toleration] {
     pod.spec
         .as_ref()
         .and_then(|s| s.tolerations.as_deref())
@@ -338,11 +569,12 @@ impl Filter for NodeResourcesFit {
     fn name(&self) -> &'static str {
         "NodeResourcesFit"
     }
-    fn filter(&self, _: &Pod, req: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+    fn filter(&self, pod: &PodContext, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        let req = pod.requests;
         let (alloc, max_pods) = node.allocatable();
         let used = node.requested;
         let mut reasons = Vec::new();
-        if node.pods as i64 + 1 > max_pods {
+        if node.pods() as i64 + 1 > max_pods {
             reasons.push("Too many pods".to_owned());
         }
         if req.milli_cpu > 0 && used.milli_cpu + req.milli_cpu > alloc.milli_cpu {
@@ -371,9 +603,8 @@ impl Filter for NodePorts {
     fn name(&self) -> &'static str {
         "NodePorts"
     }
-    fn filter(&self, pod: &Pod, _: Resources, node: &NodeInfo) -> Result<(), Vec<Reason>> {
-        let wanted = pod.spec.as_ref().map(host_ports).unwrap_or_default();
-        let clash = wanted.iter().any(|(proto, ip, port)| {
+    fn filter(&self, pod: &PodContext, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        let clash = pod.host_ports.iter().any(|(proto, ip, port)| {
             node.host_ports.iter().any(|(p, i, n)| {
                 p == proto && n == port && (i == ip || i == "0.0.0.0" || ip == "0.0.0.0")
             })
@@ -396,48 +627,74 @@ impl Score for LeastAllocated {
     fn name(&self) -> &'static str {
         "NodeResourcesFit"
     }
-    fn score(&self, _: &Pod, req: Resources, node: &NodeInfo) -> i64 {
-        let (alloc, _) = node.allocatable();
-        let req = Resources {
-            milli_cpu: if req.milli_cpu == 0 {
-                100
-            } else {
-                req.milli_cpu
-            },
-            memory: if req.memory == 0 {
-                200 << 20
-            } else {
-                req.memory
-            },
-            ephemeral_storage: 0,
-        };
-        let free = |cap: i64, used: i64| {
-            if cap <= 0 {
-                0
-            } else {
-                ((cap - used).max(0) * 100) / cap
-            }
-        };
-        (free(alloc.milli_cpu, node.requested.milli_cpu + req.milli_cpu)
-            + free(alloc.memory, node.requested.memory + req.memory))
-            / 2
+    fn weight(&self) -> i64 {
+        1
+    }
+    fn score(&self, pod: &PodContext, _: &Cluster, nodes: &[&NodeInfo], scores: &mut [i64]) {
+        let req = non_zero(pod.requests);
+        for (node, score) in nodes.iter().zip(scores) {
+            *score = least_allocated(node, req);
+        }
     }
 }
 
-/// The filters kube-scheduler runs that this build has, in its order.
+/// Requests as kube-scheduler counts them for spreading by load: a pod
+/// that asks for no cpu or memory counts as 100m and 200 MiB.
+fn non_zero(req: Resources) -> Resources {
+    Resources {
+        milli_cpu: if req.milli_cpu == 0 {
+            100
+        } else {
+            req.milli_cpu
+        },
+        memory: if req.memory == 0 {
+            200 << 20
+        } else {
+            req.memory
+        },
+        ephemeral_storage: 0,
+    }
+}
+
+fn least_allocated(node: &NodeInfo, req: Resources) -> i64 {
+    let (alloc, _) = node.allocatable();
+    let free = |cap: i64, used: i64| {
+        if cap <= 0 {
+            0
+        } else {
+            ((cap - used).max(0) * 100) / cap
+        }
+    };
+    (free(alloc.milli_cpu, node.requested.milli_cpu + req.milli_cpu)
+        + free(alloc.memory, node.requested.memory + req.memory))
+        / 2
+}
+
+/// The filters kube-scheduler runs that this build has, in its order (the
+/// first that fails names the node's reason).
 pub fn default_filters() -> Vec<Box<dyn Filter>> {
     vec![
         Box::new(NodeUnschedulable),
+        Box::new(TaintToleration),
         Box::new(NodeAffinity),
         Box::new(NodePorts),
         Box::new(NodeResourcesFit),
-        Box::new(TaintToleration),
+        Box::new(PodTopologySpread),
+        Box::new(InterPodAffinity),
     ]
 }
 
-/// The score plugins, with equal weights.
+/// The score plugins, with kube-scheduler's default weights.
 pub fn default_scores() -> Vec<Box<dyn Score>> {
-    vec![Box::new(LeastAllocated)]
+    vec![
+        Box::new(TaintTolerationScore),
+        Box::new(NodeAffinityScore),
+        Box::new(LeastAllocated),
+        Box::new(PodTopologySpread),
+        Box::new(InterPodAffinity),
+        Box::new(BalancedAllocation),
+        Box::new(ImageLocality),
+    ]
 }
 
 /// "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were
@@ -457,18 +714,56 @@ pub fn unschedulable_message(total: usize, reasons: &[Vec<Reason>]) -> String {
     )
 }
 
+/// Builders shared by the plugins' tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
-    use serde_json::json;
 
-    fn node(v: serde_json::Value) -> NodeInfo {
+    pub(crate) fn node(v: serde_json::Value) -> NodeInfo {
         NodeInfo::new(serde_json::from_value(v).unwrap())
     }
 
-    fn pod(v: serde_json::Value) -> Pod {
+    pub(crate) fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(v).unwrap()
     }
+
+    pub(crate) fn cluster_of(nodes: Vec<NodeInfo>) -> BTreeMap<String, NodeInfo> {
+        nodes
+            .into_iter()
+            .map(|n| (n.name().to_owned(), n))
+            .collect()
+    }
+
+    pub(crate) fn placed_pod(p: &Pod) -> Arc<PlacedPod> {
+        let mut placed = PlacedPod::of(p, pod_requests(p.spec.as_ref().unwrap()));
+        if placed.uid.is_empty() {
+            placed.uid = placed.name.clone();
+        }
+        Arc::new(placed)
+    }
+
+    pub(crate) fn context<'a>(p: &'a Pod, cluster: &Cluster) -> PodContext<'a> {
+        PodContext::new(p, pod_requests(p.spec.as_ref().unwrap()), cluster)
+    }
+
+    /// A context for a pod in an empty cluster, with the given requests.
+    pub(crate) fn alone(p: &Pod, requests: Resources) -> PodContext<'_> {
+        let nodes = BTreeMap::new();
+        let images = HashMap::new();
+        let cluster = Cluster {
+            nodes: &nodes,
+            image_nodes: &images,
+            with_affinity: 0,
+        };
+        PodContext::new(p, requests, &cluster)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{alone, cluster_of, node, placed_pod, pod};
+    use super::*;
+    use serde_json::json;
 
     fn small_node() -> NodeInfo {
         node(json!({
@@ -498,7 +793,7 @@ mod tests {
     fn resources_fit_counts_cpu_memory_and_pods() {
         let mut n = small_node();
         let p = pod(json!({"spec": {"containers": []}}));
-        let fits = |req: Resources, n: &NodeInfo| NodeResourcesFit.filter(&p, req, n);
+        let fits = |req: Resources, n: &NodeInfo| NodeResourcesFit.filter(&alone(&p, req), n);
         assert!(
             fits(
                 Resources {
@@ -524,7 +819,11 @@ mod tests {
                 "Insufficient memory".to_owned()
             ])
         );
-        n.pods = 3;
+        for i in 0..3 {
+            n.add(placed_pod(&pod(
+                json!({"metadata": {"name": format!("p{i}")}, "spec": {"containers": []}}),
+            )));
+        }
         assert_eq!(
             fits(Resources::default(), &n),
             Err(vec!["Too many pods".to_owned()])
@@ -535,7 +834,11 @@ mod tests {
     fn selectors_affinity_and_taints() {
         let n = small_node();
         let p = pod(json!({"spec": {"containers": [], "nodeSelector": {"disk": "hdd"}}}));
-        assert!(NodeAffinity.filter(&p, Resources::default(), &n).is_err());
+        assert!(
+            NodeAffinity
+                .filter(&alone(&p, Resources::default()), &n)
+                .is_err()
+        );
         let p = pod(
             json!({"spec": {"containers": [], "affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
@@ -543,13 +846,17 @@ mod tests {
                 {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}
             ]}}}}}),
         );
-        assert!(NodeAffinity.filter(&p, Resources::default(), &n).is_ok());
+        assert!(
+            NodeAffinity
+                .filter(&alone(&p, Resources::default()), &n)
+                .is_ok()
+        );
 
         let tainted = node(json!({"metadata": {"name": "t"},
             "spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}}));
         let plain = pod(json!({"spec": {"containers": []}}));
         assert_eq!(
-            TaintToleration.filter(&plain, Resources::default(), &tainted),
+            TaintToleration.filter(&alone(&plain, Resources::default()), &tainted),
             Err(vec![
                 "node(s) had untolerated taint {dedicated: gpu}".to_owned()
             ])
@@ -558,14 +865,14 @@ mod tests {
             {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]}}));
         assert!(
             TaintToleration
-                .filter(&tolerant, Resources::default(), &tainted)
+                .filter(&alone(&tolerant, Resources::default()), &tainted)
                 .is_ok()
         );
         let everything =
             pod(json!({"spec": {"containers": [], "tolerations": [{"operator": "Exists"}]}}));
         assert!(
             TaintToleration
-                .filter(&everything, Resources::default(), &tainted)
+                .filter(&alone(&everything, Resources::default()), &tainted)
                 .is_ok()
         );
     }
@@ -577,11 +884,19 @@ mod tests {
         let p = pod(
             json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}}),
         );
-        assert!(NodePorts.filter(&p, Resources::default(), &n).is_err());
+        assert!(
+            NodePorts
+                .filter(&alone(&p, Resources::default()), &n)
+                .is_err()
+        );
         let udp = pod(
             json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80, "hostPort": 8080, "protocol": "UDP"}]}]}}),
         );
-        assert!(NodePorts.filter(&udp, Resources::default(), &n).is_ok());
+        assert!(
+            NodePorts
+                .filter(&alone(&udp, Resources::default()), &n)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -594,10 +909,21 @@ mod tests {
             ephemeral_storage: 0,
         };
         let p = pod(json!({"spec": {"containers": []}}));
-        assert!(
-            LeastAllocated.score(&p, Resources::default(), &empty)
-                > LeastAllocated.score(&p, Resources::default(), &busy)
+        let nodes = cluster_of(vec![]);
+        let images = HashMap::new();
+        let cluster = Cluster {
+            nodes: &nodes,
+            image_nodes: &images,
+            with_affinity: 0,
+        };
+        let mut scores = [0, 0];
+        LeastAllocated.score(
+            &alone(&p, Resources::default()),
+            &cluster,
+            &[&empty, &busy],
+            &mut scores,
         );
+        assert!(scores[0] > scores[1], "{scores:?}");
     }
 
     #[test]

@@ -146,3 +146,183 @@ async fn pods_are_bound_where_they_fit_and_wait_where_they_do_not() {
     .await;
     scheduler.abort();
 }
+
+fn labelled_node(name: &str, cpu: &str, labels: serde_json::Value) -> Node {
+    let mut n = node(name, cpu);
+    n.metadata.labels = Some(serde_json::from_value(labels).unwrap());
+    n
+}
+
+/// Pods named in order, created at once, and waited for until all are bound;
+/// answers the node of each.
+async fn bind_all(pods: &Api<Pod>, created: Vec<Pod>) -> Vec<String> {
+    let pp = PostParams::default();
+    let names: Vec<String> = created
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    for p in &created {
+        pods.create(&pp, p).await.unwrap();
+    }
+    let mut nodes = Vec::new();
+    for name in &names {
+        wait_for(&format!("{name} to be bound"), || async {
+            node_of(pods, name).await.is_some()
+        })
+        .await;
+        nodes.push(node_of(pods, name).await.unwrap());
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_affinity_by_hostname_puts_each_replica_on_its_own_node() {
+    let (_dir, _server, client) = server().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pp = PostParams::default();
+    // One big node the resource score alone would pile every pod on.
+    for (name, cpu) in [("big", "16"), ("small-1", "2"), ("small-2", "2")] {
+        let labels = json!({"kubernetes.io/hostname": name});
+        nodes
+            .create(&pp, &labelled_node(name, cpu, labels))
+            .await
+            .unwrap();
+    }
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+    let replica = |name: &str| -> Pod {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "web"}},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox",
+                                "resources": {"requests": {"cpu": "100m"}}}],
+                "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"app": "web"}},
+                    "topologyKey": "kubernetes.io/hostname"}]}}
+            }
+        }))
+        .unwrap()
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut placed = bind_all(
+        &pods,
+        vec![replica("web-0"), replica("web-1"), replica("web-2")],
+    )
+    .await;
+    placed.sort();
+    assert_eq!(placed, ["big", "small-1", "small-2"]);
+
+    // A fourth replica has nowhere to go, and says why per node.
+    pods.create(&pp, &replica("web-3")).await.unwrap();
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    wait_for("a FailedScheduling event for web-3", || async {
+        events
+            .list(&ListParams::default().fields("involvedObject.name=web-3"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("FailedScheduling")
+                    && e.message.as_deref().is_some_and(|m| {
+                        m.starts_with(
+                            "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules.",
+                        )
+                    })
+            })
+    })
+    .await;
+    assert_eq!(node_of(&pods, "web-3").await, None);
+    scheduler.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_spread_keeps_zones_within_max_skew() {
+    let (_dir, _server, client) = server().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pp = PostParams::default();
+    // Zone a has two big nodes, zone b one small one: by free room alone
+    // every pod would go to zone a.
+    for (name, cpu, zone) in [("a-1", "8", "a"), ("a-2", "8", "a"), ("b-1", "2", "b")] {
+        let labels = json!({"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": zone});
+        nodes
+            .create(&pp, &labelled_node(name, cpu, labels))
+            .await
+            .unwrap();
+    }
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+    let spread = |name: &str| -> Pod {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "api"}},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox",
+                                "resources": {"requests": {"cpu": "500m"}}}],
+                "topologySpreadConstraints": [{
+                    "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchLabels": {"app": "api"}}}]
+            }
+        }))
+        .unwrap()
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let placed = bind_all(&pods, (0..4).map(|i| spread(&format!("api-{i}"))).collect()).await;
+    let in_b = placed.iter().filter(|n| *n == "b-1").count();
+    // Four pods, skew at most 1 between the zones: two and two.
+    assert_eq!(in_b, 2, "{placed:?}");
+    scheduler.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_higher_priority_pod_evicts_a_lower_one() {
+    let (_dir, _server, client) = server().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pp = PostParams::default();
+    nodes.create(&pp, &node("only", "1")).await.unwrap();
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let with_priority = |name: &str, priority: i32| {
+        let mut p = pod(name, "800m");
+        p.spec.as_mut().unwrap().priority = Some(priority);
+        p
+    };
+    pods.create(&pp, &with_priority("low", 1)).await.unwrap();
+    wait_for("low to be bound", || async {
+        node_of(&pods, "low").await.is_some()
+    })
+    .await;
+    // No room left for another 800m pod: the higher one takes the node's
+    // nomination and the lower one is deleted.
+    pods.create(&pp, &with_priority("high", 100)).await.unwrap();
+    wait_for("high to be nominated", || async {
+        pods.get("high")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.nominated_node_name)
+            .as_deref()
+            == Some("only")
+    })
+    .await;
+    wait_for("low to be deleted", || async {
+        match pods.get_opt("low").await.unwrap() {
+            None => true,
+            Some(p) => p.metadata.deletion_timestamp.is_some(),
+        }
+    })
+    .await;
+    // A pod of equal or lower priority evicts nobody.
+    pods.create(&pp, &with_priority("peer", 100)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(pods.get("high").await.is_ok());
+    assert_eq!(
+        pods.get("peer")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.nominated_node_name),
+        None
+    );
+    scheduler.abort();
+}

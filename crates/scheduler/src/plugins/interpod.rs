@@ -1,0 +1,505 @@
+//! InterPodAffinity: pods that must (or would rather) share a topology
+//! domain with other pods, or keep away from them, as kube-scheduler does.
+//!
+//! A term selects pods by labels in some namespaces, and names a node label
+//! (`topologyKey`) whose value is the domain: `kubernetes.io/hostname` for
+//! "the same node", a zone label for "the same zone". Before any node is
+//! looked at, the pods already placed are counted per domain (the filter's
+//! state in [`PodState`]); each node is then judged by its label value.
+//!
+//! Namespaces: a term applies to the namespaces it lists, or to all with an
+//! empty `namespaceSelector`, or else to its pod's own namespace. A
+//! `namespaceSelector` with labels is not resolved, since the scheduler does
+//! not watch namespaces: such a term counts only the namespaces it lists
+//! (its pod's own when it lists none).
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
+
+use super::selector::Selector;
+use super::{Cluster, Filter, NodeInfo, PodContext, Reason, Score};
+
+/// Counts of pods per topology domain: key, then value.
+type Counts = HashMap<String, HashMap<String, i64>>;
+
+fn bump(counts: &mut Counts, node: &NodeInfo, key: &str, by: i64) {
+    if let Some(value) = node.labels().get(key) {
+        *counts
+            .entry(key.to_owned())
+            .or_default()
+            .entry(value.clone())
+            .or_default() += by;
+    }
+}
+
+fn count(counts: &Counts, node: &NodeInfo, key: &str) -> i64 {
+    node.labels()
+        .get(key)
+        .and_then(|v| counts.get(key)?.get(v))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Which namespaces a term looks in.
+#[derive(Debug)]
+enum Namespaces {
+    All,
+    Listed(Vec<String>),
+}
+
+/// One pod affinity term, compiled.
+#[derive(Debug)]
+pub(crate) struct Term {
+    selector: Selector,
+    namespaces: Namespaces,
+    topology_key: String,
+    /// The preference's weight (1 for a required term).
+    weight: i64,
+}
+
+impl Term {
+    fn new(t: &PodAffinityTerm, own_namespace: &str, weight: i64) -> Self {
+        let listed = t.namespaces.clone().unwrap_or_default();
+        let namespaces = match &t.namespace_selector {
+            Some(sel)
+                if listed.is_empty()
+                    && sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+                    && sel.match_expressions.as_ref().is_none_or(Vec::is_empty) =>
+            {
+                Namespaces::All
+            }
+            _ if listed.is_empty() => Namespaces::Listed(vec![own_namespace.to_owned()]),
+            _ => Namespaces::Listed(listed),
+        };
+        Self {
+            selector: Selector::new(t.label_selector.as_ref()),
+            namespaces,
+            topology_key: t.topology_key.clone(),
+            weight,
+        }
+    }
+
+    /// Whether the term selects a pod of that namespace and those labels.
+    fn matches(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        let ns_ok = match &self.namespaces {
+            Namespaces::All => true,
+            Namespaces::Listed(l) => l.iter().any(|n| n == namespace),
+        };
+        ns_ok && self.selector.matches(labels)
+    }
+}
+
+/// A pod's pod affinity and anti-affinity terms, compiled.
+#[derive(Debug, Default)]
+pub(crate) struct PodTerms {
+    required_affinity: Vec<Term>,
+    required_anti: Vec<Term>,
+    preferred_affinity: Vec<Term>,
+    preferred_anti: Vec<Term>,
+}
+
+impl PodTerms {
+    /// The pod's terms, or `None` when it has none.
+    pub(crate) fn of(pod: &Pod) -> Option<Self> {
+        let affinity = pod.spec.as_ref()?.affinity.as_ref()?;
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let required = |terms: Option<&Vec<PodAffinityTerm>>| -> Vec<Term> {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| Term::new(t, ns, 1))
+                .collect()
+        };
+        let preferred = |terms: Option<&Vec<WeightedPodAffinityTerm>>| -> Vec<Term> {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| Term::new(&t.pod_affinity_term, ns, i64::from(t.weight)))
+                .collect()
+        };
+        let a = affinity.pod_affinity.as_ref();
+        let anti = affinity.pod_anti_affinity.as_ref();
+        let terms = Self {
+            required_affinity: required(a.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            required_anti: required(anti.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_affinity: preferred(a.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_anti: preferred(anti.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+        };
+        let empty = terms.required_affinity.is_empty()
+            && terms.required_anti.is_empty()
+            && terms.preferred_affinity.is_empty()
+            && terms.preferred_anti.is_empty();
+        (!empty).then_some(terms)
+    }
+
+    fn has_required(&self) -> bool {
+        !self.required_affinity.is_empty() || !self.required_anti.is_empty()
+    }
+
+    fn has_preferred(&self) -> bool {
+        !self.preferred_affinity.is_empty() || !self.preferred_anti.is_empty()
+    }
+}
+
+/// What the filter knows before it looks at nodes (kube-scheduler's
+/// PreFilter state).
+#[derive(Default)]
+pub(crate) struct PodState {
+    /// The incoming pod's own terms.
+    terms: Option<PodTerms>,
+    /// Domains holding a placed pod whose required anti-affinity selects
+    /// the incoming pod.
+    existing_anti: Counts,
+    /// Domains holding pods that match every required affinity term.
+    affinity: Counts,
+    /// Domains holding pods that a required anti-affinity term selects.
+    anti: Counts,
+    /// Whether the incoming pod matches its own required affinity terms
+    /// (so the first of a group that wants to be together can start it).
+    matches_own_affinity: bool,
+}
+
+impl PodState {
+    pub(crate) fn new(
+        pod: &Pod,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        cluster: &Cluster,
+    ) -> Self {
+        let mut state = Self {
+            terms: PodTerms::of(pod),
+            ..Self::default()
+        };
+        let required = state.terms.as_ref().is_some_and(PodTerms::has_required);
+        // A pod without terms, in a cluster where no placed pod has any,
+        // has nothing to count: the common case costs nothing.
+        if !required && cluster.with_affinity == 0 {
+            return state;
+        }
+        let empty = PodTerms::default();
+        let own = state.terms.as_ref().unwrap_or(&empty);
+        for node in cluster.nodes.values() {
+            for placed in &node.placed {
+                if let Some(theirs) = placed.terms.as_deref() {
+                    for t in &theirs.required_anti {
+                        if t.matches(namespace, labels) {
+                            bump(&mut state.existing_anti, node, &t.topology_key, 1);
+                        }
+                    }
+                }
+                if !required {
+                    continue;
+                }
+                if !own.required_affinity.is_empty()
+                    && own
+                        .required_affinity
+                        .iter()
+                        .all(|t| t.matches(&placed.namespace, &placed.labels))
+                {
+                    for t in &own.required_affinity {
+                        bump(&mut state.affinity, node, &t.topology_key, 1);
+                    }
+                }
+                for t in &own.required_anti {
+                    if t.matches(&placed.namespace, &placed.labels) {
+                        bump(&mut state.anti, node, &t.topology_key, 1);
+                    }
+                }
+            }
+        }
+        state.matches_own_affinity = own
+            .required_affinity
+            .iter()
+            .all(|t| t.matches(namespace, labels));
+        state
+    }
+}
+
+/// Required pod affinity and anti-affinity (a filter), preferred ones (a
+/// score), both ways: the incoming pod's terms and placed pods' terms that
+/// select the incoming pod.
+pub struct InterPodAffinity;
+
+/// Reason for a node outside every domain the pod's affinity asks for.
+pub const AFFINITY_REASON: &str = "node(s) didn't match pod affinity rules";
+/// Reason for a node in a domain the pod's anti-affinity excludes.
+pub const ANTI_AFFINITY_REASON: &str = "node(s) didn't match pod anti-affinity rules";
+/// Reason for a node in a domain a placed pod's anti-affinity excludes.
+pub const EXISTING_ANTI_AFFINITY_REASON: &str =
+    "node(s) didn't satisfy existing pods anti-affinity rules";
+
+impl Filter for InterPodAffinity {
+    fn name(&self) -> &'static str {
+        "InterPodAffinity"
+    }
+
+    fn filter(&self, pod: &PodContext, node: &NodeInfo) -> Result<(), Vec<Reason>> {
+        let state = &pod.inter_pod;
+        if let Some(terms) = &state.terms {
+            if !satisfies_affinity(state, terms, node) {
+                return Err(vec![AFFINITY_REASON.into()]);
+            }
+            if terms
+                .required_anti
+                .iter()
+                .any(|t| count(&state.anti, node, &t.topology_key) > 0)
+            {
+                return Err(vec![ANTI_AFFINITY_REASON.into()]);
+            }
+        }
+        let excluded = state.existing_anti.iter().any(|(key, values)| {
+            node.labels()
+                .get(key)
+                .is_some_and(|v| values.contains_key(v))
+        });
+        if excluded {
+            return Err(vec![EXISTING_ANTI_AFFINITY_REASON.into()]);
+        }
+        Ok(())
+    }
+}
+
+/// Every required affinity term needs its topology label on the node and a
+/// matching pod in the node's domain; but when no pod anywhere matches and
+/// the pod matches its own terms, it may go to any node with the labels.
+fn satisfies_affinity(state: &PodState, terms: &PodTerms, node: &NodeInfo) -> bool {
+    let mut found = true;
+    for t in &terms.required_affinity {
+        if !node.labels().contains_key(&t.topology_key) {
+            return false;
+        }
+        if count(&state.affinity, node, &t.topology_key) <= 0 {
+            found = false;
+        }
+    }
+    found || (state.affinity.is_empty() && state.matches_own_affinity)
+}
+
+impl Score for InterPodAffinity {
+    fn name(&self) -> &'static str {
+        "InterPodAffinity"
+    }
+
+    fn weight(&self) -> i64 {
+        2
+    }
+
+    /// Sums, per domain, the weights of the preferences that placed pods
+    /// satisfy (the incoming pod's preferred terms selecting them, and
+    /// their terms selecting the incoming pod; anti-affinity subtracts,
+    /// a placed pod's required affinity adds 1), then scales the nodes'
+    /// sums from the lowest (0) to the highest (100).
+    fn score(&self, pod: &PodContext, cluster: &Cluster, nodes: &[&NodeInfo], scores: &mut [i64]) {
+        let own = pod.inter_pod.terms.as_ref().filter(|t| t.has_preferred());
+        if own.is_none() && cluster.with_affinity == 0 {
+            return;
+        }
+        let mut sums = Counts::new();
+        for node in cluster.nodes.values() {
+            if own.is_none() && node.with_affinity == 0 {
+                continue;
+            }
+            for placed in &node.placed {
+                if let Some(own) = own {
+                    for t in &own.preferred_affinity {
+                        if t.matches(&placed.namespace, &placed.labels) {
+                            bump(&mut sums, node, &t.topology_key, t.weight);
+                        }
+                    }
+                    for t in &own.preferred_anti {
+                        if t.matches(&placed.namespace, &placed.labels) {
+                            bump(&mut sums, node, &t.topology_key, -t.weight);
+                        }
+                    }
+                }
+                let Some(theirs) = placed.terms.as_deref() else {
+                    continue;
+                };
+                let selects = |t: &&Term| t.matches(pod.namespace, pod.labels);
+                for t in theirs.required_affinity.iter().filter(selects) {
+                    bump(&mut sums, node, &t.topology_key, 1);
+                }
+                for t in theirs.preferred_affinity.iter().filter(selects) {
+                    bump(&mut sums, node, &t.topology_key, t.weight);
+                }
+                for t in theirs.preferred_anti.iter().filter(selects) {
+                    bump(&mut sums, node, &t.topology_key, -t.weight);
+                }
+            }
+        }
+        if sums.is_empty() {
+            return;
+        }
+        for (node, score) in nodes.iter().zip(scores.iter_mut()) {
+            *score = sums.keys().map(|key| count(&sums, node, key)).sum();
+        }
+        let min = scores.iter().copied().min().unwrap_or(0);
+        let max = scores.iter().copied().max().unwrap_or(0);
+        for s in scores.iter_mut() {
+            *s = if max > min {
+                100 * (*s - min) / (max - min)
+            } else {
+                0
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{cluster_of, context, node, placed_pod, pod};
+    use super::*;
+    use serde_json::json;
+
+    fn zone_nodes() -> Vec<NodeInfo> {
+        ["a1", "a2", "b1"]
+            .iter()
+            .map(|n| {
+                node(json!({"metadata": {"name": n, "labels": {
+                    "kubernetes.io/hostname": n,
+                    "zone": &n[..1],
+                }}}))
+            })
+            .collect()
+    }
+
+    fn reasons(
+        incoming: &Pod,
+        nodes: &std::collections::BTreeMap<String, NodeInfo>,
+        with_affinity: usize,
+    ) -> Vec<(String, Result<(), Vec<Reason>>)> {
+        let images = HashMap::new();
+        let cluster = Cluster {
+            nodes,
+            image_nodes: &images,
+            with_affinity,
+        };
+        let ctx = context(incoming, &cluster);
+        nodes
+            .values()
+            .map(|n| (n.name().to_owned(), InterPodAffinity.filter(&ctx, n)))
+            .collect()
+    }
+
+    fn anti_pod(name: &str, key: &str) -> Pod {
+        pod(
+            json!({"metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"containers": [], "affinity": {"podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"app": "web"}},
+                    "topologyKey": key}]}}}}),
+        )
+    }
+
+    #[test]
+    fn anti_affinity_keeps_away_from_matching_pods_in_the_domain() {
+        let mut nodes = cluster_of(zone_nodes());
+        let web = anti_pod("w0", "zone");
+        nodes.get_mut("a1").unwrap().add(placed_pod(&web));
+        // A second pod of the group: zone a is taken (by a1's pod), b is free.
+        let got = reasons(&anti_pod("w1", "zone"), &nodes, 1);
+        let anti = Err(vec![ANTI_AFFINITY_REASON.to_owned()]);
+        assert_eq!(got[0], ("a1".to_owned(), anti.clone()));
+        assert_eq!(got[1], ("a2".to_owned(), anti));
+        assert_eq!(got[2], ("b1".to_owned(), Ok(())));
+    }
+
+    #[test]
+    fn placed_pods_anti_affinity_keeps_the_incoming_pod_away() {
+        let mut nodes = cluster_of(zone_nodes());
+        nodes
+            .get_mut("a2")
+            .unwrap()
+            .add(placed_pod(&anti_pod("w0", "kubernetes.io/hostname")));
+        // The incoming pod has no terms of its own, but is labelled app=web.
+        let plain = pod(json!({"metadata": {"name": "p", "namespace": "default",
+            "labels": {"app": "web"}}, "spec": {"containers": []}}));
+        let got = reasons(&plain, &nodes, 1);
+        assert_eq!(got[0].1, Ok(()));
+        assert_eq!(
+            got[1].1,
+            Err(vec![EXISTING_ANTI_AFFINITY_REASON.to_owned()])
+        );
+        assert_eq!(got[2].1, Ok(()));
+        // Another namespace is not selected by the placed pod's term.
+        let other = pod(json!({"metadata": {"name": "p", "namespace": "other",
+            "labels": {"app": "web"}}, "spec": {"containers": []}}));
+        assert!(reasons(&other, &nodes, 1).iter().all(|(_, r)| r.is_ok()));
+    }
+
+    #[test]
+    fn affinity_needs_a_matching_pod_in_the_domain_unless_none_exists() {
+        let affine = |labels: serde_json::Value| {
+            pod(
+                json!({"metadata": {"name": "c", "namespace": "default", "labels": labels},
+                "spec": {"containers": [], "affinity": {"podAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [{
+                        "labelSelector": {"matchLabels": {"app": "cache"}},
+                        "topologyKey": "zone"}]}}}}),
+            )
+        };
+        let mut nodes = cluster_of(zone_nodes());
+        // No cache pod anywhere: a pod that is itself a cache may start the
+        // group anywhere; one that is not fits nowhere.
+        assert!(
+            reasons(&affine(json!({"app": "cache"})), &nodes, 0)
+                .iter()
+                .all(|(_, r)| r.is_ok())
+        );
+        assert!(
+            reasons(&affine(json!({})), &nodes, 0)
+                .iter()
+                .all(|(_, r)| r == &Err(vec![AFFINITY_REASON.to_owned()]))
+        );
+        let cache = pod(json!({"metadata": {"name": "c0", "namespace": "default",
+            "labels": {"app": "cache"}}, "spec": {"containers": []}}));
+        nodes.get_mut("b1").unwrap().add(placed_pod(&cache));
+        let got = reasons(&affine(json!({})), &nodes, 0);
+        assert_eq!(got[0].1, Err(vec![AFFINITY_REASON.to_owned()]));
+        assert_eq!(got[1].1, Err(vec![AFFINITY_REASON.to_owned()]));
+        assert_eq!(got[2].1, Ok(()));
+    }
+
+    #[test]
+    fn preferences_score_from_lowest_to_highest() {
+        let mut nodes = cluster_of(zone_nodes());
+        let db = pod(json!({"metadata": {"name": "db", "namespace": "default",
+            "labels": {"app": "db"}}, "spec": {"containers": []}}));
+        let web = pod(json!({"metadata": {"name": "w", "namespace": "default",
+            "labels": {"app": "web"}}, "spec": {"containers": []}}));
+        nodes.get_mut("a1").unwrap().add(placed_pod(&db));
+        nodes.get_mut("b1").unwrap().add(placed_pod(&web));
+        // Near db (weight 80), away from web (weight 20), by zone: zone a
+        // sums 80, zone b -20.
+        let incoming = pod(json!({"metadata": {"name": "x", "namespace": "default"},
+            "spec": {"containers": [], "affinity": {
+                "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 80, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}}]},
+                "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 20, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone"}}]}}}}));
+        let images = HashMap::new();
+        let cluster = Cluster {
+            nodes: &nodes,
+            image_nodes: &images,
+            with_affinity: 0,
+        };
+        let ctx = context(&incoming, &cluster);
+        let feasible: Vec<&NodeInfo> = nodes.values().collect();
+        let mut scores = vec![0; 3];
+        InterPodAffinity.score(&ctx, &cluster, &feasible, &mut scores);
+        assert_eq!(scores, [100, 100, 0]);
+    }
+}
