@@ -484,6 +484,14 @@ async fn claim_replicasets(
 }
 
 impl Rollout<'_> {
+    /// The Deployments of this one's namespace.
+    fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(
+            self.ctx.client.clone(),
+            &self.d.namespace().unwrap_or_default(),
+        )
+    }
+
     fn replicas(&self) -> i32 {
         self.spec.replicas.unwrap_or(1).max(0)
     }
@@ -670,16 +678,13 @@ impl Rollout<'_> {
                     return Ok(());
                 }
                 let collisions = self.collisions.unwrap_or(0) + 1;
-                let api: Api<Deployment> = Api::namespaced(
-                    self.ctx.client.clone(),
-                    &self.d.namespace().unwrap_or_default(),
-                );
-                api.patch_status(
-                    &self.d.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"collisionCount": collisions}})),
-                )
-                .await?;
+                self.deployments()
+                    .patch_status(
+                        &self.d.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"status": {"collisionCount": collisions}})),
+                    )
+                    .await?;
                 return Err(Error::HashCollision(name));
             }
             Err(e) => return Err(e.into()),
@@ -1139,16 +1144,13 @@ impl Rollout<'_> {
             }
         }
         if self.d.status.as_ref() != Some(&st) {
-            let api: Api<Deployment> = Api::namespaced(
-                self.ctx.client.clone(),
-                &self.d.namespace().unwrap_or_default(),
-            );
-            api.patch_status(
-                &self.d.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": st })),
-            )
-            .await?;
+            self.deployments()
+                .patch_status(
+                    &self.d.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "status": st })),
+                )
+                .await?;
         }
         self.write_revision().await?;
         Ok(Action::requeue(requeue))
@@ -1177,16 +1179,13 @@ impl Rollout<'_> {
         if self.d.annotations().get(REVISION) == Some(&rev.to_string()) {
             return Ok(());
         }
-        let api: Api<Deployment> = Api::namespaced(
-            self.ctx.client.clone(),
-            &self.d.namespace().unwrap_or_default(),
-        );
-        api.patch(
-            &self.d.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {REVISION: rev.to_string()}}})),
-        )
-        .await?;
+        self.deployments()
+            .patch(
+                &self.d.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {REVISION: rev.to_string()}}})),
+            )
+            .await?;
         Ok(())
     }
 }
