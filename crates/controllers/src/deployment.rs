@@ -20,17 +20,18 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus, ReplicaSet,
 };
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::events::Events;
 use crate::informers::Informers;
 use crate::owners::{self, caught_up, controller_ref, controller_uid, settle};
 use crate::selector;
@@ -66,7 +67,7 @@ struct Ctx {
     client: kube::Client,
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
-    recorder: Recorder,
+    events: Events,
 }
 
 /// Runs the controller until the task is dropped.
@@ -76,13 +77,7 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let replicasets = informers.get::<ReplicaSet>();
     let pods = informers.get::<Pod>();
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "deployment-controller".into(),
-                instance: None,
-            },
-        ),
+        events: Events::new(client.clone(), "deployment-controller"),
         client,
         replicasets: replicasets.store(),
         pods: pods.store(),
@@ -356,14 +351,14 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     if selector::is_empty(&spec.selector) {
-        publish(
-            &ctx,
-            &d,
-            EventType::Warning,
-            "SelectingAll",
-            "This deployment is selecting all pods. A non-empty selector is required.".into(),
-        )
-        .await;
+        ctx.events
+            .publish(
+                d.as_ref(),
+                EventType::Warning,
+                "SelectingAll",
+                "This deployment is selecting all pods. A non-empty selector is required.".into(),
+            )
+            .await;
         return Ok(Action::await_change());
     }
     let mut s = Rollout {
@@ -772,14 +767,15 @@ impl Rollout<'_> {
     }
 
     async fn scaled_event(&self, direction: &str, name: &str, from: i32, to: i32) {
-        publish(
-            self.ctx,
-            self.d,
-            EventType::Normal,
-            "ScalingReplicaSet",
-            format!("Scaled {direction} replica set {name} from {from} to {to}"),
-        )
-        .await;
+        self.ctx
+            .events
+            .publish(
+                self.d,
+                EventType::Normal,
+                "ScalingReplicaSet",
+                format!("Scaled {direction} replica set {name} from {from} to {to}"),
+            )
+            .await;
     }
 
     /// Scaling without a rollout (a paused Deployment, or `replicas`
@@ -1187,20 +1183,6 @@ impl Rollout<'_> {
             )
             .await?;
         Ok(())
-    }
-}
-
-async fn publish(ctx: &Ctx, d: &Deployment, type_: EventType, reason: &str, note: String) {
-    let reference: ObjectReference = d.object_ref(&());
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-        tracing::debug!(error = %e, "publishing a deployment event");
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod events;
 pub mod gc;
 pub mod informers;
 pub mod leader;

@@ -8,15 +8,16 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use crate::events::Events;
 use crate::informers::Informers;
 use crate::owners::{self, controller_ref, controller_uid, settle};
 use crate::selector;
@@ -40,7 +41,7 @@ pub enum Error {
 struct Ctx {
     client: kube::Client,
     pods: Store<Pod>,
-    recorder: Recorder,
+    events: Events,
 }
 
 /// Runs the controller until the task is dropped.
@@ -49,13 +50,7 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let pods = informers.get::<Pod>();
     let replicasets = informers.get::<ReplicaSet>();
     let ctx = Arc::new(Ctx {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "replicaset-controller".into(),
-                instance: None,
-            },
-        ),
+        events: Events::new(client.clone(), "replicaset-controller"),
         client,
         pods: pods.store(),
     });
@@ -308,25 +303,25 @@ async fn create_pods(
         for r in results {
             match r {
                 Ok(p) => {
-                    publish(
-                        ctx,
-                        rs,
-                        EventType::Normal,
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", p.name_any()),
-                    )
-                    .await;
+                    ctx.events
+                        .publish(
+                            rs,
+                            EventType::Normal,
+                            "SuccessfulCreate",
+                            format!("Created pod: {}", p.name_any()),
+                        )
+                        .await;
                     made.push(p.uid().unwrap_or_default());
                 }
                 Err(e) => {
-                    publish(
-                        ctx,
-                        rs,
-                        EventType::Warning,
-                        "FailedCreate",
-                        format!("Error creating: {e}"),
-                    )
-                    .await;
+                    ctx.events
+                        .publish(
+                            rs,
+                            EventType::Warning,
+                            "FailedCreate",
+                            format!("Error creating: {e}"),
+                        )
+                        .await;
                     failure = Some(e);
                 }
             }
@@ -382,14 +377,14 @@ async fn delete_pods(
     for (p, r) in doomed.iter().zip(results) {
         match r {
             Ok(_) => {
-                publish(
-                    ctx,
-                    rs,
-                    EventType::Normal,
-                    "SuccessfulDelete",
-                    format!("Deleted pod: {}", p.name_any()),
-                )
-                .await
+                ctx.events
+                    .publish(
+                        rs,
+                        EventType::Normal,
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {}", p.name_any()),
+                    )
+                    .await
             }
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => failure = Some(e),
@@ -409,19 +404,5 @@ async fn delete_pods(
     match failure {
         Some(e) => Err(e.into()),
         None => Ok(()),
-    }
-}
-
-async fn publish(ctx: &Ctx, rs: &ReplicaSet, type_: EventType, reason: &str, note: String) {
-    let reference: ObjectReference = rs.object_ref(&());
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-        tracing::debug!(error = %e, "publishing a replicaset event");
     }
 }

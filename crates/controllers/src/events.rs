@@ -1,0 +1,48 @@
+//! Events the controllers publish about the objects they act on, under
+//! their own names (`kubectl describe` shows them).
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+/// One controller's event publisher.
+pub struct Events {
+    recorder: Recorder,
+    controller: &'static str,
+}
+
+impl Events {
+    /// Events reported by `controller` (as `reportingComponent`).
+    pub fn new(client: kube::Client, controller: &'static str) -> Self {
+        let reporter = Reporter {
+            controller: controller.into(),
+            instance: None,
+        };
+        Self {
+            recorder: Recorder::new(client, reporter),
+            controller,
+        }
+    }
+
+    /// Publishes an event about `obj`; a failure is logged, not returned
+    /// (an event lost must not fail the reconcile that made it).
+    pub async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let reference: ObjectReference = obj.object_ref(&());
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::debug!(controller = self.controller, error = %e, "publishing an event");
+        }
+    }
+}
