@@ -92,6 +92,9 @@ pub async fn admit_create(t: &Target, obj: &mut Value) -> ApiResult<Extra> {
     if is_service(t) {
         extra.merge(allocate_service(t, obj, None).await?);
     }
+    if is_pod(t) {
+        add_default_tolerations(obj, t.api.config.default_toleration_seconds);
+    }
     Ok(extra)
 }
 
@@ -121,6 +124,46 @@ pub fn admit_delete(t: &Target, obj: &Value) -> ApiResult<Extra> {
         release_all(obj, &mut extra);
     }
     Ok(extra)
+}
+
+fn is_pod(t: &Target) -> bool {
+    t.def.storage.group.is_empty() && t.def.storage.resource == "pods"
+}
+
+/// DefaultTolerationSeconds: a pod that does not say how long it stays on
+/// a node that is not ready or unreachable stays the configured time, after
+/// which the taint eviction controller deletes it.
+fn add_default_tolerations(obj: &mut Value, seconds: crate::DefaultTolerations) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    if tolerations.is_null() {
+        *tolerations = json!([]);
+    }
+    let Some(list) = tolerations.as_array_mut() else {
+        return;
+    };
+    for (key, secs) in [
+        ("node.kubernetes.io/not-ready", seconds.not_ready),
+        ("node.kubernetes.io/unreachable", seconds.unreachable),
+    ] {
+        // Any toleration that would match the taint counts as saying so.
+        let says = list.iter().any(|t| {
+            let effect = t["effect"].as_str().unwrap_or("");
+            let k = t["key"].as_str().unwrap_or("");
+            let exists = t["operator"].as_str() == Some("Exists");
+            (effect.is_empty() || effect == "NoExecute") && (k == key || (k.is_empty() && exists))
+        });
+        if !says {
+            list.push(json!({
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": secs,
+            }));
+        }
+    }
 }
 
 fn is_service(t: &Target) -> bool {

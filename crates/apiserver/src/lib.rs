@@ -66,6 +66,29 @@ pub struct Config {
     /// How often the store's history is compacted (kube-apiserver's
     /// `--etcd-compaction-interval`, five minutes); zero never compacts.
     pub compaction_interval: std::time::Duration,
+    /// The `tolerationSeconds` every pod gets for the `not-ready` and
+    /// `unreachable` NoExecute taints unless it says otherwise
+    /// (`--default-not-ready-toleration-seconds`,
+    /// `--default-unreachable-toleration-seconds`; 300 each).
+    pub default_toleration_seconds: DefaultTolerations,
+}
+
+/// What the DefaultTolerationSeconds admission gives pods.
+#[derive(Clone, Copy, Debug)]
+pub struct DefaultTolerations {
+    /// For `node.kubernetes.io/not-ready:NoExecute`.
+    pub not_ready: i64,
+    /// For `node.kubernetes.io/unreachable:NoExecute`.
+    pub unreachable: i64,
+}
+
+impl Default for DefaultTolerations {
+    fn default() -> Self {
+        Self {
+            not_ready: 300,
+            unreachable: 300,
+        }
+    }
 }
 
 impl Config {
@@ -77,6 +100,7 @@ impl Config {
             extra_sans: Vec::new(),
             ranges: Ranges::default(),
             compaction_interval: std::time::Duration::from_secs(300),
+            default_toleration_seconds: DefaultTolerations::default(),
         }
     }
 }

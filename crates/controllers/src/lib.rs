@@ -9,19 +9,38 @@ pub mod events;
 pub mod gc;
 pub mod informers;
 pub mod leader;
+pub mod nodelifecycle;
 pub mod owners;
+pub mod podgc;
 pub mod replicaset;
 pub mod selector;
 mod service_pods;
+pub mod taint_eviction;
+
+/// How the controller manager is set up (kube-controller-manager's flags).
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// How nodes are judged alive.
+    pub nodes: nodelifecycle::Settings,
+}
+
+/// Runs every controller with the default settings until the task is
+/// dropped; returns if one stops.
+pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+    run_with(client, Config::default()).await
+}
 
 /// Runs every controller until the task is dropped; returns if one stops.
-pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+pub async fn run_with(client: kube::Client, config: Config) -> anyhow::Result<()> {
     let informers = informers::Informers::new(client.clone());
     tokio::try_join!(
         replicaset::run(informers.clone()),
         deployment::run(informers.clone()),
         endpoints::run(informers.clone()),
         endpointslice::run(informers.clone()),
+        nodelifecycle::run(informers.clone(), config.nodes),
+        taint_eviction::run(informers.clone()),
+        podgc::run(informers.clone()),
         gc::run(client),
     )?;
     Ok(())

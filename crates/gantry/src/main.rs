@@ -38,6 +38,8 @@ enum Command {
         #[arg(long = "tls-san")]
         tls_sans: Vec<String>,
         #[command(flatten)]
+        cluster: ClusterFlags,
+        #[command(flatten)]
         node: NodeFlags,
     },
     /// Join this machine to a cluster as a node, with a token from `gantry
@@ -68,6 +70,8 @@ enum Command {
         /// kube-system.
         #[arg(long)]
         controllers: bool,
+        #[command(flatten)]
+        cluster: ClusterFlags,
     },
     /// Inspect a store.
     Store {
@@ -85,6 +89,31 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+}
+
+/// How the cluster treats nodes that stop reporting (kube-apiserver's and
+/// kube-controller-manager's flags of the same names).
+#[derive(clap::Args, Clone, Debug)]
+struct ClusterFlags {
+    /// How long a node may go without a heartbeat before it is NotReady
+    /// (Unknown), e.g. `50s`.
+    #[arg(long, default_value = "50s", value_parser = seconds)]
+    node_monitor_grace_period: std::time::Duration,
+    /// How long pods stay on a node that is not ready, unless they say.
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// How long pods stay on an unreachable node, unless they say.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
+}
+
+/// A whole number of seconds, with or without an `s`.
+fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.strip_suffix('s')
+        .unwrap_or(text)
+        .parse::<u64>()
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| format!("{text:?} is not a number of seconds like `50s`"))
 }
 
 /// How this machine runs as a node.
@@ -163,8 +192,9 @@ fn main() -> anyhow::Result<()> {
                 data_dir,
                 listen,
                 tls_sans,
+                cluster,
                 node,
-            } => serve(data_dir, listen, None, tls_sans, true, Some(node)).await,
+            } => serve(data_dir, listen, None, tls_sans, true, cluster, Some(node)).await,
             Command::Agent(args) => join::run_agent(args).await,
             Command::Token {
                 command: TokenCommand::Create(args),
@@ -175,7 +205,19 @@ fn main() -> anyhow::Result<()> {
                 store,
                 tls_sans,
                 controllers,
-            } => serve(data_dir, listen, store, tls_sans, controllers, None).await,
+                cluster,
+            } => {
+                serve(
+                    data_dir,
+                    listen,
+                    store,
+                    tls_sans,
+                    controllers,
+                    cluster,
+                    None,
+                )
+                .await
+            }
             Command::Image { command } => images_cli::run(command).await,
             Command::Shim { .. } => unreachable!("the shim runs before the runtime starts"),
             Command::Store {
@@ -197,6 +239,7 @@ async fn serve(
     store: Option<String>,
     tls_sans: Vec<String>,
     controllers: bool,
+    cluster: ClusterFlags,
     node: Option<NodeFlags>,
 ) -> anyhow::Result<()> {
     let chatty = node.is_some();
@@ -217,6 +260,10 @@ async fn serve(
     say(format!("starting the API server on {listen}"));
     let mut config = apiserver::Config::new(listen, &data_dir);
     config.extra_sans = tls_sans;
+    config.default_toleration_seconds = apiserver::DefaultTolerations {
+        not_ready: cluster.default_not_ready_toleration_seconds,
+        unreachable: cluster.default_unreachable_toleration_seconds,
+    };
     let server = apiserver::ApiServer::start(config, Arc::clone(&store))
         .await
         .context("starting the API server")?;
@@ -228,7 +275,7 @@ async fn serve(
             .and_then(|n| n.node_name.clone())
             .unwrap_or_else(node::hostname);
         control_plane =
-            Some(start_control_plane(&data_dir, server.local_addr(), &who, &say).await?);
+            Some(start_control_plane(&data_dir, server.local_addr(), &who, &cluster, &say).await?);
     }
     let mut agent = None;
     if let Some(flags) = node {
@@ -287,8 +334,15 @@ async fn start_control_plane(
     data_dir: &std::path::Path,
     server_addr: SocketAddr,
     who: &str,
+    cluster: &ClusterFlags,
     say: &impl Fn(String),
 ) -> anyhow::Result<ControlPlane> {
+    let settings = controllers::Config {
+        nodes: controllers::nodelifecycle::Settings {
+            grace_period: cluster.node_monitor_grace_period,
+            ..Default::default()
+        },
+    };
     let (ca, _) =
         pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
     let url = format!("https://127.0.0.1:{}", server_addr.port());
@@ -335,14 +389,16 @@ async fn start_control_plane(
             let _ = stopped.wait_for(|s| *s).await;
         };
         let scheduler = lease == "kube-scheduler";
+        let settings = settings.clone();
         tasks.push(tokio::spawn(async move {
             let result = controllers::leader::run_elected(elector, until_stopped, || {
                 let client = client.clone();
+                let settings = settings.clone();
                 async move {
                     if scheduler {
                         scheduler::run(client).await
                     } else {
-                        controllers::run(client).await
+                        controllers::run_with(client, settings).await
                     }
                 }
             })

@@ -458,35 +458,8 @@ fn tamper(token: &str) -> String {
 #[test]
 fn a_second_machine_joins_with_a_token_and_runs_pods() {
     let mut w = World::new();
-    let server_port = free_port();
-    let agent_port = free_port();
-    let url = format!("https://{}:{server_port}", w.host_ip);
-
-    // This machine: the server and its node.
-    let mut up = Command::new(GANTRY);
-    up.args([
-        "up",
-        "--listen",
-        &format!("0.0.0.0:{server_port}"),
-        "--tls-san",
-        &w.host_ip,
-    ])
-    .args(w.a.flags(&w.cluster_cidr, agent_port));
-    let mut server = Daemon::spawn(up, w.path("server.log"));
-    server.wait_for("ready in");
-    w.daemons.push(server);
-
-    let created = run(
-        GANTRY,
-        &[
-            "token",
-            "create",
-            "--data-dir",
-            &w.a.data_dir.display().to_string(),
-        ],
-    );
-    assert!(created.success(), "{created}");
-    let token = created.stdout.trim().to_owned();
+    let url = w.start_server(&[]);
+    let token = w.create_token();
     let ca = std::fs::read_to_string(w.a.data_dir.join("pki/ca.crt")).unwrap();
     let (pin, bearer) = token
         .strip_prefix("K10")
@@ -585,22 +558,12 @@ fn a_second_machine_joins_with_a_token_and_runs_pods() {
     assert!(out.stderr.contains("refused the join token"), "{out}");
 
     // The other host joins over the link.
-    let mut args = vec![
-        "agent".to_owned(),
-        "--server".into(),
-        url.clone(),
-        "--token".into(),
-        token.clone(),
-    ];
-    args.extend(w.b.flags(&w.cluster_cidr, 10250));
-    let mut agent = Daemon::spawn(w.on_other_host(&args), w.path("agent-b.log"));
-    agent.wait_for("is in the cluster");
+    w.join_b(&url, &token);
+    let agent_log = w.daemons[1].log();
     assert!(
-        agent.log().contains(&format!("({})", w.peer_ip)),
-        "{}",
-        agent.log()
+        agent_log.contains(&format!("({})", w.peer_ip)),
+        "{agent_log}"
     );
-    w.daemons.push(agent);
     for file in [
         "agent.kubeconfig",
         "pki/ca.crt",
@@ -616,56 +579,21 @@ fn a_second_machine_joins_with_a_token_and_runs_pods() {
         ca
     );
 
-    let images = w.path("images");
-    std::fs::create_dir_all(&images).unwrap();
-    let busybox = images.join("busybox.tar");
-    testkit::images::write_oci_archive(
-        &[&testkit::images::busybox().expect("building the busybox image")],
-        &busybox,
-        testkit::images::Compression::None,
-    )
-    .expect("writing busybox.tar");
-    let imported = run(
-        GANTRY,
-        &[
-            "image",
-            "import",
-            "--data-dir",
-            &w.b.data_dir.display().to_string(),
-            &busybox.display().to_string(),
-        ],
-    );
-    assert!(imported.success(), "{imported}");
-
-    let deadline = Instant::now() + START_WITHIN;
-    loop {
-        let nodes: Value =
-            serde_json::from_str(&w.kubectl_ok(&["get", "nodes", "-o", "json"])).unwrap();
-        let mut ready = ready_nodes(&nodes);
-        ready.sort();
-        let want = vec![(w.a.name.clone(), true), (w.b.name.clone(), true)];
-        if ready == want {
-            let b = nodes["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|n| n["metadata"]["name"] == w.b.name.as_str())
-                .unwrap();
-            let internal = b["status"]["addresses"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["type"] == "InternalIP")
-                .unwrap();
-            assert_eq!(internal["address"], w.peer_ip.as_str());
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nodes not both Ready within {START_WITHIN:?}: {ready:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    w.import_busybox(&w.b);
+    let nodes = w.wait_nodes(&[(&w.a.name, true), (&w.b.name, true)], START_WITHIN);
+    let b = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["metadata"]["name"] == w.b.name.as_str())
+        .unwrap();
+    let internal = b["status"]["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "InternalIP")
+        .unwrap();
+    assert_eq!(internal["address"], w.peer_ip.as_str());
 
     let pod = format!(
         r#"
@@ -935,5 +863,258 @@ fn a_token_is_never_sent_to_a_server_whose_ca_it_does_not_pin() {
             .iter()
             .any(|h| h.starts_with("POST /gantry/v1/nodes/") && carries_token(h)),
         "{heads:#?}"
+    );
+}
+
+impl World {
+    /// `gantry up` on this machine as node a, reachable from the other host,
+    /// with `extra` flags; returns the server's URL on the link.
+    fn start_server(&mut self, extra: &[&str]) -> String {
+        let server_port = free_port();
+        let agent_port = free_port();
+        let mut up = Command::new(GANTRY);
+        up.args([
+            "up",
+            "--listen",
+            &format!("0.0.0.0:{server_port}"),
+            "--tls-san",
+            &self.host_ip,
+        ])
+        .args(extra)
+        .args(self.a.flags(&self.cluster_cidr, agent_port));
+        let mut server = Daemon::spawn(up, self.path("server.log"));
+        server.wait_for("ready in");
+        self.daemons.push(server);
+        format!("https://{}:{server_port}", self.host_ip)
+    }
+
+    /// A join token from `gantry token create`.
+    fn create_token(&self) -> String {
+        let created = run(
+            GANTRY,
+            &[
+                "token",
+                "create",
+                "--data-dir",
+                &self.a.data_dir.display().to_string(),
+            ],
+        );
+        assert!(created.success(), "{created}");
+        created.stdout.trim().to_owned()
+    }
+
+    /// Joins the other host as node b and waits until its agent is up.
+    fn join_b(&mut self, url: &str, token: &str) {
+        let mut args = vec![
+            "agent".to_owned(),
+            "--server".into(),
+            url.to_owned(),
+            "--token".into(),
+            token.to_owned(),
+        ];
+        args.extend(self.b.flags(&self.cluster_cidr, 10250));
+        let mut agent = Daemon::spawn(self.on_other_host(&args), self.path("agent-b.log"));
+        agent.wait_for("is in the cluster");
+        self.daemons.push(agent);
+    }
+
+    /// Loads the busybox test image into a node's image store.
+    fn import_busybox(&self, node: &NodeSpec) {
+        let busybox = self.path("busybox.tar");
+        if !busybox.exists() {
+            testkit::images::write_oci_archive(
+                &[&testkit::images::busybox().expect("building the busybox image")],
+                &busybox,
+                testkit::images::Compression::None,
+            )
+            .expect("writing busybox.tar");
+        }
+        let imported = run(
+            GANTRY,
+            &[
+                "image",
+                "import",
+                "--data-dir",
+                &node.data_dir.display().to_string(),
+                &busybox.display().to_string(),
+            ],
+        );
+        assert!(imported.success(), "{imported}");
+    }
+
+    /// Waits until kubectl lists exactly these nodes with these Ready
+    /// states; returns the nodes as JSON.
+    fn wait_nodes(&self, want: &[(&str, bool)], within: Duration) -> Value {
+        let mut want: Vec<(String, bool)> =
+            want.iter().map(|(n, r)| ((*n).to_owned(), *r)).collect();
+        want.sort();
+        let deadline = Instant::now() + within;
+        loop {
+            let nodes: Value =
+                serde_json::from_str(&self.kubectl_ok(&["get", "nodes", "-o", "json"])).unwrap();
+            let mut ready = ready_nodes(&nodes);
+            ready.sort();
+            if ready == want {
+                return nodes;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes not {want:?} within {within:?}: {ready:?}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// The pods of `selector` in default: (name, node, ready, terminating).
+fn pods_of(w: &World, selector: &str) -> Vec<(String, String, bool, bool)> {
+    let pods: Value =
+        serde_json::from_str(&w.kubectl_ok(&["get", "pods", "-l", selector, "-o", "json"]))
+            .unwrap();
+    pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let ready = p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                p["spec"]["nodeName"].as_str().unwrap_or("").to_owned(),
+                ready,
+                !p["metadata"]["deletionTimestamp"].is_null(),
+            )
+        })
+        .collect()
+}
+
+/// Polls `f` every half second until it holds; panics naming `what`.
+#[track_caller]
+fn eventually(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    start.elapsed()
+}
+
+#[test]
+fn a_killed_node_goes_not_ready_and_its_pods_are_made_again_elsewhere() {
+    let mut w = World::new();
+    // Shorter than Kubernetes' 50 s and 300 s, so the test takes a minute.
+    let url = w.start_server(&[
+        "--node-monitor-grace-period",
+        "20s",
+        "--default-unreachable-toleration-seconds",
+        "3",
+    ]);
+    let token = w.create_token();
+    w.join_b(&url, &token);
+    w.import_busybox(&w.a);
+    w.import_busybox(&w.b);
+    let (a, b) = (w.a.name.clone(), w.b.name.clone());
+    w.wait_nodes(&[(&a, true), (&b, true)], START_WITHIN);
+
+    // One replica on each node.
+    let deployment = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: movers
+  namespace: default
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: movers}
+  template:
+    metadata:
+      labels: {app: movers}
+    spec:
+      terminationGracePeriodSeconds: 1
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: ScheduleAnyway
+        labelSelector:
+          matchLabels: {app: movers}
+      containers:
+      - name: main
+        image: busybox:1.36
+        command: ["sleep", "3600"]
+"#;
+    let applied = w.kubectl_input(&["apply", "-f", "-"], Some(deployment));
+    assert!(applied.success(), "{applied}");
+    let status = w.kubectl(&["rollout", "status", "deployment/movers", "--timeout=120s"]);
+    assert!(status.success(), "{status}");
+    let before = pods_of(&w, "app=movers");
+    let mut nodes: Vec<&str> = before.iter().map(|p| p.1.as_str()).collect();
+    nodes.sort();
+    let mut both = vec![a.as_str(), b.as_str()];
+    both.sort();
+    assert_eq!(nodes, both, "{before:?}");
+    let on_b = before.iter().find(|p| p.1 == b).unwrap().0.clone();
+
+    // Node b's agent dies (its containers keep running, as on a machine
+    // cut off from the network).
+    drop(w.daemons.pop());
+    let killed = Instant::now();
+    w.wait_nodes(&[(&a, true), (&b, false)], Duration::from_secs(60));
+    let not_ready_after = killed.elapsed();
+    let table = w.kubectl_ok(&["get", "node", &b]);
+    assert!(table.contains("NotReady"), "{table}");
+    let taints = w.kubectl_ok(&["get", "node", &b, "-o", "jsonpath={.spec.taints[*].key}"]);
+    assert!(
+        taints.contains("node.kubernetes.io/unreachable"),
+        "{taints}"
+    );
+
+    // Its pod is evicted after its 3 s toleration, and made again on a.
+    eventually(
+        "a second ready replica on node a",
+        Duration::from_secs(90),
+        || {
+            let now = pods_of(&w, "app=movers");
+            now.iter().filter(|p| p.1 == a && p.2 && !p.3).count() == 2
+        },
+    );
+    let moved_after = killed.elapsed();
+    let evicted: Value =
+        serde_json::from_str(&w.kubectl_ok(&["get", "pod", &on_b, "-o", "json"])).unwrap();
+    assert!(
+        !evicted["metadata"]["deletionTimestamp"].is_null(),
+        "{evicted:#}"
+    );
+    assert!(
+        evicted["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "DisruptionTarget" && c["reason"] == "DeletionByTaintManager"),
+        "{evicted:#}"
+    );
+    let ready = w.kubectl_ok(&[
+        "get",
+        "deployment",
+        "movers",
+        "-o",
+        "jsonpath={.status.availableReplicas}",
+    ]);
+    assert_eq!(ready, "2");
+
+    // The node is removed for good: the pod no kubelet will finish goes.
+    w.kubectl_ok(&["delete", "node", &b]);
+    eventually(
+        "the evicted pod to be collected",
+        Duration::from_secs(60),
+        || !pods_of(&w, "app=movers").iter().any(|p| p.0 == on_b),
+    );
+    eprintln!(
+        "node {b} killed: NotReady after {:.1}s, its pod running again on {a} after {:.1}s",
+        not_ready_after.as_secs_f64(),
+        moved_after.as_secs_f64()
     );
 }

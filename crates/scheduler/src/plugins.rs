@@ -542,24 +542,26 @@ pub(crate) fn tolerations(pod: &Pod) -> &[Toleration] {
 
 /// Whether some toleration tolerates a taint, as Kubernetes matches them.
 pub fn tolerated(tolerations: &[Toleration], taint: &Taint) -> bool {
-    tolerations.iter().any(|t| {
-        let effect_ok = t
-            .effect
-            .as_deref()
-            .is_none_or(|e| e.is_empty() || e == taint.effect);
-        let key_ok = t
-            .key
-            .as_deref()
-            .is_none_or(|k| k.is_empty() || k == taint.key);
-        let value_ok = match t.operator.as_deref().unwrap_or("Equal") {
-            "Exists" => true,
-            _ => {
-                t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default()
-            }
-        };
-        // An empty key with `Exists` tolerates everything.
-        effect_ok && key_ok && value_ok
-    })
+    tolerations.iter().any(|t| tolerates(t, taint))
+}
+
+/// Whether one toleration tolerates a taint: the effect matches (or is
+/// empty), the key matches (or is empty, which only `Exists` allows), and
+/// for `Equal` the value matches.
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == taint.effect);
+    let key_ok = t
+        .key
+        .as_deref()
+        .is_none_or(|k| k.is_empty() || k == taint.key);
+    let value_ok = match t.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => true,
+        _ => t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default(),
+    };
+    effect_ok && key_ok && value_ok
 }
 
 /// Requests against allocatable, and the node's pod count.
