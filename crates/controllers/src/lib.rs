@@ -11,8 +11,10 @@ pub mod informers;
 pub mod leader;
 pub mod owners;
 pub mod replicaset;
+pub mod revisions;
 pub mod selector;
 mod service_pods;
+pub mod statefulset;
 
 /// Runs every controller until the task is dropped; returns if one stops.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
@@ -22,6 +24,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         deployment::run(informers.clone()),
         endpoints::run(informers.clone()),
         endpointslice::run(informers.clone()),
+        statefulset::run(informers.clone()),
         gc::run(client),
     )?;
     Ok(())
