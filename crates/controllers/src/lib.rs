@@ -2,6 +2,7 @@
 //! through the API until what exists is what was asked for. See
 //! ARCHITECTURE.md (`crates/controllers`).
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -25,6 +26,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         endpoints::run(informers.clone()),
         endpointslice::run(informers.clone()),
         statefulset::run(informers.clone()),
+        daemonset::run(informers.clone()),
         gc::run(client),
     )?;
     Ok(())
