@@ -80,7 +80,9 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let for_pods = sets.store();
     let for_nodes = sets.store();
     Controller::for_stream(sets.stream(), sets.store())
-        .watches_stream(pods.stream(), move |pod: Pod| owner_of(&for_pods, &pod))
+        .watches_stream(pods.stream(), move |pod: Pod| {
+            owners::owners_to_wake(&for_pods, &pod, selects)
+        })
         // A node that comes, goes or changes may change where every
         // DaemonSet runs.
         .watches_stream(nodes.stream(), move |_: Node| {
@@ -91,7 +93,7 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
         })
         .watches_stream(revisions.stream(), |r: ControllerRevision| {
-            controller_set(&r.metadata)
+            owners::controller_of::<DaemonSet>(&r.metadata)
         })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
@@ -102,29 +104,6 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
         })
         .await;
     anyhow::bail!("the daemonset controller ended")
-}
-
-fn controller_set(meta: &ObjectMeta) -> Option<ObjectRef<DaemonSet>> {
-    let r = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))?;
-    (r.kind == "DaemonSet" && r.api_version.starts_with("apps/"))
-        .then(|| ObjectRef::new(&r.name).within(meta.namespace.as_deref().unwrap_or_default()))
-}
-
-fn owner_of(sets: &Store<DaemonSet>, pod: &Pod) -> Vec<ObjectRef<DaemonSet>> {
-    if controller_uid(&pod.metadata).is_some() {
-        return controller_set(&pod.metadata).into_iter().collect();
-    }
-    let ns = pod.namespace().unwrap_or_default();
-    sets.state()
-        .iter()
-        .filter(|d| d.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|d| selects(d, pod))
-        .map(|d| ObjectRef::from_obj(d.as_ref()))
-        .collect()
 }
 
 fn selects(ds: &DaemonSet, pod: &Pod) -> bool {
@@ -410,37 +389,7 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
 
     // Adopt orphans the selector matches; release children it no longer does.
-    let mut claimed = Vec::new();
-    for p in ctx.pods.state() {
-        if p.metadata.namespace.as_deref() != Some(ns.as_str())
-            || p.metadata.deletion_timestamp.is_some()
-        {
-            continue;
-        }
-        match controller_uid(&p.metadata) {
-            None if selects(&ds, &p) => {
-                owners::adopt(&pods_api, p.as_ref(), ds.as_ref()).await?;
-                claimed.push(p.uid().unwrap_or_default());
-            }
-            Some(owner) if owner == uid && !selects(&ds, &p) => {
-                owners::release(&pods_api, p.as_ref(), &uid).await?;
-                claimed.push(p.uid().unwrap_or_default());
-            }
-            _ => {}
-        }
-    }
-    if !claimed.is_empty() {
-        settle(&ctx.pods, |pods| {
-            claimed.iter().all(|u| {
-                pods.iter()
-                    .find(|p| p.uid().as_deref() == Some(u))
-                    .is_none_or(|p| {
-                        (controller_uid(&p.metadata) == Some(uid.as_str())) == selects(&ds, p)
-                    })
-            })
-        })
-        .await;
-    }
+    owners::claim_pods(&pods_api, &ctx.pods, ds.as_ref(), |p| selects(&ds, p)).await?;
 
     let collisions = ds
         .status

@@ -27,7 +27,7 @@ use serde_json::json;
 use crate::events::Events;
 use crate::informers::Informers;
 use crate::owners::{self, controller_ref, controller_uid, settle};
-use crate::replicaset::{is_active, is_ready, ready_since};
+use crate::replicaset::{is_ready, ready_since};
 use crate::revisions::{self, POD_REVISION_LABEL};
 use crate::selector;
 
@@ -68,9 +68,11 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
     });
     let set_store = sets.store();
     Controller::for_stream(sets.stream(), sets.store())
-        .watches_stream(pods.stream(), move |pod: Pod| owner_of(&set_store, &pod))
+        .watches_stream(pods.stream(), move |pod: Pod| {
+            owners::owners_to_wake(&set_store, &pod, member)
+        })
         .watches_stream(revisions.stream(), |r: ControllerRevision| {
-            controller_set(&r.metadata)
+            owners::controller_of::<StatefulSet>(&r.metadata)
         })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
@@ -81,31 +83,6 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
         })
         .await;
     anyhow::bail!("the statefulset controller ended")
-}
-
-fn controller_set(meta: &ObjectMeta) -> Option<ObjectRef<StatefulSet>> {
-    let r = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))?;
-    (r.kind == "StatefulSet" && r.api_version.starts_with("apps/"))
-        .then(|| ObjectRef::new(&r.name).within(meta.namespace.as_deref().unwrap_or_default()))
-}
-
-/// The set controlling a pod, or for an orphan every set of its namespace
-/// whose selector and name pattern it matches (to be adopted).
-fn owner_of(sets: &Store<StatefulSet>, pod: &Pod) -> Vec<ObjectRef<StatefulSet>> {
-    if controller_uid(&pod.metadata).is_some() {
-        return controller_set(&pod.metadata).into_iter().collect();
-    }
-    let ns = pod.namespace().unwrap_or_default();
-    sets.state()
-        .iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|s| member(s, pod))
-        .map(|s| ObjectRef::from_obj(s.as_ref()))
-        .collect()
 }
 
 /// Whether a pod's labels and name make it one of the set's pods.
@@ -458,38 +435,7 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
 
     // Adopt orphans that are members; release children that no longer are.
-    let in_ns: Vec<Arc<Pod>> = ctx
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .collect();
-    let mut claimed = Vec::new();
-    for p in &in_ns {
-        match controller_uid(&p.metadata) {
-            None if member(&set, p) && is_active(p) => {
-                owners::adopt(&pods_api, p.as_ref(), set.as_ref()).await?;
-                claimed.push(p.uid().unwrap_or_default());
-            }
-            Some(owner) if owner == uid && !member(&set, p) => {
-                owners::release(&pods_api, p.as_ref(), &uid).await?;
-                claimed.push(p.uid().unwrap_or_default());
-            }
-            _ => {}
-        }
-    }
-    if !claimed.is_empty() {
-        settle(&ctx.pods, |pods| {
-            claimed.iter().all(|u| {
-                pods.iter()
-                    .find(|p| p.uid().as_deref() == Some(u))
-                    .is_none_or(|p| {
-                        (controller_uid(&p.metadata) == Some(uid.as_str())) == member(&set, p)
-                    })
-            })
-        })
-        .await;
-    }
+    owners::claim_pods(&pods_api, &ctx.pods, set.as_ref(), |p| member(&set, p)).await?;
 
     // Revisions: the update revision records the template now; the current
     // one is what the status says, until the rollout completes.

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{server, wait_for};
+use common::{server, status, wait_for};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
@@ -120,10 +120,6 @@ async fn placed(pods: &Api<Pod>, name: &str) -> BTreeMap<String, Vec<String>> {
             .push(spec.containers[0].image.clone().unwrap());
     }
     out
-}
-
-async fn status(sets: &Api<DaemonSet>, name: &str) -> Value {
-    serde_json::to_value(sets.get(name).await.unwrap().status).unwrap_or_default()
 }
 
 fn nodes_of(placed: &BTreeMap<String, Vec<String>>) -> Vec<&str> {

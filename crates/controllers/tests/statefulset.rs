@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{server, wait_for};
+use common::{mark_ready, server, set_image, status, wait_for};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn set(name: &str, replicas: i32, policy: &str, image: &str) -> StatefulSet {
     serde_json::from_value(json!({
@@ -67,17 +67,7 @@ fn slow_kubelet(
             waiting.sort_by_key(|p| p.name_any());
             if let Some(p) = waiting.first() {
                 marked.lock().unwrap().insert(p.uid().unwrap());
-                let _ = pods
-                    .patch_status(
-                        &p.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"status": {
-                            "phase": "Running",
-                            "conditions": [{"type": "Ready", "status": "True",
-                                            "lastTransitionTime": "2026-01-01T00:00:00Z"}]
-                        }})),
-                    )
-                    .await;
+                mark_ready(&pods, &p.name_any(), None).await;
             }
             tokio::time::sleep(pace).await;
         }
@@ -133,10 +123,6 @@ fn ordering_monitor(
     (task, out)
 }
 
-async fn status(sets: &Api<StatefulSet>, name: &str) -> Value {
-    serde_json::to_value(sets.get(name).await.unwrap().status).unwrap_or_default()
-}
-
 /// Image and revision label per pod name.
 async fn pods_of(pods: &Api<Pod>, name: &str) -> BTreeMap<String, (String, String)> {
     pods.list(&ListParams::default().labels(&format!("app={name}")))
@@ -154,18 +140,6 @@ async fn pods_of(pods: &Api<Pod>, name: &str) -> BTreeMap<String, (String, Strin
             (p.name_any(), (image, rev))
         })
         .collect()
-}
-
-async fn set_image(sets: &Api<StatefulSet>, name: &str, image: &str) {
-    sets.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Strategic(json!({"spec": {"template": {"spec": {
-            "containers": [{"name": "c", "image": image}]
-        }}}})),
-    )
-    .await
-    .unwrap();
 }
 
 async fn set_partition(sets: &Api<StatefulSet>, name: &str, partition: i32) {
