@@ -2,6 +2,7 @@
 //! through the API until what exists is what was asked for. See
 //! ARCHITECTURE.md (`crates/controllers`).
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -13,8 +14,10 @@ pub mod nodelifecycle;
 pub mod owners;
 pub mod podgc;
 pub mod replicaset;
+pub mod revisions;
 pub mod selector;
 mod service_pods;
+pub mod statefulset;
 pub mod taint_eviction;
 
 /// How the controller manager is set up (kube-controller-manager's flags).
@@ -38,6 +41,8 @@ pub async fn run_with(client: kube::Client, config: Config) -> anyhow::Result<()
         deployment::run(informers.clone()),
         endpoints::run(informers.clone()),
         endpointslice::run(informers.clone()),
+        statefulset::run(informers.clone()),
+        daemonset::run(informers.clone()),
         nodelifecycle::run(informers.clone(), config.nodes),
         taint_eviction::run(informers.clone()),
         podgc::run(informers.clone()),

@@ -5,9 +5,10 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -116,4 +117,85 @@ pub fn caught_up<K: Resource>(objs: &[Arc<K>], uid: &str, rv: &str) -> bool {
                 .and_then(|v| v.parse::<u64>().ok())
                 .is_some_and(|have| have >= want)
         })
+}
+
+/// The object of kind `O` that controls the object with `meta`, if its
+/// controller is one.
+pub fn controller_of<O: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> Option<ObjectRef<O>> {
+    let r = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))?;
+    let group = O::group(&());
+    let same_group = r.api_version.split_once('/').map_or("", |(g, _)| g) == group;
+    (r.kind == O::kind(&()) && same_group)
+        .then(|| ObjectRef::new(&r.name).within(meta.namespace.as_deref().unwrap_or_default()))
+}
+
+/// The owners of kind `O` a pod should wake: its controller if it has one,
+/// else every `O` of its namespace that `would_adopt` it.
+pub fn owners_to_wake<O>(
+    owners: &Store<O>,
+    pod: &Pod,
+    would_adopt: impl Fn(&O, &Pod) -> bool,
+) -> Vec<ObjectRef<O>>
+where
+    O: Resource<DynamicType = ()> + Clone + 'static,
+{
+    if controller_uid(&pod.metadata).is_some() {
+        return controller_of(&pod.metadata).into_iter().collect();
+    }
+    owners
+        .state()
+        .iter()
+        .filter(|o| o.meta().namespace == pod.metadata.namespace)
+        .filter(|o| would_adopt(o, pod))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
+/// Adopts the live orphan pods of `owner`'s namespace that are `member`s and
+/// releases the children that no longer are, then waits for the cache to
+/// show it.
+pub async fn claim_pods<O>(
+    api: &Api<Pod>,
+    pods: &Store<Pod>,
+    owner: &O,
+    member: impl Fn(&Pod) -> bool,
+) -> Result<(), kube::Error>
+where
+    O: Resource<DynamicType = ()>,
+{
+    let uid = owner.meta().uid.clone().unwrap_or_default();
+    let mut claimed = Vec::new();
+    for p in pods.state() {
+        if p.metadata.namespace != owner.meta().namespace {
+            continue;
+        }
+        let live = p.metadata.deletion_timestamp.is_none()
+            && !matches!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            );
+        match controller_uid(&p.metadata) {
+            None if live && member(&p) => adopt(api, p.as_ref(), owner).await?,
+            Some(o) if o == uid && !member(&p) => release(api, p.as_ref(), &uid).await?,
+            _ => continue,
+        }
+        claimed.push(p.uid().unwrap_or_default());
+    }
+    if !claimed.is_empty() {
+        settle(pods, |now| {
+            claimed.iter().all(|u| {
+                now.iter()
+                    .find(|p| p.metadata.uid.as_deref() == Some(u))
+                    .is_none_or(|p| {
+                        (controller_uid(&p.metadata) == Some(uid.as_str())) == member(p)
+                    })
+            })
+        })
+        .await;
+    }
+    Ok(())
 }

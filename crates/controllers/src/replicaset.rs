@@ -100,7 +100,7 @@ fn error_policy(rs: Arc<ReplicaSet>, error: &Error, _: Arc<Ctx>) -> Action {
     Action::requeue(Duration::from_secs(2))
 }
 
-fn is_active(p: &Pod) -> bool {
+pub(crate) fn is_active(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none()
         && !matches!(
             p.status.as_ref().and_then(|s| s.phase.as_deref()),
@@ -108,12 +108,12 @@ fn is_active(p: &Pod) -> bool {
         )
 }
 
-fn is_ready(p: &Pod) -> bool {
+pub(crate) fn is_ready(p: &Pod) -> bool {
     ready_since(p).is_some()
 }
 
 /// When the pod's Ready condition last became True, if it is True.
-fn ready_since(p: &Pod) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn ready_since(p: &Pod) -> Option<chrono::DateTime<chrono::Utc>> {
     let c = p
         .status
         .as_ref()?

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{server, wait_for};
+use common::{mark_ready, server, set_image, status, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -56,18 +56,8 @@ fn fake_kubelet(client: kube::Client) -> tokio::task::JoinHandle<()> {
                 }
                 n += 1;
                 let api: Api<Pod> = Api::namespaced(client.clone(), &p.namespace().unwrap());
-                let _ = api
-                    .patch_status(
-                        &p.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"status": {
-                            "phase": "Running",
-                            "podIP": format!("10.9.{}.{}", n / 250, n % 250 + 1),
-                            "conditions": [{"type": "Ready", "status": "True",
-                                            "lastTransitionTime": "2026-01-01T00:00:00Z"}]
-                        }})),
-                    )
-                    .await;
+                let ip = format!("10.9.{}.{}", n / 250, n % 250 + 1);
+                mark_ready(&api, &p.name_any(), Some(ip)).await;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -94,10 +84,6 @@ async fn by_revision(rss: &Api<ReplicaSet>, d: &str) -> BTreeMap<i64, (i32, Stri
         .collect()
 }
 
-async fn status(ds: &Api<Deployment>, name: &str) -> Value {
-    serde_json::to_value(ds.get(name).await.unwrap().status).unwrap()
-}
-
 fn progressing_reason(st: &Value) -> String {
     st["conditions"]
         .as_array()
@@ -113,18 +99,6 @@ fn rolled_out(st: &Value, n: i32) -> bool {
         && st["updatedReplicas"] == n
         && st["availableReplicas"] == n
         && progressing_reason(st) == "NewReplicaSetAvailable"
-}
-
-async fn set_image(ds: &Api<Deployment>, name: &str, image: &str) {
-    ds.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Strategic(json!({"spec": {"template": {"spec": {
-            "containers": [{"name": "c", "image": image}]
-        }}}})),
-    )
-    .await
-    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

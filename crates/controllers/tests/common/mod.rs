@@ -48,3 +48,51 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Sets the image of container `c` in a workload's pod template.
+pub async fn set_image<K>(api: &kube::Api<K>, name: &str, image: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Strategic(serde_json::json!({"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": image}]
+        }}}})),
+    )
+    .await
+    .unwrap();
+}
+
+/// An object's status as JSON (null if it has none).
+pub async fn status<K>(api: &kube::Api<K>, name: &str) -> serde_json::Value
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let v = serde_json::to_value(api.get(name).await.unwrap()).unwrap();
+    v["status"].clone()
+}
+
+/// Marks a pod Running and Ready, as its kubelet would; `ip` if given.
+pub async fn mark_ready(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    ip: Option<String>,
+) {
+    let mut status = serde_json::json!({
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    });
+    if let Some(ip) = ip {
+        status["podIP"] = ip.into();
+    }
+    let _ = pods
+        .patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await;
+}

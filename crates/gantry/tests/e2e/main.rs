@@ -32,3 +32,4 @@ mod semantics;
 mod server;
 mod typed;
 mod watch;
+mod workloads;
