@@ -2,17 +2,20 @@
 //! through the API until what exists is what was asked for. See
 //! ARCHITECTURE.md (`crates/controllers`).
 
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
 pub mod gc;
 pub mod informers;
+pub mod job;
 pub mod leader;
 pub mod owners;
 pub mod replicaset;
 pub mod selector;
 mod service_pods;
+pub mod ttl;
 
 /// Runs every controller until the task is dropped; returns if one stops.
 pub async fn run(client: kube::Client) -> anyhow::Result<()> {
@@ -22,6 +25,9 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         deployment::run(informers.clone()),
         endpoints::run(informers.clone()),
         endpointslice::run(informers.clone()),
+        job::run(informers.clone()),
+        cronjob::run(informers.clone()),
+        ttl::run(informers.clone()),
         gc::run(client),
     )?;
     Ok(())
