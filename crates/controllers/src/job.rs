@@ -678,6 +678,12 @@ async fn remove_finalizer(api: &Api<Pod>, pod: &Pod) -> Result<(), kube::Error> 
             .iter()
             .filter(|f| *f != TRACKING_FINALIZER)
             .collect();
+        // No finalizers left: the field goes, as Kubernetes leaves it.
+        let rest = if rest.is_empty() {
+            json!(null)
+        } else {
+            json!(rest)
+        };
         let patch = json!({"metadata": {
             "finalizers": rest,
             "resourceVersion": pod.metadata.resource_version,
