@@ -2,6 +2,7 @@
 //! through the API until what exists is what was asked for. See
 //! ARCHITECTURE.md (`crates/controllers`).
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
@@ -9,6 +10,7 @@ pub mod endpointslice;
 pub mod events;
 pub mod gc;
 pub mod informers;
+pub mod job;
 pub mod leader;
 pub mod nodelifecycle;
 pub mod owners;
@@ -19,6 +21,7 @@ pub mod selector;
 mod service_pods;
 pub mod statefulset;
 pub mod taint_eviction;
+pub mod ttl;
 
 /// How the controller manager is set up (kube-controller-manager's flags).
 #[derive(Clone, Debug, Default)]
@@ -46,6 +49,9 @@ pub async fn run_with(client: kube::Client, config: Config) -> anyhow::Result<()
         nodelifecycle::run(informers.clone(), config.nodes),
         taint_eviction::run(informers.clone()),
         podgc::run(informers.clone()),
+        job::run(informers.clone()),
+        cronjob::run(informers.clone()),
+        ttl::run(informers.clone()),
         gc::run(client),
     )?;
     Ok(())

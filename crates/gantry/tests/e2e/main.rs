@@ -14,6 +14,7 @@ mod harness;
 
 mod access;
 mod apply;
+mod batch;
 mod commands;
 mod controllers;
 mod crds;
