@@ -3,6 +3,7 @@
 //! ARCHITECTURE.md (`crates/controllers`).
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
@@ -11,6 +12,7 @@ pub mod informers;
 pub mod leader;
 pub mod owners;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod selector;
 mod service_pods;
 
@@ -22,6 +24,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         deployment::run(informers.clone()),
         endpoints::run(informers.clone()),
         endpointslice::run(informers.clone()),
+        resourcequota::run(informers.clone()),
+        disruption::run(informers.clone()),
         gc::run(client),
     )?;
     Ok(())
