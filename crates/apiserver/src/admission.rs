@@ -29,12 +29,16 @@ pub struct Extra {
     pub compares: Vec<Compare>,
     /// Operations to run with the object's own.
     pub ops: Vec<TxnOp>,
+    /// The compares guard shared counters (quota usage), not reservations:
+    /// when one fails, the write is admitted again rather than refused.
+    pub contended: bool,
 }
 
 impl Extra {
     fn merge(&mut self, other: Extra) {
         self.compares.extend(other.compares);
         self.ops.extend(other.ops);
+        self.contended |= other.contended;
     }
 }
 
@@ -95,15 +99,18 @@ pub async fn admit_create(t: &Target, obj: &mut Value) -> ApiResult<Extra> {
     if is_pod(t) {
         add_default_tolerations(obj, t.api.config.default_toleration_seconds);
     }
+    crate::limitrange::admit(t, obj).await?;
+    extra.merge(crate::quota::admit(t, obj, None).await?);
     Ok(extra)
 }
 
 /// Checks an update; returns what its transaction must also do.
 pub async fn admit_update(t: &Target, new: &mut Value, old: &Value) -> ApiResult<Extra> {
+    let mut extra = crate::quota::admit(t, new, Some(old)).await?;
     if is_service(t) {
-        return allocate_service(t, new, Some(old)).await;
+        extra.merge(allocate_service(t, new, Some(old)).await?);
     }
-    Ok(Extra::default())
+    Ok(extra)
 }
 
 /// Checks a delete; returns what its transaction must also do.

@@ -103,6 +103,13 @@ impl ApiError {
         Self::new(400, "BadRequest", message)
     }
 
+    /// 429 TooManyRequests, with how long to wait (0: not said).
+    pub fn too_many_requests(message: impl Into<String>, retry_after: u32) -> Self {
+        let mut e = Self::new(429, "TooManyRequests", message);
+        e.retry_after = (retry_after > 0).then_some(retry_after);
+        e
+    }
+
     /// 401 Unauthorized.
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized")

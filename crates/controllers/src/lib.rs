@@ -5,6 +5,7 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
@@ -17,6 +18,7 @@ pub mod owners;
 pub mod podgc;
 pub mod replicaset;
 pub mod revisions;
+pub mod resourcequota;
 pub mod selector;
 mod service_pods;
 pub mod statefulset;
@@ -52,6 +54,8 @@ pub async fn run_with(client: kube::Client, config: Config) -> anyhow::Result<()
         job::run(informers.clone()),
         cronjob::run(informers.clone()),
         ttl::run(informers.clone()),
+        resourcequota::run(informers.clone()),
+        disruption::run(informers.clone()),
         gc::run(client),
     )?;
     Ok(())

@@ -21,6 +21,7 @@ pub mod custom;
 pub mod openapi;
 pub mod table;
 pub mod typed;
+pub mod usage;
 pub mod validation;
 
 mod apiextensions;

@@ -364,15 +364,10 @@ fn set_condition(obj: &mut Value, type_: &str, status: &str, now: Value) {
     }
 }
 
-/// `pods/eviction`: deletes the pod as a graceful delete would. Pod
-/// disruption budgets are not consulted yet.
+/// `pods/eviction`: deletes the pod unless its disruption budget forbids
+/// it (`crate::eviction`).
 async fn eviction(t: &Target, body: Bytes) -> ApiResult<Response> {
-    let doc = crate::codec::decode_json(&body)?.value;
-    let options = doc
-        .get("deleteOptions")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    write::delete(t, Bytes::from(options.to_string())).await?;
+    crate::eviction::evict(t, body).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &crate::status::success(None),

@@ -384,6 +384,7 @@ pub(crate) async fn commit(
         expected,
     )];
     let extra_checks = extra.compares.clone();
+    let extra_contended = extra.contended;
     compare.extend(extra.compares);
     let mut ops = vec![match obj {
         Some(obj) => TxnOp::Put(PutRequest::new(key.to_owned(), storage::encode(obj))),
@@ -406,6 +407,9 @@ pub(crate) async fn commit(
             .range(store::RangeRequest::key(key.to_owned()))
             .await?;
         let still = current.kvs.first().map_or(0, |kv| kv.mod_revision);
+        if still == expected && extra_contended {
+            return Ok(None);
+        }
         if still == expected {
             return Err(ApiError::conflict_because(
                 &t.def.group,
@@ -476,7 +480,7 @@ async fn create_object(
     let mut obj = to_storage(t, obj)?;
     storage_def.strategy.default(&mut obj);
     let generated = meta::meta_str(&obj, "name").is_none_or(str::is_empty);
-    for _attempt in 0..if generated { 8 } else { 1 } {
+    for _attempt in 0..MAX_ATTEMPTS {
         let mut candidate = obj.clone();
         init_metadata(t, &mut candidate)?;
         storage_def.strategy.prepare_create(&mut candidate);
@@ -505,6 +509,8 @@ async fn create_object(
         match commit(t, &key, Some(&candidate), 0, extra).await? {
             Some(rev) => return Ok((candidate, Some(rev))),
             None if generated => continue,
+            // A quota it charged changed meanwhile: admit it again.
+            None if read::read_object(t, &key).await?.is_none() => continue,
             None => return Err(ApiError::already_exists(&t.def.group, &t.def.plural, &name)),
         }
     }

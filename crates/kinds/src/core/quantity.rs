@@ -65,9 +65,17 @@ impl Quantity {
     }
 
     /// The sum, printed in this quantity's notation.
-    pub(crate) fn add(self, other: Quantity) -> Quantity {
+    pub fn add(self, other: Quantity) -> Quantity {
         Quantity {
             nanos: self.nanos.saturating_add(other.nanos),
+            notation: self.notation,
+        }
+    }
+
+    /// The difference, printed in this quantity's notation.
+    pub fn sub(self, other: Quantity) -> Quantity {
+        Quantity {
+            nanos: self.nanos.saturating_sub(other.nanos),
             notation: self.notation,
         }
     }
