@@ -47,7 +47,7 @@ pub(crate) async fn admit(t: &Target, obj: &Value, old: Option<&Value>) -> ApiRe
         delta = delta
             .into_iter()
             .filter_map(|(k, q)| {
-                let grown = before.get(&k).map_or(q, |b| q.sub(*b));
+                let grown = before.get(&k).map_or(q, |b| q.minus(*b));
                 (grown.nanos() > 0).then_some((k, grown))
             })
             .collect();
@@ -77,12 +77,14 @@ pub(crate) async fn admit(t: &Target, obj: &Value, old: Option<&Value>) -> ApiRe
         let forbid = |why: String| {
             ApiError::forbidden(&t.def.group, &t.def.plural, crate::meta::name(obj), &why)
         };
-        if old.is_none() && group.is_empty() && resource == "pods" {
-            if let Some(missing) = usage::pod_missing(&tracked, obj) {
-                return Err(forbid(format!(
-                    "failed quota: {name}: must specify {missing}"
-                )));
-            }
+        if old.is_none()
+            && group.is_empty()
+            && resource == "pods"
+            && let Some(missing) = usage::pod_missing(&tracked, obj)
+        {
+            return Err(forbid(format!(
+                "failed quota: {name}: must specify {missing}"
+            )));
         }
         let used = list_at(&quota, "/status/used");
         let unknown: Vec<&str> = tracked
@@ -100,7 +102,7 @@ pub(crate) async fn admit(t: &Target, obj: &Value, old: Option<&Value>) -> ApiRe
         let mut new_used = Usage::new();
         let mut exceeded = Vec::new();
         for key in tracked.iter().filter(|k| delta.contains_key(*k)) {
-            let total = used[key].add(delta[key]);
+            let total = used[key].plus(delta[key]);
             if total > hard[key] {
                 exceeded.push(key.clone());
             }

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
     Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec,
-    Taint, Toleration,
+    Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -158,24 +158,6 @@ fn with_daemon_tolerations(mut spec: PodSpec) -> PodSpec {
     spec
 }
 
-fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = toleration
-        .effect
-        .as_deref()
-        .is_none_or(|e| e.is_empty() || e == taint.effect);
-    let key = toleration.key.as_deref().unwrap_or_default();
-    let op = toleration.operator.as_deref().unwrap_or("Equal");
-    let key_ok = (key.is_empty() && op == "Exists") || key == taint.key;
-    let value_ok = match op {
-        "Exists" => true,
-        _ => {
-            toleration.value.as_deref().unwrap_or_default()
-                == taint.value.as_deref().unwrap_or_default()
-        }
-    };
-    effect_ok && key_ok && value_ok
-}
-
 fn requirement_holds(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
     let values = r.values.as_deref().unwrap_or_default();
     let number = |s: &str| s.parse::<i64>().ok();
@@ -249,7 +231,11 @@ pub fn placement(spec: &PodSpec, node: &Node) -> (bool, bool) {
             .iter()
             .flat_map(|s| s.taints.iter().flatten())
             .filter(|t| t.effect == effect)
-            .any(|t| !tolerations.iter().any(|o| tolerates(o, t)))
+            .any(|t| {
+                !tolerations
+                    .iter()
+                    .any(|o| scheduler::plugins::tolerates(o, t))
+            })
     };
     if untolerated("NoExecute") {
         (false, false)

@@ -366,10 +366,11 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         match outcome(p) {
             Some(Outcome::Succeeded) => {
                 succ_uids.push(pod_uid);
-                if indexed && let Some(i) = index_of(p) {
-                    if i < completions.unwrap_or(0) {
-                        completed.insert(i);
-                    }
+                if indexed
+                    && let Some(i) = index_of(p)
+                    && i < completions.unwrap_or(0)
+                {
+                    completed.insert(i);
                 }
                 recorded_new = true;
             }

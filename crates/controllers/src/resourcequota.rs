@@ -160,7 +160,7 @@ async fn count(
             }
             for (k, q) in kinds::usage::usage(&group, &resource, &obj) {
                 if let Some(sum) = sums.get_mut(&k) {
-                    *sum = sum.add(q);
+                    *sum = sum.plus(q);
                 }
             }
         }

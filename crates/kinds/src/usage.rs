@@ -169,7 +169,7 @@ pub fn pod_resources(pod: &Value, which: &str) -> Usage {
     let mut total = Usage::new();
     for c in containers(pod, "containers") {
         for (k, q) in resource_list(c, which) {
-            let sum = total.get(&k).map_or(q, |t| t.add(q));
+            let sum = total.get(&k).map_or(q, |t| t.plus(q));
             total.insert(k, sum);
         }
     }
@@ -186,7 +186,7 @@ pub fn pod_resources(pod: &Value, which: &str) -> Usage {
                 v.as_str().and_then(crate::parse_quantity),
                 total.contains_key(k),
             ) {
-                let sum = total[k].add(q);
+                let sum = total[k].plus(q);
                 total.insert(k.clone(), sum);
             }
         }

@@ -1655,7 +1655,7 @@ pub(crate) fn qos_class(spec: &PodSpec) -> &'static str {
                 _ => continue,
             };
             if let Some(q) = positive(raw) {
-                let sum = requests.get(name).map_or(q, |prev| prev.add(q));
+                let sum = requests.get(name).map_or(q, |prev| prev.plus(q));
                 requests.insert(name, sum);
             }
         }
@@ -1668,7 +1668,7 @@ pub(crate) fn qos_class(spec: &PodSpec) -> &'static str {
             };
             if let Some(q) = positive(raw) {
                 found.insert(name);
-                let sum = limits.get(name).map_or(q, |prev| prev.add(q));
+                let sum = limits.get(name).map_or(q, |prev| prev.plus(q));
                 limits.insert(name, sum);
             }
         }

@@ -65,7 +65,7 @@ impl Quantity {
     }
 
     /// The sum, printed in this quantity's notation.
-    pub fn add(self, other: Quantity) -> Quantity {
+    pub fn plus(self, other: Quantity) -> Quantity {
         Quantity {
             nanos: self.nanos.saturating_add(other.nanos),
             notation: self.notation,
@@ -73,7 +73,7 @@ impl Quantity {
     }
 
     /// The difference, printed in this quantity's notation.
-    pub fn sub(self, other: Quantity) -> Quantity {
+    pub fn minus(self, other: Quantity) -> Quantity {
         Quantity {
             nanos: self.nanos.saturating_sub(other.nanos),
             notation: self.notation,
@@ -312,7 +312,7 @@ mod tests {
         assert_eq!(cpu("1").cmp(&cpu("1000m")), Ordering::Equal);
         assert!(cpu("1Gi") > cpu("1G"));
         assert_eq!(cpu("0.0001").round_up_to_milli().to_string(), "1m");
-        assert_eq!(cpu("250m").add(cpu("250m")).to_string(), "500m");
+        assert_eq!(cpu("250m").plus(cpu("250m")).to_string(), "500m");
         assert_eq!(cpu("1.5").milli_value(), 1500);
     }
 }
