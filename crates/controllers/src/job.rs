@@ -29,7 +29,7 @@ use serde_json::json;
 
 use crate::events::Events;
 use crate::informers::Informers;
-use crate::owners::{controller_ref, controller_uid, settle};
+use crate::owners::{caught_up, controller_ref, controller_uid, settle};
 
 /// The finalizer that keeps a Job's pod until the Job has counted it.
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
@@ -55,6 +55,7 @@ pub enum Error {
 struct Ctx {
     client: kube::Client,
     pods: Store<Pod>,
+    jobs: Store<Job>,
     events: Events,
 }
 
@@ -67,6 +68,7 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
         events: Events::new(client.clone(), "job-controller"),
         client: client.clone(),
         pods: pods.store(),
+        jobs: jobs.store(),
     });
     let orphans = tokio::spawn(release_orphans(client, pods.stream()));
     Controller::for_stream(jobs.stream(), jobs.store())
@@ -391,7 +393,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         if indexed {
             status.completed_indexes = Some(format_indexes(&completed)).filter(|s| !s.is_empty());
         }
-        job = Arc::new(write_status(&jobs_api, &job, status.clone()).await?);
+        job = Arc::new(write_status(&ctx, &jobs_api, &job, status.clone()).await?);
     }
 
     // 2. Let the recorded pods go, and wait for the cache to show it.
@@ -649,20 +651,31 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     }
     status.conditions = Some(conditions).filter(|c| !c.is_empty());
     if job.status.as_ref() != Some(&status) {
-        write_status(&jobs_api, &job, status).await?;
+        write_status(&ctx, &jobs_api, &job, status).await?;
     }
     Ok(Action::requeue(requeue + Duration::from_millis(200)))
 }
 
 /// Replaces the Job's status (a conflict is an error: the next reconcile
-/// looks again).
-async fn write_status(api: &Api<Job>, job: &Job, status: JobStatus) -> Result<Job, Error> {
+/// looks again), then waits until the cache shows it: a reconcile that read
+/// the Job from before this write would miss the pods it recorded (their
+/// finalizers are gone) and start their indexes again.
+async fn write_status(
+    ctx: &Ctx,
+    api: &Api<Job>,
+    job: &Job,
+    status: JobStatus,
+) -> Result<Job, Error> {
     let mut next = job.clone();
     next.status = Some(status);
     next.metadata.managed_fields = None;
-    Ok(api
+    let written = api
         .replace_status(&job.name_any(), &PostParams::default(), &next)
-        .await?)
+        .await?;
+    let uid = written.uid().unwrap_or_default();
+    let rv = written.resource_version().unwrap_or_default();
+    settle(&ctx.jobs, |jobs| caught_up(jobs, &uid, &rv)).await;
+    Ok(written)
 }
 
 /// Removes the tracking finalizer from a pod, leaving any others. The write
