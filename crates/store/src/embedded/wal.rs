@@ -81,7 +81,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::StoreError;
 
@@ -528,8 +528,12 @@ impl Wal {
         };
         let final_path = segment_path(&self.dir, first_lsn);
 
+        // A spare on its way is waited for rather than raced: writing a
+        // second segment beside it would take no less time and would need
+        // twice the free space, so a nearly full disk would fail the one
+        // and then, once the other had given up, succeed by chance.
         let spare = if size == standard {
-            self.spare.as_mut().and_then(SpareMaker::take)
+            self.spare.as_mut().and_then(SpareMaker::wait_take)
         } else {
             None
         };
@@ -879,21 +883,15 @@ impl SpareMaker {
         }
     }
 
-    /// Takes the spare if it is ready, without waiting.
-    fn take(&mut self) -> Option<ZeroedFile> {
-        if self.outstanding {
-            match self.results.try_recv() {
-                Ok(result) => self.receive(result),
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => self.outstanding = false,
-            }
-        }
+    /// Takes the spare, first waiting for the one on its way if any; `None`
+    /// if there is none or preparing it failed.
+    fn wait_take(&mut self) -> Option<ZeroedFile> {
+        self.wait();
         self.ready.take()
     }
 
     /// Blocks until the outstanding spare is ready or has failed; says
     /// whether one is ready.
-    #[cfg(test)]
     fn wait(&mut self) -> bool {
         if self.outstanding {
             match self.results.recv() {
