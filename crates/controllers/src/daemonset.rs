@@ -713,32 +713,13 @@ async fn execute(
         }
     }
     for node in &plan.create {
-        match api
+        let result = api
             .create(&PostParams::default(), &pod_for(ds, hash, node))
-            .await
-        {
-            Ok(p) => {
-                made.push(p.uid().unwrap_or_default());
-                ctx.events
-                    .publish(
-                        ds,
-                        EventType::Normal,
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", p.name_any()),
-                    )
-                    .await;
-            }
-            Err(e) => {
-                ctx.events
-                    .publish(
-                        ds,
-                        EventType::Warning,
-                        "FailedCreate",
-                        format!("Error creating: {e}"),
-                    )
-                    .await;
-                failure = Some(e);
-            }
+            .await;
+        ctx.events.pod_create(ds, &result).await;
+        match result {
+            Ok(p) => made.push(p.uid().unwrap_or_default()),
+            Err(e) => failure = Some(e),
         }
     }
     if !made.is_empty() || !gone.is_empty() {

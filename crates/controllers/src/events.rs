@@ -1,9 +1,9 @@
 //! Events the controllers publish about the objects they act on, under
 //! their own names (`kubectl describe` shows them).
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::Resource;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Resource, ResourceExt};
 
 /// One controller's event publisher.
 pub struct Events {
@@ -43,6 +43,27 @@ impl Events {
         };
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             tracing::debug!(controller = self.controller, error = %e, "publishing an event");
+        }
+    }
+
+    /// Reports a pod made for `owner` (`SuccessfulCreate`) or not
+    /// (`FailedCreate`), in the words ReplicaSets, Jobs and DaemonSets use.
+    pub async fn pod_create<K: Resource<DynamicType = ()>>(
+        &self,
+        owner: &K,
+        result: &Result<Pod, kube::Error>,
+    ) {
+        match result {
+            Ok(p) => {
+                let note = format!("Created pod: {}", p.name_any());
+                self.publish(owner, EventType::Normal, "SuccessfulCreate", note)
+                    .await
+            }
+            Err(e) => {
+                let note = format!("Error creating: {e}");
+                self.publish(owner, EventType::Warning, "FailedCreate", note)
+                    .await
+            }
         }
     }
 }

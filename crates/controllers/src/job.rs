@@ -801,29 +801,10 @@ async fn create_pods(
     let mut made = Vec::new();
     let mut failure = None;
     for r in results {
+        ctx.events.pod_create(job, &r).await;
         match r {
-            Ok(p) => {
-                ctx.events
-                    .publish(
-                        job,
-                        EventType::Normal,
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", p.name_any()),
-                    )
-                    .await;
-                made.push(p.uid().unwrap_or_default());
-            }
-            Err(e) => {
-                ctx.events
-                    .publish(
-                        job,
-                        EventType::Warning,
-                        "FailedCreate",
-                        format!("Error creating: {e}"),
-                    )
-                    .await;
-                failure = Some(e);
-            }
+            Ok(p) => made.push(p.uid().unwrap_or_default()),
+            Err(e) => failure = Some(e),
         }
     }
     settle(&ctx.pods, |pods| {

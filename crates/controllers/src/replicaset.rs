@@ -301,29 +301,10 @@ async fn create_pods(
         let n = batch.min(count - made.len());
         let results = futures::future::join_all((0..n).map(|_| api.create(&pp, &pod))).await;
         for r in results {
+            ctx.events.pod_create(rs, &r).await;
             match r {
-                Ok(p) => {
-                    ctx.events
-                        .publish(
-                            rs,
-                            EventType::Normal,
-                            "SuccessfulCreate",
-                            format!("Created pod: {}", p.name_any()),
-                        )
-                        .await;
-                    made.push(p.uid().unwrap_or_default());
-                }
-                Err(e) => {
-                    ctx.events
-                        .publish(
-                            rs,
-                            EventType::Warning,
-                            "FailedCreate",
-                            format!("Error creating: {e}"),
-                        )
-                        .await;
-                    failure = Some(e);
-                }
+                Ok(p) => made.push(p.uid().unwrap_or_default()),
+                Err(e) => failure = Some(e),
             }
         }
         batch = (batch * 2).min(BURST);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use common::server;
+use common::{server, wait_long};
 use controllers::cronjob::{self, SCHEDULED_TIMESTAMP};
 use controllers::informers::Informers;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -57,21 +57,6 @@ fn cron_job(name: &str, extra: Value) -> CronJob {
         "spec": spec,
     }))
     .unwrap()
-}
-
-async fn wait_long<F, Fut>(what: &str, secs: u64, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// The CronJob's Jobs that are not being deleted, by name.

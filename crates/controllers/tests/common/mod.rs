@@ -35,12 +35,22 @@ pub async fn server() -> (tempfile::TempDir, apiserver::ApiServer, kube::Client)
 }
 
 /// Polls `f` every 50 ms until it holds; panics after 15 s naming `what`.
-pub async fn wait_for<F, Fut>(what: &str, mut f: F)
+pub async fn wait_for<F, Fut>(what: &str, f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..300 {
+    wait_long(what, 15, f).await
+}
+
+/// Polls `f` every 50 ms until it holds; panics after `secs` naming `what`.
+pub async fn wait_long<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
         if f().await {
             return;
         }
