@@ -531,7 +531,9 @@ async fn remove_old_jobs(
         if done.len() <= keep {
             continue;
         }
-        done.sort_by_key(|j| started(j));
+        // Oldest first; Jobs started in the same second go by name, as
+        // in Kubernetes, so that the same ones go on every pass.
+        done.sort_by_key(|j| (started(j), j.name_any()));
         for j in &done[..done.len() - keep] {
             match api.delete(&j.name_any(), &dp).await {
                 Ok(_) => {
