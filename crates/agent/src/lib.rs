@@ -10,10 +10,15 @@
 
 mod env;
 mod gc;
+mod ingress;
+mod loadbalancer;
 pub mod local;
 mod node;
+mod overlay;
 mod pods;
+mod policy;
 mod probes;
+mod proxy;
 mod server;
 mod time;
 mod volumes;
@@ -54,12 +59,18 @@ pub struct AgentConfig {
     pub serving_key_pem: String,
     /// See `serving_cert_pem`.
     pub ca_pem: String,
-    /// This node's pod addresses.
-    pub pod_cidr: ipnet::Ipv4Net,
+    /// This node's pod addresses; when unset, the range the cluster's
+    /// allocator gives the Node (the agent waits for it).
+    pub pod_cidr: Option<ipnet::Ipv4Net>,
     /// Every pod's addresses (not masqueraded between each other).
     pub cluster_cidr: ipnet::Ipv4Net,
     /// The bridge pods are attached to.
     pub bridge: String,
+    /// The VXLAN network identifier of the pod network across hosts, the
+    /// same on every node; `None`: pods reach only this node's pods.
+    pub vxlan_vni: Option<u32>,
+    /// The UDP port of the VXLAN overlay, the same on every node.
+    pub vxlan_port: u16,
     /// The nftables table of the pod network.
     pub nft_table: String,
     /// How to start a container's shim (`[gantry, "shim"]`).
@@ -72,12 +83,17 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// Registries reached over HTTP or unverified HTTPS.
     pub insecure_registries: Vec<String>,
-    /// The cluster DNS service address, once there is one.
+    /// The cluster DNS service address pods' resolv.conf names; when unset,
+    /// the ClusterIP of the `kube-system/kube-dns` Service at start.
     pub cluster_dns: Option<IpAddr>,
     /// The node's address; found from the route to `server` when unset.
     pub address: Option<IpAddr>,
     /// The API server, to find the node's own address towards it.
     pub server: Option<SocketAddr>,
+    /// Where the Ingress proxy serves plain HTTP; `None`: not at all.
+    pub ingress_http: Option<SocketAddr>,
+    /// Where the Ingress proxy serves HTTPS; `None`: not at all.
+    pub ingress_https: Option<SocketAddr>,
 }
 
 impl AgentConfig {
@@ -91,9 +107,11 @@ impl AgentConfig {
             serving_cert_pem: String::new(),
             serving_key_pem: String::new(),
             ca_pem: String::new(),
-            pod_cidr: "10.244.0.0/24".parse().expect("a CIDR"),
+            pod_cidr: None,
             cluster_cidr: "10.244.0.0/16".parse().expect("a CIDR"),
             bridge: "gantry0".into(),
+            vxlan_vni: Some(1),
+            vxlan_port: net::DEFAULT_VXLAN_PORT,
             nft_table: "gantry".into(),
             shim: Vec::new(),
             cgroup_parent: "/gantry".into(),
@@ -103,6 +121,8 @@ impl AgentConfig {
             cluster_dns: None,
             address: None,
             server: None,
+            ingress_http: None,
+            ingress_https: None,
         }
     }
 }
@@ -128,6 +148,9 @@ pub enum AgentError {
     /// The pod network could not be set up.
     #[error("pod network: {0}")]
     Network(#[from] net::NetError),
+    /// The Service proxy could not be made.
+    #[error("service proxy: {0}")]
+    Proxy(#[from] net::ProxyError),
     /// The Node could not be registered.
     #[error("registering node {node}: {source}")]
     Register {
@@ -145,6 +168,22 @@ pub enum AgentError {
         /// Why.
         message: String,
     },
+}
+
+/// The ClusterIP of the `kube-system/kube-dns` Service, if the cluster
+/// has one (without it pods get the host's resolvers).
+async fn kube_dns_address(client: &kube::Client) -> Option<IpAddr> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(client.clone(), "kube-system");
+    match api.get_opt("kube-dns").await {
+        Ok(found) => found
+            .and_then(|s| s.spec?.cluster_ip)
+            .and_then(|ip| ip.parse().ok()),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the kube-dns Service; pods get the host's resolvers");
+            None
+        }
+    }
 }
 
 /// A running agent.
@@ -180,15 +219,11 @@ impl Agent {
         rt_config.cgroup_parent = config.cgroup_parent.clone();
         let runtime = runtime::Runtime::new(rt_config)?;
         let images = images::ImageStore::open(&config.data_dir.join("images"))?;
-        let network = net::PodNetwork::setup(net::NetworkConfig {
-            bridge: config.bridge.clone(),
-            pod_cidr: config.pod_cidr,
-            cluster_cidr: config.cluster_cidr,
-            mtu: None,
-            state_dir: config.data_dir.join("net"),
-            nft_table: config.nft_table.clone(),
-        })
-        .await?;
+        // In the node's namespace, like the pod network: the proxy acts where it was made.
+        let service_proxy = net::ServiceProxy::new(net::ProxyConfig {
+            table: format!("{}-svc", config.nft_table),
+            cluster_cidr: Some(config.cluster_cidr),
+        })?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| AgentError::Serve {
@@ -218,7 +253,7 @@ impl Agent {
         let settings = node::NodeSettings {
             name: config.node_name.clone(),
             labels: config.labels.clone(),
-            pod_cidr: config.pod_cidr.to_string(),
+            pod_cidr: config.pod_cidr.map(|c| c.to_string()),
             max_pods: config.max_pods,
             port: local_addr.port(),
         };
@@ -228,6 +263,52 @@ impl Agent {
                 node: config.node_name.clone(),
                 source,
             })?;
+        let pod_cidr = match config.pod_cidr {
+            Some(cidr) => cidr,
+            None => node::assigned_range(&client, &config.node_name)
+                .await
+                .map_err(|source| AgentError::Register {
+                    node: config.node_name.clone(),
+                    source,
+                })?,
+        };
+        let overlay = match (config.vxlan_vni, address) {
+            (None, _) => None,
+            // No other node reaches this one there, so it has no peers: a one-machine
+            // cluster on loopback.
+            (Some(_), ip) if ip.is_loopback() => {
+                tracing::info!(%address, "the node is reached on loopback: no VXLAN overlay");
+                None
+            }
+            (Some(vni), IpAddr::V4(local)) => Some(net::OverlayConfig {
+                device: overlay_device(&config.bridge),
+                vni,
+                port: config.vxlan_port,
+                local,
+            }),
+            (Some(_), IpAddr::V6(_)) => {
+                tracing::warn!(%address, "no VXLAN overlay over IPv6: pods reach only this node's pods");
+                None
+            }
+        };
+        let network = net::PodNetwork::setup(net::NetworkConfig {
+            bridge: config.bridge.clone(),
+            pod_cidr,
+            cluster_cidr: config.cluster_cidr,
+            mtu: None,
+            state_dir: config.data_dir.join("net"),
+            nft_table: config.nft_table.clone(),
+            overlay: overlay.clone(),
+        })
+        .await?;
+        if let (Some(mac), Some(overlay)) = (network.overlay_mac(), &overlay) {
+            overlay::publish(&client, &config.node_name, mac, overlay.local)
+                .await
+                .map_err(|source| AgentError::Register {
+                    node: config.node_name.clone(),
+                    source,
+                })?;
+        }
         let (_, allocatable) = node::resources(&facts, config.max_pods);
         let (events, event_queue) = tokio::sync::mpsc::unbounded_channel();
         let recorder = Recorder::new(
@@ -249,12 +330,26 @@ impl Agent {
             memory_capacity: facts.memory_total,
             allocatable,
             insecure_registries: config.insecure_registries.clone(),
-            cluster_dns: config.cluster_dns,
+            cluster_dns: match config.cluster_dns {
+                Some(ip) => Some(ip),
+                None => kube_dns_address(&client).await,
+            },
             cluster_domain: "cluster.local".into(),
             events,
             registry: pods::Registry::default(),
             stop_signals: Default::default(),
         });
+        let ingress_tasks = ingress::start(
+            &client,
+            ingress::Settings {
+                http: config.ingress_http,
+                https: config.ingress_https,
+                node: &node,
+                address,
+                events: &ctx.events,
+            },
+        )
+        .await;
         let gather = move || node::Facts::gather(&data_dir, address, &runc_version);
         let local = local::serve(&config.data_dir, images.clone())
             .await
@@ -262,15 +357,43 @@ impl Agent {
                 path: config.data_dir.join(local::SOCKET),
                 source,
             })?;
-        let tasks = vec![
+        // Load balancer addresses are announced where the node's own addresses live.
+        let announcer = match net::Announcer::new(&announcer_tag(&config.bridge)) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(error = %e, "load balancer addresses will not be announced");
+                None
+            }
+        };
+        let client_for_overlay = client.clone();
+        let mut tasks = vec![
             local,
             tokio::spawn(node::heartbeat(client.clone(), node)),
+            tokio::spawn(proxy::run(
+                client.clone(),
+                config.node_name.clone(),
+                service_proxy,
+                announcer,
+            )),
+            tokio::spawn(policy::run(
+                client.clone(),
+                config.node_name.clone(),
+                net::PolicyTable::new(&format!("{}-pol", config.nft_table)),
+            )),
             tokio::spawn(node::report_status(client, settings, gather)),
             tokio::spawn(pods::publish_events(recorder, event_queue)),
             tokio::spawn(pods::run(Arc::clone(&ctx))),
             tokio::spawn(gc::run(Arc::clone(&ctx), config.data_dir.join("images"))),
-            tokio::spawn(server::serve(listener, tls, ctx)),
+            tokio::spawn(server::serve(listener, tls, Arc::clone(&ctx))),
         ];
+        tasks.extend(ingress_tasks);
+        if overlay.is_some() {
+            tasks.push(tokio::spawn(overlay::run(
+                client_for_overlay,
+                config.node_name.clone(),
+                ctx,
+            )));
+        }
         tracing::info!(node = %config.node_name, %local_addr, "agent running");
         Ok(Self {
             tasks,
@@ -322,6 +445,26 @@ pub(crate) fn api_message(e: &kube::Error) -> String {
         kube::Error::Api(status) => status.message.clone(),
         other => other.to_string(),
     }
+}
+
+/// The VXLAN device beside `bridge`: its name and `.vx`, within the 15
+/// bytes a link name may have.
+/// The tag of the load balancer addresses this node holds (`lo:<tag>`): its bridge's
+/// name, which is the node's own on a machine, cut to what a label allows.
+pub fn announcer_tag(bridge: &str) -> String {
+    bridge
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .take(11)
+        .collect()
+}
+
+fn overlay_device(bridge: &str) -> String {
+    let mut end = bridge.len().min(12);
+    while !bridge.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}.vx", &bridge[..end])
 }
 
 fn runc_version() -> String {

@@ -120,7 +120,8 @@ impl Facts {
 pub(crate) struct NodeSettings {
     pub(crate) name: String,
     pub(crate) labels: BTreeMap<String, String>,
-    pub(crate) pod_cidr: String,
+    /// Set by `--pod-cidr`; otherwise the cluster assigns one.
+    pub(crate) pod_cidr: Option<String>,
     pub(crate) max_pods: u32,
     pub(crate) port: u16,
 }
@@ -303,11 +304,50 @@ fn node_object(s: &NodeSettings, status: NodeStatus) -> Node {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": s.name, "labels": labels},
-        "spec": {"podCIDR": s.pod_cidr, "podCIDRs": [s.pod_cidr]},
+        "spec": spec(s),
     }))
     .expect("a node");
     node.status = Some(status);
     node
+}
+
+/// The Node's spec: the pod range, when the agent was given one.
+fn spec(s: &NodeSettings) -> serde_json::Value {
+    match &s.pod_cidr {
+        Some(cidr) => json!({"podCIDR": cidr, "podCIDRs": [cidr]}),
+        None => json!({}),
+    }
+}
+
+/// Waits for the pod range the cluster's allocator gives the Node `name`
+/// (at once when it has one), saying so now and then: a node without a
+/// range can run no pod.
+pub(crate) async fn assigned_range(
+    client: &kube::Client,
+    name: &str,
+) -> Result<ipnet::Ipv4Net, kube::Error> {
+    let api: Api<Node> = Api::all(client.clone());
+    let started = tokio::time::Instant::now();
+    let mut said = started;
+    loop {
+        let node = api.get(name).await?;
+        let range = node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref());
+        if let Some(range) = range {
+            match range.parse() {
+                Ok(range) => return Ok(range),
+                Err(_) => tracing::warn!(node = name, range, "the node's pod range is not IPv4"),
+            }
+        }
+        if said.elapsed() >= Duration::from_secs(15) {
+            said = tokio::time::Instant::now();
+            tracing::warn!(
+                node = name,
+                waited = ?started.elapsed(),
+                "waiting for the cluster to give the node a pod range (is a server with controllers running?)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Registers the node: creates it, or adopts the existing one (an agent
@@ -333,7 +373,7 @@ pub(crate) async fn register(
     let want = node_object(s, status(facts, s, None, &now));
     let patch = json!({
         "metadata": {"labels": want.metadata.labels},
-        "spec": {"podCIDR": s.pod_cidr, "podCIDRs": [s.pod_cidr]},
+        "spec": spec(s),
     });
     let node = api
         .patch(&s.name, &PatchParams::default(), &Patch::Strategic(patch))
@@ -463,7 +503,7 @@ mod tests {
         NodeSettings {
             name: "box".into(),
             labels: BTreeMap::new(),
-            pod_cidr: "10.244.0.0/24".into(),
+            pod_cidr: Some("10.244.0.0/24".into()),
             max_pods: 110,
             port: 10250,
         }

@@ -140,13 +140,20 @@ fn refused((code, message): Refusal) -> Response {
     status(code, message)
 }
 
-fn find(ctx: &Context, ns: &str, pod: &str) -> Result<RegistryEntry, Refusal> {
-    ctx.registry.get(ns, pod).ok_or_else(|| {
-        (
-            StatusCode::NOT_FOUND,
-            format!("pod {ns}/{pod} not found on this node"),
-        )
-    })
+/// How long a request waits for a pod the agent is still adopting after
+/// a restart.
+const ADOPTION_PATIENCE: Duration = Duration::from_secs(10);
+
+async fn find(ctx: &Context, ns: &str, pod: &str) -> Result<RegistryEntry, Refusal> {
+    ctx.registry
+        .wait(ns, pod, ADOPTION_PATIENCE)
+        .await
+        .ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                format!("pod {ns}/{pod} not found on this node"),
+            )
+        })
 }
 
 fn query_value(query: &str, name: &str) -> Option<String> {
@@ -167,7 +174,7 @@ async fn logs(
     Path((ns, pod, container)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    let entry = match find(&ctx, &ns, &pod) {
+    let entry = match find(&ctx, &ns, &pod).await {
         Ok(e) => e,
         Err(r) => return refused(r),
     };
@@ -279,13 +286,13 @@ where
     Response::from_parts(parts, Body::empty())
 }
 
-fn running_container(
+async fn running_container(
     ctx: &Context,
     ns: &str,
     pod: &str,
     container: &str,
 ) -> Result<String, Refusal> {
-    let entry = find(ctx, ns, pod)?;
+    let entry = find(ctx, ns, pod).await?;
     let c = entry.containers.get(container).ok_or_else(|| {
         (
             StatusCode::BAD_REQUEST,
@@ -306,7 +313,7 @@ async fn exec(
     Path((ns, pod, container)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    let id = match running_container(&ctx, &ns, &pod, &container) {
+    let id = match running_container(&ctx, &ns, &pod, &container).await {
         Ok(id) => id,
         Err(r) => return refused(r),
     };
@@ -441,7 +448,7 @@ async fn attach(
     Path((ns, pod, container)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    let id = match running_container(&ctx, &ns, &pod, &container) {
+    let id = match running_container(&ctx, &ns, &pod, &container).await {
         Ok(id) => id,
         Err(r) => return refused(r),
     };
@@ -538,7 +545,7 @@ async fn port_forward(
     Path((ns, pod)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let entry = match find(&ctx, &ns, &pod) {
+    let entry = match find(&ctx, &ns, &pod).await {
         Ok(e) => e,
         Err(r) => return refused(r),
     };

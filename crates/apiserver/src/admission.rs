@@ -69,6 +69,12 @@ impl Ranges {
         Ipv4Addr::from(u32::from(self.service_base) + 1)
     }
 
+    /// The address of the `kube-system/kube-dns` Service: the CIDR's tenth
+    /// address, as kubeadm gives it (10.96.0.10 in the default range).
+    pub fn dns_service_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.service_base) + 10)
+    }
+
     fn contains(&self, ip: Ipv4Addr) -> bool {
         let mask = u32::MAX << (32 - u32::from(self.service_prefix));
         u32::from(ip) & mask == u32::from(self.service_base) & mask
@@ -225,8 +231,10 @@ fn cluster_ips(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The node ports a Service holds: its ports' and its health check's.
 fn node_ports(obj: &Value) -> Vec<u16> {
-    obj.pointer("/spec/ports")
+    let mut ports: Vec<u16> = obj
+        .pointer("/spec/ports")
         .and_then(Value::as_array)
         .map(|ports| {
             ports
@@ -235,7 +243,27 @@ fn node_ports(obj: &Value) -> Vec<u16> {
                 .filter_map(|p| u16::try_from(p).ok())
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    ports.extend(health_check_port(obj));
+    ports
+}
+
+fn health_check_port(obj: &Value) -> Option<u16> {
+    obj.pointer("/spec/healthCheckNodePort")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+}
+
+/// A LoadBalancer Service that keeps traffic on the nodes it reached
+/// (`externalTrafficPolicy: Local`) gets a node port for the load
+/// balancer's health checks.
+fn needs_health_check(obj: &Value) -> bool {
+    service_type(obj) == "LoadBalancer"
+        && obj
+            .pointer("/spec/externalTrafficPolicy")
+            .and_then(Value::as_str)
+            == Some("Local")
 }
 
 fn service_type(obj: &Value) -> &str {
@@ -341,8 +369,15 @@ async fn allocate_service(t: &Target, obj: &mut Value, old: Option<&Value>) -> A
         obj["spec"]["clusterIPs"] = json!([ip.to_string()]);
     }
 
-    // Node ports, for NodePort and LoadBalancer services.
+    // Node ports, for NodePort and LoadBalancer services (unless the
+    // latter says `allocateLoadBalancerNodePorts: false`: then only those
+    // asked for).
     let needs_ports = kind == "NodePort" || kind == "LoadBalancer";
+    let allocate_ports = kind == "NodePort"
+        || obj
+            .pointer("/spec/allocateLoadBalancerNodePorts")
+            .and_then(Value::as_bool)
+            != Some(false);
     let mut kept = Vec::new();
     if let Some(ports) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
         for (i, port) in ports.iter_mut().enumerate() {
@@ -379,12 +414,48 @@ async fn allocate_service(t: &Target, obj: &mut Value, old: Option<&Value>) -> A
                     }
                     kept.push(n);
                 }
-                None => {
+                None if allocate_ports => {
                     let n = free_port(t, &kept).await?;
                     reserve(format!("{PORT_KEYS}{n}"), &owner, &mut extra);
                     port["nodePort"] = json!(n);
                     kept.push(n);
                 }
+                None => {}
+            }
+        }
+    }
+    if needs_health_check(obj) {
+        match health_check_port(obj) {
+            Some(n) => {
+                if !ranges.node_ports.contains(&n) {
+                    return Err(invalid(vec![FieldError::invalid(
+                        "spec.healthCheckNodePort",
+                        n.to_string(),
+                        format!(
+                            "provided port is not in the valid range. The range of valid ports is {}-{}",
+                            ranges.node_ports.start(),
+                            ranges.node_ports.end()
+                        ),
+                    )]));
+                }
+                if !old_ports.contains(&n) {
+                    let key = format!("{PORT_KEYS}{n}");
+                    if taken(t, &key).await? || kept.contains(&n) {
+                        return Err(invalid(vec![FieldError::invalid(
+                            "spec.healthCheckNodePort",
+                            n.to_string(),
+                            "provided port is already allocated",
+                        )]));
+                    }
+                    reserve(key, &owner, &mut extra);
+                }
+                kept.push(n);
+            }
+            None => {
+                let n = free_port(t, &kept).await?;
+                reserve(format!("{PORT_KEYS}{n}"), &owner, &mut extra);
+                obj["spec"]["healthCheckNodePort"] = json!(n);
+                kept.push(n);
             }
         }
     }
@@ -456,6 +527,7 @@ mod tests {
         assert!(!r.contains(Ipv4Addr::new(10, 112, 0, 1)));
         assert_eq!(r.size(), 1 << 20);
         assert_eq!(r.cidr(), "10.96.0.0/12");
+        assert_eq!(r.dns_service_ip(), Ipv4Addr::new(10, 96, 0, 10));
     }
 
     #[test]

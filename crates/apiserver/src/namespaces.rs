@@ -2,7 +2,10 @@
 //!
 //! Bootstrap creates (if absent) the namespaces `default`, `kube-system`,
 //! `kube-public` and `kube-node-lease`, and the `kubernetes` Service in
-//! `default` at the first address of the service range.
+//! `default` at the first address of the service range, and the cluster
+//! DNS Service `kube-system/kube-dns` at its tenth (kubeadm's address; the
+//! DNS server writes the Service's endpoints itself, as it is not a pod),
+//! and the IngressClass `gantry` of the nodes' Ingress proxy, the default.
 //!
 //! Termination: a deleted namespace is only marked (phase Terminating, the
 //! `kubernetes` finalizer in `spec.finalizers`). A background loop empties
@@ -34,8 +37,18 @@ async fn create_if_absent(
     namespace: Option<&str>,
     obj: Value,
 ) -> ApiResult<()> {
-    let t = Target::internal(api, "", "v1", resource, namespace, None)
-        .expect("core resources are always served");
+    create_in_group_if_absent(api, ("", "v1"), resource, namespace, obj).await
+}
+
+async fn create_in_group_if_absent(
+    api: &Arc<Api>,
+    (group, version): (&str, &str),
+    resource: &str,
+    namespace: Option<&str>,
+    obj: Value,
+) -> ApiResult<()> {
+    let t = Target::internal(api, group, version, resource, namespace, None)
+        .expect("built-in resources are always served");
     match write::create(&t, Bytes::from(obj.to_string())).await {
         Ok(_) => Ok(()),
         Err(e) if e.reason == "AlreadyExists" => Ok(()),
@@ -63,6 +76,48 @@ pub(crate) async fn bootstrap(api: &Arc<Api>) -> ApiResult<()> {
                 "clusterIP": api.config.ranges.api_service_ip().to_string(),
                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]
             }
+        }),
+    )
+    .await?;
+    // No selector: the endpoints are where the DNS servers listen, which
+    // they publish as EndpointSlices (the `dns` crate's `KubeDnsSlice`).
+    create_if_absent(
+        api,
+        "services",
+        Some("kube-system"),
+        json!({
+            "metadata": {
+                "name": "kube-dns",
+                "labels": {
+                    "k8s-app": "kube-dns",
+                    "kubernetes.io/cluster-service": "true",
+                    "kubernetes.io/name": "CoreDNS"
+                }
+            },
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": api.config.ranges.dns_service_ip().to_string(),
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}
+                ]
+            }
+        }),
+    )
+    .await?;
+    // The class of the Ingress proxy every node runs (the `ingress` crate), the default
+    // for Ingresses naming none, as an ingress controller's installation makes it.
+    create_in_group_if_absent(
+        api,
+        ("networking.k8s.io", "v1"),
+        "ingressclasses",
+        None,
+        json!({
+            "metadata": {
+                "name": "gantry",
+                "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}
+            },
+            "spec": {"controller": "gantry.dev/ingress"}
         }),
     )
     .await

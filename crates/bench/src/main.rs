@@ -4,7 +4,9 @@
 
 mod api_bench;
 mod api_client;
+mod dns_bench;
 mod gantry_process;
+mod ingress_bench;
 mod pods_bench;
 mod report;
 mod sched_bench;
@@ -35,6 +37,12 @@ enum Bench {
     /// The scheduler against the real `gantry server`: Node objects without
     /// agents and pending pods, timed until every pod is bound.
     Scheduler(sched_bench::Args),
+    /// The cluster DNS server with 1,000 Services next to dnsmasq serving
+    /// the same names, both under dnsperf.
+    Dns(dns_bench::Args),
+    /// The node's Ingress proxy next to Debian's nginx as a reverse proxy to
+    /// the same backend pods, both under wrk. Needs root.
+    Ingress(ingress_bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +65,18 @@ fn main() -> anyhow::Result<()> {
         Bench::Pods(args) => runtime.block_on(async {
             tokio::select! {
                 result = pods_bench::run(args) => result,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+            }
+        }),
+        Bench::Dns(args) => runtime.block_on(async {
+            tokio::select! {
+                result = dns_bench::run(args) => result,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+            }
+        }),
+        Bench::Ingress(args) => runtime.block_on(async {
+            tokio::select! {
+                result = ingress_bench::run(args) => result,
                 _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
             }
         }),

@@ -66,6 +66,24 @@ pub struct Args {
     rust_log: Option<String>,
 }
 
+impl Args {
+    /// The arguments another benchmark starts a node with (`ingress_bench`).
+    pub(crate) fn for_node(
+        gantry: Option<PathBuf>,
+        dir: PathBuf,
+        rust_log: Option<String>,
+    ) -> Self {
+        Self {
+            quick: true,
+            check: false,
+            gantry,
+            dir,
+            log: None,
+            rust_log,
+        }
+    }
+}
+
 /// How much of each figure to measure.
 #[derive(Debug)]
 struct Plan {
@@ -105,7 +123,7 @@ impl Plan {
 }
 
 /// The namespace the pods are created in.
-const NAMESPACE: &str = "bench-pods";
+pub(crate) const NAMESPACE: &str = "bench-pods";
 
 /// The image every pod and the anchor run (imported before the figures).
 const IMAGE: &str = "busybox:1.36";
@@ -735,7 +753,7 @@ struct PodEvent {
 
 /// A watch of the benchmark's pods on a connection of its own, read by a
 /// task into a channel.
-struct PodWatch {
+pub(crate) struct PodWatch {
     events: tokio::sync::mpsc::UnboundedReceiver<anyhow::Result<PodEvent>>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -885,7 +903,7 @@ impl PodWatch {
         Ok(last)
     }
 
-    fn stop(self) {
+    pub(crate) fn stop(self) {
         self.reader.abort();
     }
 }
@@ -928,7 +946,7 @@ fn pod_event(event: &Value, at: Instant) -> PodEvent {
 
 /// Which process runs the node's agent.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum NodeKind {
+pub(crate) enum NodeKind {
     /// `gantry up`: the API server, the scheduler and the agent in one
     /// process.
     Up,
@@ -939,19 +957,23 @@ enum NodeKind {
 
 /// The names of everything a node creates, unique to this process.
 #[derive(Clone, Debug)]
-struct Names {
+pub(crate) struct Names {
     node: String,
     /// The bridge, also the nftables table's name (at most 15 bytes).
     bridge: String,
     pod_cidr: String,
     cluster_cidr: String,
+    /// The overlay's VXLAN network identifier, unique on the machine.
+    vni: u32,
     state_dir: PathBuf,
     /// The cgroup pods go under, in every hierarchy.
     cgroup_parent: String,
+    /// The ports of the node's Ingress proxy (HTTP, HTTPS); `None`: off.
+    pub(crate) ingress_ports: Option<(u16, u16)>,
 }
 
 impl Names {
-    fn new(pid: u32, kind: NodeKind) -> Self {
+    pub(crate) fn new(pid: u32, kind: NodeKind) -> Self {
         let (suffix, second) = match kind {
             NodeKind::Up => ("", 1),
             NodeKind::Agent => ("a", 2),
@@ -961,8 +983,10 @@ impl Names {
             bridge: format!("gbench{}{suffix}", pid % 1000),
             pod_cidr: format!("10.250.{}.0/24", pid % 120 * 2 + second),
             cluster_cidr: "10.250.0.0/16".into(),
+            vni: 10_000 + pid % 100_000 * 2 + second,
             state_dir: PathBuf::from(format!("/run/gantry-bench-{pid}{suffix}")),
             cgroup_parent: format!("/gantry-bench-{pid}{suffix}"),
+            ingress_ports: None,
         }
     }
 }
@@ -1098,7 +1122,7 @@ impl Drop for GantryChild {
 /// A running node and everything it makes. Dropping it kills its
 /// processes and removes every container, shim, mount, link, nftables
 /// table, cgroup and directory of the node by force.
-struct Node {
+pub(crate) struct Node {
     kind: NodeKind,
     names: Names,
     /// `gantry up`, or the `gantry server` the agent joined.
@@ -1117,7 +1141,7 @@ struct Node {
 }
 
 impl Node {
-    async fn start(
+    pub(crate) async fn start(
         kind: NodeKind,
         gantry: &Path,
         args: &Args,
@@ -1159,12 +1183,20 @@ impl Node {
                 .arg(&names.pod_cidr)
                 .arg("--cluster-cidr")
                 .arg(&names.cluster_cidr)
+                .arg("--vxlan-vni")
+                .arg(names.vni.to_string())
                 .arg("--bridge")
                 .arg(&names.bridge)
                 .arg("--state-dir")
                 .arg(&names.state_dir)
                 .arg("--cgroup-parent")
                 .arg(&names.cgroup_parent);
+            let (http, https) = names.ingress_ports.unwrap_or((0, 0));
+            command
+                .arg("--ingress-http-port")
+                .arg(http.to_string())
+                .arg("--ingress-https-port")
+                .arg(https.to_string());
         };
         let launcher = testkit::Launcher::new("gantry-bench-node")?;
         let mut command = Command::new(gantry);
@@ -1225,7 +1257,7 @@ impl Node {
         Ok(node)
     }
 
-    fn creds(&self) -> anyhow::Result<&Credentials> {
+    pub(crate) fn creds(&self) -> anyhow::Result<&Credentials> {
         self.creds.as_ref().context("the server has not served yet")
     }
 
@@ -1256,7 +1288,7 @@ impl Node {
     }
 
     /// Fails, quoting stderr, if a process of the node has exited.
-    fn check_running(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_running(&mut self) -> anyhow::Result<()> {
         self.server.check_running()?;
         if let Some(agent) = self.agent.as_mut() {
             agent.check_running()?;
@@ -1352,13 +1384,19 @@ impl Node {
     /// Writes the busybox test image and imports it into the node through
     /// `gantry image import` (the agent's local socket).
     async fn import_image(&mut self, gantry: &Path) -> anyhow::Result<()> {
-        let archive = self.data_dir().join("busybox.tar");
         let image = testkit::images::busybox().context("building the busybox test image")?;
-        testkit::images::write_oci_archive(
-            &[&image],
-            &archive,
-            testkit::images::Compression::None,
-        )?;
+        self.import(gantry, &image, "busybox.tar").await
+    }
+
+    /// Writes a test image as `file` in the node's directory and imports it.
+    pub(crate) async fn import(
+        &mut self,
+        gantry: &Path,
+        image: &testkit::images::TestImage,
+        file: &str,
+    ) -> anyhow::Result<()> {
+        let archive = self.data_dir().join(file);
+        testkit::images::write_oci_archive(&[image], &archive, testkit::images::Compression::None)?;
         let output = tokio::process::Command::new(gantry)
             .arg("image")
             .arg("import")
@@ -1382,7 +1420,7 @@ impl Node {
     }
 
     /// Creates the benchmark's namespace and starts watching its pods.
-    async fn prepare(&mut self) -> anyhow::Result<PodWatch> {
+    pub(crate) async fn prepare(&mut self) -> anyhow::Result<PodWatch> {
         let conn = self.creds()?.connect().await?;
         conn.post(
             "/api/v1/namespaces",
@@ -1424,7 +1462,7 @@ impl Node {
 
     /// Adds the node's state to an error: whether its processes still run
     /// and what they last wrote to stderr.
-    fn explain(&mut self, e: anyhow::Error) -> anyhow::Error {
+    pub(crate) fn explain(&mut self, e: anyhow::Error) -> anyhow::Error {
         let mut state = String::new();
         for child in std::iter::once(&mut self.server).chain(self.agent.as_mut()) {
             state.push_str(&match child.check_running() {
@@ -1465,7 +1503,7 @@ impl Node {
     /// does), agent first, and answers what the agent left behind. What a
     /// node keeps by design (bridge, nftables table, cgroup parent, state
     /// directory) is removed on drop either way.
-    async fn shut_down(mut self) -> anyhow::Result<Vec<String>> {
+    pub(crate) async fn shut_down(mut self) -> anyhow::Result<Vec<String>> {
         let deleted = self.delete_all_pods().await;
         if let Some(agent) = self.agent.as_mut() {
             agent.stop().await?;
@@ -1592,22 +1630,31 @@ fn force_clean(names: &Names, data_dir: &Path) -> Vec<String> {
     for link in links_on(&names.bridge) {
         let _ = run_quiet(Command::new("ip").args(["link", "del", &link]));
     }
-    if Path::new("/sys/class/net").join(&names.bridge).exists()
-        && let Err(e) = run_quiet(Command::new("ip").args(["link", "del", &names.bridge]))
-    {
-        problems.push(format!("deleting bridge {}: {e:#}", names.bridge));
+    // The bridge and the overlay's VXLAN device beside it.
+    for link in [names.bridge.clone(), format!("{}.vx", names.bridge)] {
+        if Path::new("/sys/class/net").join(&link).exists()
+            && let Err(e) = run_quiet(Command::new("ip").args(["link", "del", &link]))
+        {
+            problems.push(format!("deleting {link}: {e:#}"));
+        }
     }
-    let table_exists = Command::new("nft")
-        .args(["list", "table", "ip", &names.bridge])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if table_exists
-        && let Err(e) =
-            run_quiet(Command::new("nft").args(["delete", "table", "ip", &names.bridge]))
-    {
-        problems.push(format!("deleting nftables table {}: {e:#}", names.bridge));
+    // The pod network's table, and the Service proxy's and NetworkPolicy's beside it.
+    for table in [
+        names.bridge.clone(),
+        format!("{}-svc", names.bridge),
+        format!("{}-pol", names.bridge),
+    ] {
+        let table_exists = Command::new("nft")
+            .args(["list", "table", "ip", &table])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if table_exists
+            && let Err(e) = run_quiet(Command::new("nft").args(["delete", "table", "ip", &table]))
+        {
+            problems.push(format!("deleting nftables table {table}: {e:#}"));
+        }
     }
     for dir in cgroup_dirs(&names.cgroup_parent) {
         if let Err(e) = remove_cgroup_tree(&dir) {
@@ -2032,7 +2079,7 @@ fn runc_version() -> anyhow::Result<String> {
 }
 
 /// A port of `ip` nobody listens on right now.
-fn free_port(ip: Ipv4Addr) -> anyhow::Result<u16> {
+pub(crate) fn free_port(ip: Ipv4Addr) -> anyhow::Result<u16> {
     let listener = TcpListener::bind((ip, 0))
         .with_context(|| format!("binding a port of {ip} to find a free one"))?;
     Ok(listener.local_addr()?.port())

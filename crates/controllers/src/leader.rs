@@ -22,12 +22,13 @@ use tokio::time::Instant;
 
 /// How long a Lease not renewed stays the holder's (kube-controller-manager
 /// uses 15 s; ours is shorter so a handover after a crash takes at most
-/// `LEASE + RETRY`, 12 s).
-pub const LEASE: Duration = Duration::from_secs(10);
+/// `LEASE + 2 * RETRY`, 10 s: a candidate sees the last renewal up to one
+/// `RETRY` late, and notices the expiry up to one `RETRY` late).
+pub const LEASE: Duration = Duration::from_secs(8);
 /// How long the leader keeps working without a successful renewal.
-pub const RENEW_DEADLINE: Duration = Duration::from_secs(8);
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(6);
 /// How often the leader renews and candidates try.
-pub const RETRY: Duration = Duration::from_secs(2);
+pub const RETRY: Duration = Duration::from_secs(1);
 
 /// One candidate for one Lease.
 pub struct Elector {
@@ -156,7 +157,7 @@ impl Elector {
         let mut last = Instant::now();
         loop {
             tokio::time::sleep(RETRY).await;
-            match tokio::time::timeout(RETRY, self.try_acquire_or_renew()).await {
+            match tokio::time::timeout(2 * RETRY, self.try_acquire_or_renew()).await {
                 Ok(Ok(true)) => last = Instant::now(),
                 Ok(Ok(false)) => return,
                 Ok(Err(e)) => tracing::debug!(lease = %self.name, error = %e, "renewing the lease"),

@@ -13,13 +13,15 @@ pub mod gc;
 pub mod informers;
 pub mod job;
 pub mod leader;
+pub mod loadbalancer;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod owners;
 pub mod podgc;
 pub mod replicaset;
 pub mod resourcequota;
 pub mod revisions;
-pub mod selector;
+pub use kinds::selector;
 mod service_pods;
 pub mod statefulset;
 pub mod taint_eviction;
@@ -30,6 +32,10 @@ pub mod ttl;
 pub struct Config {
     /// How nodes are judged alive.
     pub nodes: nodelifecycle::Settings,
+    /// How nodes get their pod ranges.
+    pub pod_ranges: nodeipam::Settings,
+    /// The addresses LoadBalancer Services get.
+    pub load_balancers: loadbalancer::Settings,
 }
 
 /// Runs every controller with the default settings until the task is
@@ -49,6 +55,8 @@ pub async fn run_with(client: kube::Client, config: Config) -> anyhow::Result<()
         statefulset::run(informers.clone()),
         daemonset::run(informers.clone()),
         nodelifecycle::run(informers.clone(), config.nodes),
+        nodeipam::run(informers.clone(), config.pod_ranges),
+        loadbalancer::run(informers.clone(), config.load_balancers),
         taint_eviction::run(informers.clone()),
         podgc::run(informers.clone()),
         job::run(informers.clone()),

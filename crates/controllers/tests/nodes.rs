@@ -165,6 +165,7 @@ async fn a_node_that_stops_reporting_is_tainted_and_its_pods_evicted_as_they_tol
             grace_period: Duration::from_secs(2),
             monitor_period: Duration::from_millis(500),
         },
+        ..Default::default()
     };
     let _controllers = tokio::spawn(controllers::run_with(client.clone(), config));
     // Alive nodes get no taints (give the controller a few periods).
@@ -265,4 +266,105 @@ async fn pods_of_a_deleted_node_are_collected() {
     }
     assert!(gone, "the pod bound to a missing node is still there");
     assert!(pods.get_opt("kept").await.unwrap().is_some());
+}
+
+/// The node's pod range, if it has one.
+async fn range_of(nodes: &Api<Node>, name: &str) -> Option<String> {
+    let node = nodes.get(name).await.unwrap();
+    node.spec.and_then(|s| s.pod_cidr)
+}
+
+/// Waits for an event of `reason` about the Node `name`.
+async fn wait_for_node_event(client: &kube::Client, name: &str, reason: &str) {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(client.clone());
+    wait_for(&format!("{reason} on {name}"), || async {
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.involved_object.name.as_deref() == Some(name)
+                    && e.reason.as_deref() == Some(reason)
+            })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_get_free_pod_ranges_and_a_full_cluster_cidr_says_so() {
+    let (_dir, _server, client) = server().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    // Room for four /26 ranges; the first node brings its own (the second).
+    let config = controllers::Config {
+        pod_ranges: controllers::nodeipam::Settings {
+            cluster_cidr: Some("10.9.0.0/24".parse().unwrap()),
+            node_mask: 26,
+        },
+        ..Default::default()
+    };
+    let own: Node = serde_json::from_value(json!({
+        "metadata": {"name": "own"},
+        "spec": {"podCIDR": "10.9.0.64/26", "podCIDRs": ["10.9.0.64/26"]},
+    }))
+    .unwrap();
+    nodes.create(&PostParams::default(), &own).await.unwrap();
+    let _controllers = tokio::spawn(controllers::run_with(client.clone(), config));
+
+    // Made together, the next three get the three free ranges, never one twice.
+    for name in ["n1", "n2", "n3"] {
+        register(&client, name).await;
+    }
+    let mut given = Vec::new();
+    for name in ["n1", "n2", "n3"] {
+        wait_for(&format!("{name}'s range"), || async {
+            range_of(&nodes, name).await.is_some()
+        })
+        .await;
+        let node = nodes.get(name).await.unwrap();
+        let spec = node.spec.unwrap();
+        assert_eq!(spec.pod_cidrs.unwrap(), [spec.pod_cidr.clone().unwrap()]);
+        given.push(spec.pod_cidr.unwrap());
+    }
+    given.sort();
+    assert_eq!(given, ["10.9.0.0/26", "10.9.0.128/26", "10.9.0.192/26"]);
+    assert_eq!(range_of(&nodes, "own").await.unwrap(), "10.9.0.64/26");
+
+    // The fifth finds none free, says so, and waits.
+    register(&client, "n4").await;
+    wait_for_node_event(&client, "n4", "CIDRNotAvailable").await;
+    assert_eq!(range_of(&nodes, "n4").await, None);
+
+    // A node deleted frees its range, which the waiting one then gets.
+    let freed = range_of(&nodes, "n1").await.unwrap();
+    nodes.delete("n1", &Default::default()).await.unwrap();
+    wait_for("n4's range", || async {
+        range_of(&nodes, "n4").await.is_some()
+    })
+    .await;
+    assert_eq!(range_of(&nodes, "n4").await.unwrap(), freed);
+
+    // A range may not be changed once given.
+    let changed = nodes
+        .patch(
+            "n4",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"podCIDR": "10.9.1.0/26", "podCIDRs": ["10.9.1.0/26"]}})),
+        )
+        .await;
+    assert!(
+        matches!(changed, Err(kube::Error::Api(ref e)) if e.code == 422),
+        "{changed:?}"
+    );
+
+    // A node made with another's range is reported, not changed.
+    let clash: Node = serde_json::from_value(json!({
+        "metadata": {"name": "clash"},
+        "spec": {"podCIDR": "10.9.0.64/27", "podCIDRs": ["10.9.0.64/27"]},
+    }))
+    .unwrap();
+    nodes.create(&PostParams::default(), &clash).await.unwrap();
+    wait_for_node_event(&client, "clash", "PodCIDROverlap").await;
+    assert_eq!(range_of(&nodes, "clash").await.unwrap(), "10.9.0.64/27");
 }

@@ -76,6 +76,9 @@ pub(crate) struct AgentArgs {
     /// and pods.
     #[arg(long, default_value = "/var/lib/gantry")]
     data_dir: PathBuf,
+    /// All pods' addresses in the cluster (the servers' `--cluster-cidr`).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: ipnet::Ipv4Net,
     #[command(flatten)]
     node: crate::NodeFlags,
 }
@@ -214,9 +217,10 @@ pub(crate) async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let url = &member.server_url;
     let name = &member.node_name;
     let server_addr = resolve(url).await?;
-    let address = match args.node.agent_listen.ip() {
-        ip if ip.is_unspecified() => node::local_address(Some(server_addr)),
-        ip => ip,
+    let address = match (args.node.node_ip, args.node.agent_listen.ip()) {
+        (Some(ip), _) => ip,
+        (None, ip) if ip.is_unspecified() => node::local_address(Some(server_addr)),
+        (None, ip) => ip,
     };
     let files = Files::new(&dir);
     if !files.current(name, address) {
@@ -229,7 +233,7 @@ pub(crate) async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let serving = files.serving()?;
     let listen = args.node.agent_listen;
     let mut config = node::agent_config_with(serving, &member.ca_pem, &dir, name, address, listen)?;
-    args.node.apply(&mut config)?;
+    args.node.apply(&mut config, args.cluster_cidr, address)?;
     config.server = Some(server_addr);
     config.address = Some(address);
     check_pod_cidr(&client, name, &config).await?;
@@ -569,7 +573,10 @@ async fn check_pod_cidr(
         .request(get("/api/v1/nodes")?)
         .await
         .context("listing the cluster's nodes")?;
-    let mine = config.pod_cidr;
+    let Some(mine) = config.pod_cidr else {
+        // The cluster assigns one, free by construction.
+        return Ok(());
+    };
     for other in nodes["items"].as_array().into_iter().flatten() {
         let other_name = other["metadata"]["name"].as_str().unwrap_or("");
         let Some(range) = other["spec"]["podCIDR"].as_str() else {

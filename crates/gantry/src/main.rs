@@ -1,11 +1,12 @@
 //! The `gantry` binary: parses the command line and wires the crates
 //! together. No logic of its own lives here.
 
+mod cluster_dns;
 mod images_cli;
 mod join;
 mod node;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -105,6 +106,28 @@ struct ClusterFlags {
     /// How long pods stay on an unreachable node, unless they say.
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
+    /// Where the cluster DNS server listens, UDP and TCP (e.g.
+    /// `10.0.0.5:53`). By default this machine's address at port 53, or a
+    /// free port there when 53 is taken; the kube-dns Service (10.96.0.10)
+    /// leads to it either way.
+    #[arg(long)]
+    dns_listen: Option<SocketAddr>,
+    /// All pods' addresses in the cluster; each node's pod range is taken
+    /// from it.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: ipnet::Ipv4Net,
+    /// The prefix length of each node's pod range (/24: 254 pods).
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// Services' cluster IPs (kube-apiserver's flag): the first address is
+    /// the `kubernetes` Service's, the tenth kube-dns's.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: ipnet::Ipv4Net,
+    /// Addresses for Services of type LoadBalancer, a CIDR (`192.0.2.0/28`)
+    /// or a range (`192.0.2.10-192.0.2.20`); repeat or separate with commas.
+    /// None: such Services stay pending.
+    #[arg(long, value_delimiter = ',')]
+    load_balancer_pool: Vec<controllers::loadbalancer::Block>,
 }
 
 /// A whole number of seconds, with or without an `s`.
@@ -125,12 +148,22 @@ struct NodeFlags {
     /// Where the agent's API (logs, exec, port-forward) listens.
     #[arg(long, default_value = "0.0.0.0:10250")]
     agent_listen: SocketAddr,
-    /// This node's pod addresses.
-    #[arg(long, default_value = "10.244.0.0/24")]
-    pod_cidr: String,
-    /// All pods' addresses in the cluster.
-    #[arg(long, default_value = "10.244.0.0/16")]
-    cluster_cidr: String,
+    /// The address the server and other nodes reach this node at: its
+    /// InternalIP and VXLAN endpoint (default: the agent's listen address,
+    /// or where the route to the server leaves from).
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+    /// This node's pod addresses (default: a range the cluster assigns
+    /// from its cluster CIDR).
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// The VXLAN network identifier of the pod network across hosts, the
+    /// same on every node (0: no overlay; pods reach only this node's pods).
+    #[arg(long, default_value_t = 1)]
+    vxlan_vni: u32,
+    /// The UDP port of the VXLAN overlay, the same on every node.
+    #[arg(long, default_value_t = net::DEFAULT_VXLAN_PORT)]
+    vxlan_port: u16,
     /// The bridge pods attach to (also names the nftables table).
     #[arg(long, default_value = "gantry0")]
     bridge: String,
@@ -143,6 +176,12 @@ struct NodeFlags {
     /// Registries to reach over plain HTTP (`host:port`).
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// The port the node's Ingress proxy serves plain HTTP on (0: none).
+    #[arg(long, default_value_t = 80)]
+    ingress_http_port: u16,
+    /// The port the node's Ingress proxy serves HTTPS on (0: none).
+    #[arg(long, default_value_t = 443)]
+    ingress_https_port: u16,
 }
 
 #[derive(Subcommand)]
@@ -260,6 +299,15 @@ async fn serve(
     say(format!("starting the API server on {listen}"));
     let mut config = apiserver::Config::new(listen, &data_dir);
     config.extra_sans = tls_sans;
+    let services = cluster.service_cluster_ip_range;
+    if !(12..=28).contains(&services.prefix_len()) {
+        anyhow::bail!(
+            "--service-cluster-ip-range {services}: the prefix must be /12 to /28 \
+             (at most 2^20 addresses, and room for the kube-dns address)"
+        );
+    }
+    config.ranges.service_base = services.network();
+    config.ranges.service_prefix = services.prefix_len();
     config.default_toleration_seconds = apiserver::DefaultTolerations {
         not_ready: cluster.default_not_ready_toleration_seconds,
         unreachable: cluster.default_unreachable_toleration_seconds,
@@ -268,6 +316,22 @@ async fn serve(
         .await
         .context("starting the API server")?;
     let kubeconfig = server.kubeconfig().display().to_string();
+    let dns = {
+        let (ca, _) =
+            pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
+        let node_name = node
+            .as_ref()
+            .map(|n| n.node_name.clone().unwrap_or_else(node::hostname));
+        cluster_dns::start(
+            &ca,
+            &data_dir,
+            server.local_addr(),
+            cluster.dns_listen,
+            node_name,
+            &say,
+        )
+        .await?
+    };
     let mut control_plane = None;
     if controllers {
         let who = node
@@ -279,7 +343,16 @@ async fn serve(
     }
     let mut agent = None;
     if let Some(flags) = node {
-        agent = Some(start_node(&data_dir, server.local_addr(), flags, &say).await?);
+        agent = Some(
+            start_node(
+                &data_dir,
+                server.local_addr(),
+                flags,
+                cluster.cluster_cidr,
+                &say,
+            )
+            .await?,
+        );
     }
     say(format!("ready in {:.2}s", started.elapsed().as_secs_f64()));
     if chatty {
@@ -305,6 +378,7 @@ async fn serve(
     if let Some(c) = control_plane {
         c.stop().await;
     }
+    dns.stop().await;
     server.shutdown().await;
     drop(store);
     Ok(())
@@ -342,7 +416,18 @@ async fn start_control_plane(
             grace_period: cluster.node_monitor_grace_period,
             ..Default::default()
         },
+        pod_ranges: controllers::nodeipam::Settings {
+            cluster_cidr: Some(cluster.cluster_cidr),
+            node_mask: cluster.node_cidr_mask_size,
+        },
+        load_balancers: controllers::loadbalancer::Settings {
+            pool: cluster.load_balancer_pool.clone(),
+        },
     };
+    settings
+        .pod_ranges
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--node-cidr-mask-size: {e}"))?;
     let (ca, _) =
         pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
     let url = format!("https://127.0.0.1:{}", server_addr.port());
@@ -416,6 +501,7 @@ async fn start_node(
     data_dir: &std::path::Path,
     server_addr: SocketAddr,
     flags: NodeFlags,
+    cluster_cidr: ipnet::Ipv4Net,
     say: &impl Fn(String),
 ) -> anyhow::Result<agent::Agent> {
     let (ca, _) =
@@ -435,12 +521,14 @@ async fn start_node(
     .await?;
     // An agent bound to one address is reached there; otherwise at the
     // address the machine's main route leaves from.
-    let address = match flags.agent_listen.ip() {
-        ip if ip.is_unspecified() => node::local_address(None),
-        ip => ip,
+    let address = match (flags.node_ip, flags.agent_listen.ip()) {
+        (Some(ip), _) => ip,
+        (None, ip) if ip.is_unspecified() => node::local_address(None),
+        (None, ip) => ip,
     };
     let mut config = node::agent_config(&ca, data_dir, &name, address, flags.agent_listen)?;
-    flags.apply(&mut config)?;
+    // Ingresses are served on every address of a `gantry up` machine.
+    flags.apply(&mut config, cluster_cidr, IpAddr::from([0, 0, 0, 0]))?;
     config.labels.insert(
         "node-role.kubernetes.io/control-plane".into(),
         String::new(),

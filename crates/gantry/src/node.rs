@@ -106,11 +106,34 @@ pub(crate) fn agent_config_with(
 }
 
 impl crate::NodeFlags {
-    /// Puts the node flags that shape the pod network, the runtime and
-    /// image pulls into `config`.
-    pub(crate) fn apply(self, config: &mut agent::AgentConfig) -> anyhow::Result<()> {
-        config.pod_cidr = self.pod_cidr.parse().context("--pod-cidr")?;
-        config.cluster_cidr = self.cluster_cidr.parse().context("--cluster-cidr")?;
+    /// Puts the node flags that shape the pod network, the runtime, image
+    /// pulls and the Ingress proxy (its ports bound on `ingress_ip`) into
+    /// `config`.
+    pub(crate) fn apply(
+        self,
+        config: &mut agent::AgentConfig,
+        cluster_cidr: ipnet::Ipv4Net,
+        ingress_ip: IpAddr,
+    ) -> anyhow::Result<()> {
+        let port = |p: u16| (p != 0).then(|| SocketAddr::new(ingress_ip, p));
+        config.ingress_http = port(self.ingress_http_port);
+        config.ingress_https = port(self.ingress_https_port);
+        config.pod_cidr = match self.pod_cidr {
+            Some(text) => {
+                let range: ipnet::Ipv4Net = text.parse().context("--pod-cidr")?;
+                if !cluster_cidr.contains(&range) {
+                    anyhow::bail!("--pod-cidr {range} is outside the cluster CIDR {cluster_cidr}");
+                }
+                Some(range)
+            }
+            None => None,
+        };
+        config.cluster_cidr = cluster_cidr;
+        config.vxlan_vni = (self.vxlan_vni != 0).then_some(self.vxlan_vni);
+        if self.vxlan_vni > 0xff_ffff {
+            anyhow::bail!("--vxlan-vni {} is above 16777215", self.vxlan_vni);
+        }
+        config.vxlan_port = self.vxlan_port;
         config.nft_table = self.bridge.clone();
         config.bridge = self.bridge;
         config.state_dir = self.state_dir;

@@ -144,7 +144,14 @@ impl Drop for Daemon {
 struct NodeSpec {
     name: String,
     bridge: String,
+    /// The range the node asks for (`None`: the cluster assigns one), and
+    /// the one it is to end up with either way.
+    asks: Option<String>,
     pod_cidr: String,
+    /// The overlay's network identifier (unique on this machine) and the
+    /// node's address on the link between the hosts.
+    vni: u32,
+    node_ip: String,
     state_dir: PathBuf,
     cgroup_parent: String,
     data_dir: PathBuf,
@@ -153,26 +160,39 @@ struct NodeSpec {
 impl NodeSpec {
     /// The node flags of `gantry up` and `gantry agent`.
     fn flags(&self, cluster_cidr: &str, agent_port: u16) -> Vec<String> {
-        [
-            "--node-name",
-            &self.name,
-            "--agent-listen",
-            &format!("0.0.0.0:{agent_port}"),
-            "--pod-cidr",
-            &self.pod_cidr,
-            "--cluster-cidr",
-            cluster_cidr,
-            "--bridge",
-            &self.bridge,
-            "--state-dir",
-            &self.state_dir.display().to_string(),
-            "--cgroup-parent",
-            &self.cgroup_parent,
-            "--data-dir",
-            &self.data_dir.display().to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec()
+        let mut flags: Vec<String> = match &self.asks {
+            Some(range) => vec!["--pod-cidr".into(), range.clone()],
+            None => Vec::new(),
+        };
+        flags.extend(
+            [
+                "--node-name",
+                &self.name,
+                "--agent-listen",
+                &format!("0.0.0.0:{agent_port}"),
+                "--node-ip",
+                &self.node_ip,
+                "--vxlan-vni",
+                &self.vni.to_string(),
+                "--cluster-cidr",
+                cluster_cidr,
+                "--bridge",
+                &self.bridge,
+                "--state-dir",
+                &self.state_dir.display().to_string(),
+                "--cgroup-parent",
+                &self.cgroup_parent,
+                "--data-dir",
+                &self.data_dir.display().to_string(),
+                // Not this test's subject, and 80 and 443 may be taken.
+                "--ingress-http-port",
+                "0",
+                "--ingress-https-port",
+                "0",
+            ]
+            .map(str::to_owned),
+        );
+        flags
     }
 }
 
@@ -214,10 +234,14 @@ impl World {
         };
         let x = pick(160, 30, &|k| format!("10.{k}."));
         let y = pick(0, 250, &|k| format!("198.18.{k}."));
+        // Node a asks for the cluster's first range; b is given the next by the cluster.
         let node = |side: &str, n: u32| NodeSpec {
             name: format!("join-{side}-{pid}"),
             bridge: format!("gj{side}{pid}"),
+            asks: (n == 0).then(|| format!("10.{x}.{n}.0/24")),
             pod_cidr: format!("10.{x}.{n}.0/24"),
+            vni: 20_000 + pid % 100_000,
+            node_ip: format!("198.18.{y}.{}", n + 1),
             state_dir: dir.path().join(format!("run-{side}")),
             cgroup_parent: format!("/gantry-join-{side}-{pid}"),
             data_dir: dir.path().join(format!("data-{side}")),
@@ -361,7 +385,14 @@ impl Drop for World {
                 .status();
         };
         quiet("nft", &["delete", "table", "ip", &self.a.bridge]);
+        for table in ["svc", "pol"] {
+            let table = format!("{}-{table}", self.a.bridge);
+            quiet("nft", &["delete", "table", "ip", &table]);
+        }
+        let label = format!("lo:{}", agent::announcer_tag(&self.a.bridge));
+        quiet("ip", &["-4", "addr", "flush", "dev", "lo", "label", &label]);
         quiet("ip", &["link", "del", &self.a.bridge]);
+        quiet("ip", &["link", "del", &format!("{}.vx", self.a.bridge)]);
         quiet("ip", &["link", "del", &self.veth_host]);
         quiet("ip", &["netns", "del", &self.netns]);
     }
@@ -579,6 +610,7 @@ fn a_second_machine_joins_with_a_token_and_runs_pods() {
         ca
     );
 
+    w.import_busybox(&w.a);
     w.import_busybox(&w.b);
     let nodes = w.wait_nodes(&[(&w.a.name, true), (&w.b.name, true)], START_WITHIN);
     let b = nodes["items"]
@@ -609,9 +641,24 @@ spec:
   containers:
   - name: main
     image: busybox:1.36
-    command: ["sh", "-c", "echo hello from {node}; exec sleep 3600"]
+    command: ["sh", "-c", "echo hello from {node}; mkdir /www; echo b > /www/index.html; httpd -p 8080 -h /www; exec sleep 3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: on-a
+  namespace: default
+spec:
+  nodeSelector:
+    kubernetes.io/hostname: {node_a}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "mkdir /www; echo a > /www/index.html; exec httpd -f -p 8080 -h /www"]
 "#,
-        node = w.b.name
+        node = w.b.name,
+        node_a = w.a.name,
     );
     let applied = w.kubectl_input(&["apply", "-f", "-"], Some(&pod));
     assert!(applied.success(), "{applied}");
@@ -619,6 +666,7 @@ spec:
         "wait",
         "--for=condition=Ready",
         "pod/on-b",
+        "pod/on-a",
         "--timeout=120s",
     ]);
     assert!(
@@ -635,6 +683,33 @@ spec:
     );
     let logs = w.kubectl_ok(&["logs", "on-b"]);
     assert_eq!(logs.trim(), format!("hello from {}", w.b.name));
+
+    // The cluster gave b the range after a's, and b's Node tells the other
+    // nodes where its VXLAN endpoint is.
+    let cidr = w.kubectl_ok(&["get", "node", &w.b.name, "-o", "jsonpath={.spec.podCIDR}"]);
+    assert_eq!(cidr, w.b.pod_cidr);
+    let vtep = w.kubectl_ok(&[
+        "get",
+        "node",
+        &w.b.name,
+        "-o",
+        r"jsonpath={.metadata.annotations.gantry\.dev/vtep-ip}",
+    ]);
+    assert_eq!(vtep, w.peer_ip);
+    // Pods on the two hosts reach each other by pod address, both ways,
+    // through the VXLAN overlay over the link.
+    let ip_a = w.kubectl_ok(&["get", "pod", "on-a", "-o", "jsonpath={.status.podIP}"]);
+    for (from, to, says) in [("on-b", &ip_a, "a"), ("on-a", &ip, "b")] {
+        let url = format!("http://{to}:8080/");
+        // busybox's `wget -T` crashes (Debian 12's 1.35); `timeout` bounds it instead.
+        let got = w.kubectl(&["exec", from, "--", "timeout", "5", "wget", "-qO-", &url]);
+        assert!(
+            got.success() && got.stdout.trim() == says,
+            "{from} to {url}: {got}\n--- host a ---\n{}\n--- host b ---\n{}",
+            run("ip", &["route"]).stdout,
+            run("ip", &["-n", &w.netns, "route"]).stdout,
+        );
+    }
     let exec = w.kubectl_ok(&[
         "exec",
         "on-b",
@@ -678,7 +753,7 @@ spec:
     let logs = w.kubectl_ok(&["logs", "on-b"]);
     assert_eq!(logs.trim(), format!("hello from {}", w.b.name));
 
-    let deleted = w.kubectl(&["delete", "pod", "on-b", "--timeout=60s"]);
+    let deleted = w.kubectl(&["delete", "pod", "on-b", "on-a", "--timeout=60s"]);
     assert!(deleted.success(), "{deleted}");
 }
 

@@ -19,6 +19,7 @@ use serde_json::Value;
 pub mod catalog;
 pub mod custom;
 pub mod openapi;
+pub mod selector;
 pub mod table;
 pub mod typed;
 pub mod usage;

@@ -17,13 +17,20 @@
 //! namespace runs on short-lived threads that entered it ([`run_in_netns`]).
 //!
 //! Modules: `link` (netlink: bridge, veth, addresses, routes), `ipam` (address files),
-//! `nat` (the nftables table), `netns` (entering namespaces), `sysctl`.
+//! `nat` (the nftables table), `netns` (entering namespaces), `sysctl`; and `proxy`, the
+//! Services of the node in an nftables table of their own ([`ServiceProxy`]); `announce`,
+//! the load balancer addresses the node holds ([`Announcer`]); `policy`, NetworkPolicy in
+//! a table of its own ([`PolicyTable`]).
 
+mod announce;
 mod error;
 mod ipam;
 mod link;
 mod nat;
 mod netns;
+mod overlay;
+mod policy;
+mod proxy;
 mod sysctl;
 
 use std::net::Ipv4Addr;
@@ -33,9 +40,16 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::link::InfoKind;
 
+pub use announce::Announcer;
 pub use error::NetError;
 pub use link::host_veth_name;
 pub use netns::{connect_in_netns, run_in_netns};
+pub use overlay::{DEFAULT_VXLAN_PORT, OverlayConfig, Peer, VXLAN_OVERHEAD, format_mac, parse_mac};
+pub use policy::{PodPolicy, PolicyPeer, PolicyPort, PolicyRule, PolicyTable};
+pub use proxy::{
+    Endpoint, Protocol, ProxyConfig, ProxyError, ServicePort, ServiceProxy, SyncReport,
+    TrafficPolicy,
+};
 
 use crate::ipam::Ipam;
 use crate::link::{FALLBACK_MTU, Netlink};
@@ -55,13 +69,17 @@ pub struct NetworkConfig {
     /// The pod ranges of all nodes, e.g. `10.244.0.0/16`: traffic to it is not
     /// masqueraded. Must contain `pod_cidr`.
     pub cluster_cidr: Ipv4Net,
-    /// The MTU of the bridge and of both ends of every veth; by default the MTU of the
-    /// interface holding the node's IPv4 default route, or 1500 when there is none.
+    /// The MTU of the bridge and of both ends of every veth (and of the VXLAN device). By
+    /// default the MTU of the uplink (the interface holding the overlay's node address,
+    /// else the one holding the IPv4 default route, else 1500), less the overlay's 50
+    /// bytes when there is an overlay.
     pub mtu: Option<u32>,
     /// Where allocations are recorded (`DATA/net`): `ipam/<ip>` files naming the owner.
     pub state_dir: PathBuf,
     /// The nftables table (family `ip`), e.g. `gantry`.
     pub nft_table: String,
+    /// The VXLAN overlay to the other nodes, if this node joins one.
+    pub overlay: Option<OverlayConfig>,
 }
 
 /// What a pod got from [`PodNetwork::attach`].
@@ -89,6 +107,7 @@ pub struct PodNetwork {
     home: OwnedFd,
     netlink: Netlink,
     ipam: Ipam,
+    overlay: Option<overlay::Overlay>,
 }
 
 impl std::fmt::Debug for PodNetwork {
@@ -157,7 +176,21 @@ impl PodNetwork {
         let netlink = Netlink::open()?;
         let mtu = match config.mtu {
             Some(mtu) => mtu,
-            None => netlink.default_route_mtu().await?.unwrap_or(FALLBACK_MTU),
+            None => {
+                let by_address = match &config.overlay {
+                    Some(o) => netlink.mtu_of_address(o.local).await?,
+                    None => None,
+                };
+                let uplink = match by_address {
+                    Some(mtu) => mtu,
+                    None => netlink.default_route_mtu().await?.unwrap_or(FALLBACK_MTU),
+                };
+                if config.overlay.is_some() {
+                    uplink.saturating_sub(VXLAN_OVERHEAD).max(68)
+                } else {
+                    uplink
+                }
+            }
         };
         let ipam = Ipam::open(config.state_dir.join("ipam"), pod_cidr)?;
 
@@ -174,6 +207,11 @@ impl PodNetwork {
                 false,
             )
             .await?;
+
+        let overlay = match &config.overlay {
+            Some(o) => Some(overlay::Overlay::setup(&netlink, o, pod_cidr, mtu).await?),
+            None => None,
+        };
 
         let table = config.nft_table.clone();
         let rules = nat::ruleset(&nat::NatConfig {
@@ -200,7 +238,25 @@ impl PodNetwork {
             home,
             netlink,
             ipam,
+            overlay,
         })
+    }
+
+    /// The MAC of this node's VXLAN device, which peers need; `None` without an overlay.
+    pub fn overlay_mac(&self) -> Option<[u8; 6]> {
+        self.overlay.as_ref().map(overlay::Overlay::mac)
+    }
+
+    /// Makes the overlay's routes, neighbours and forwarding entries those of exactly
+    /// `peers` (see [`OverlayConfig`]): a peer's pods become reachable, a node no longer
+    /// listed is forgotten. Fails if this network has no overlay.
+    pub async fn sync_peers(&self, peers: &[Peer]) -> Result<(), NetError> {
+        match &self.overlay {
+            Some(overlay) => overlay.sync(&self.netlink, peers).await,
+            None => Err(NetError::InvalidConfig(
+                "this node's pod network has no overlay to add peers to".into(),
+            )),
+        }
     }
 
     /// The address of the pod `pod_uid`: the one it has, or one allocated now. `attach`
@@ -301,6 +357,27 @@ impl PodNetwork {
             }
         }
 
+        // A pod reaching itself through a Service: br_netfilter DNATs the frame on the
+        // bridge, which sends it back out the port it came in by, and a bridge does that
+        // only for a port in hairpin mode (the kubelet's `hairpin-veth`).
+        let host_link = self
+            .netlink
+            .link(&interface.host_veth)
+            .await?
+            .ok_or_else(|| NetError::LinkMissing {
+                name: interface.host_veth.clone(),
+                netns: THREAD_NETNS.into(),
+            })?;
+        self.netlink
+            .set_hairpin(host_link.index)
+            .await
+            .map_err(|e| {
+                NetError::netlink(
+                    format!("setting hairpin mode on {}", interface.host_veth),
+                    e,
+                )
+            })?;
+
         let (ip, prefix_len, gateway, mtu) = (
             interface.ip,
             interface.prefix_len,
@@ -392,14 +469,17 @@ impl PodNetwork {
     }
 
     /// Removes what `setup` and `attach` made in the node's namespace: the host ends of the
-    /// pods' veths (ports of the bridge), the bridge and the nftables table. The state
-    /// directory is left as it is. For tests and `gantry` cleanup.
+    /// pods' veths (ports of the bridge), the bridge, the VXLAN device and the nftables
+    /// table. The state directory is left as it is. For tests and `gantry` cleanup.
     pub async fn teardown(self) -> Result<(), NetError> {
         if let Some(bridge) = self.netlink.link(&self.config.bridge).await? {
             for (name, _) in self.netlink.ports(bridge.index).await? {
                 self.netlink.delete_link(&name).await?;
             }
             self.netlink.delete_link(&self.config.bridge).await?;
+        }
+        if let Some(overlay) = &self.config.overlay {
+            self.netlink.delete_link(&overlay.device).await?;
         }
         let table = self.config.nft_table.clone();
         let rules = nat::delete_table(&table);
@@ -443,6 +523,7 @@ mod tests {
             mtu: None,
             state_dir: "/nonexistent".into(),
             nft_table: "gantry".into(),
+            overlay: None,
         }
     }
 

@@ -13,7 +13,9 @@ use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{RouteAttribute, RouteHeader};
-use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 use sha2::{Digest, Sha256};
 
 use crate::NetError;
@@ -50,7 +52,7 @@ pub(crate) fn stable_mac(seed: &str) -> [u8; 6] {
 }
 
 /// The errno of a netlink error, if it is one the kernel sent.
-fn errno(error: &rtnetlink::Error) -> Option<i32> {
+pub(crate) fn errno(error: &rtnetlink::Error) -> Option<i32> {
     match error {
         rtnetlink::Error::NetlinkError(message) => Some(-message.raw_code()),
         _ => None,
@@ -119,8 +121,22 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
+    /// The connection's handle, for requests this module has no method for.
+    pub(crate) fn handle(&self) -> &rtnetlink::Handle {
+        &self.handle
+    }
+
     /// The link called `name`, if there is one.
     pub(crate) async fn link(&self, name: &str) -> Result<Option<Link>, NetError> {
+        Ok(self
+            .link_message(name)
+            .await?
+            .as_ref()
+            .map(Link::from_message))
+    }
+
+    /// All the kernel says of the link called `name`, if there is one.
+    pub(crate) async fn link_message(&self, name: &str) -> Result<Option<LinkMessage>, NetError> {
         let mut links = self
             .handle
             .link()
@@ -128,9 +144,31 @@ impl Netlink {
             .match_name(name.to_string())
             .execute();
         match links.try_next().await {
-            Ok(message) => Ok(message.as_ref().map(Link::from_message)),
+            Ok(message) => Ok(message),
             Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
             Err(e) => Err(NetError::netlink(format!("looking up link {name}"), e)),
+        }
+    }
+
+    /// The MTU of the link holding the IPv4 address `ip`, if one does.
+    pub(crate) async fn mtu_of_address(&self, ip: Ipv4Addr) -> Result<Option<u32>, NetError> {
+        let addresses: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| NetError::netlink("listing addresses", e))?;
+        let index = addresses.iter().find_map(|m| {
+            m.attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Local(IpAddr::V4(v)) if *v == ip))
+                .then_some(m.header.index)
+        });
+        match index {
+            Some(index) => Ok(self.link_by_index(index).await?.and_then(|l| l.mtu)),
+            None => Ok(None),
         }
     }
 
@@ -250,6 +288,13 @@ impl Netlink {
             .execute()
             .await
             .map_err(|e| NetError::netlink(format!("creating veth pair {host}/{peer}"), e))
+    }
+
+    /// Puts the bridge port `index` in hairpin mode: frames may leave through the port they
+    /// came in by.
+    pub(crate) async fn set_hairpin(&self, index: u32) -> Result<(), rtnetlink::Error> {
+        let message = LinkBridgePort::new(index).hairpin(true).build();
+        self.handle.link().change(message).execute().await
     }
 
     /// Deletes link `name` if it exists (for a veth, both ends go). Returns whether it did.

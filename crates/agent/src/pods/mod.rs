@@ -83,20 +83,52 @@ pub(crate) struct ContainerEntry {
 }
 
 /// Pods by namespace and name, as the workers last saw them.
+///
+/// Until every pod of the agent's first list has been published once, a
+/// pod missing here may be one a worker is still adopting: [`Registry::wait`]
+/// tells those apart from pods that are not on the node.
 #[derive(Default)]
 pub(crate) struct Registry {
     pods: RwLock<HashMap<(String, String), RegistryEntry>>,
+    /// Uids of the first list not yet published; `None` before that list.
+    pending: Mutex<Option<HashSet<String>>>,
+    changed: tokio::sync::Notify,
 }
 
 impl Registry {
     pub(crate) fn put(&self, ns: &str, name: &str, entry: RegistryEntry) {
+        self.settle(&entry.uid);
         self.pods
             .write()
             .insert((ns.to_owned(), name.to_owned()), entry);
+        self.changed.notify_waiters();
     }
 
     pub(crate) fn remove(&self, uid: &str) {
+        self.settle(uid);
         self.pods.write().retain(|_, e| e.uid != uid);
+        self.changed.notify_waiters();
+    }
+
+    /// The pods of the agent's first list: until each is published or
+    /// removed, lookups wait for them.
+    pub(crate) fn expect(&self, uids: impl IntoIterator<Item = String>) {
+        let mut pending = self.pending.lock();
+        if pending.is_none() {
+            *pending = Some(uids.into_iter().collect());
+        }
+        drop(pending);
+        self.changed.notify_waiters();
+    }
+
+    fn settle(&self, uid: &str) {
+        if let Some(p) = self.pending.lock().as_mut() {
+            p.remove(uid);
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.pending.lock().as_ref().is_some_and(HashSet::is_empty)
     }
 
     pub(crate) fn get(&self, ns: &str, name: &str) -> Option<RegistryEntry> {
@@ -104,6 +136,29 @@ impl Registry {
             .read()
             .get(&(ns.to_owned(), name.to_owned()))
             .cloned()
+    }
+
+    /// The pod's entry; while the agent is still taking over the pods it
+    /// found at start, waits for it up to `patience`.
+    pub(crate) async fn wait(
+        &self,
+        ns: &str,
+        name: &str,
+        patience: Duration,
+    ) -> Option<RegistryEntry> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let changed = self.changed.notified();
+            if let Some(e) = self.get(ns, name) {
+                return Some(e);
+            }
+            if self.settled() {
+                return None;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.get(ns, name);
+            }
+        }
     }
 
     /// Every image the node's pods name.
@@ -212,6 +267,7 @@ pub(crate) async fn run(ctx: Arc<Context>) {
                     pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
                 if found.is_none() {
                     found = Some(adopt(&ctx, &live).await);
+                    ctx.registry.expect(live.iter().cloned());
                 }
                 for (uid, h) in &workers {
                     if !live.contains(uid) {

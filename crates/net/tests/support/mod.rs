@@ -170,6 +170,7 @@ pub fn config(state: &Path, pod_cidr: &str) -> NetworkConfig {
         mtu: None,
         state_dir: state.to_path_buf(),
         nft_table: "gantry".into(),
+        overlay: None,
     }
 }
 
@@ -212,6 +213,7 @@ pub fn sock(ip: Ipv4Addr, port: u16) -> SocketAddr {
 
 /// Waits until `check` holds, for up to five seconds (namespaces are cleaned up by the
 /// kernel in the background).
+#[allow(dead_code)] // not every test binary waits
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..100 {
         if check() {

@@ -64,6 +64,23 @@ impl Slot {
         format!("10.201.{}.0/24", self.n)
     }
 
+    /// Its cluster's Service addresses: clusters of one machine share its
+    /// network namespace, so each needs its own (kube-dns's among them).
+    pub fn service_cidr(&self) -> String {
+        format!("10.202.{}.0/24", self.n)
+    }
+
+    /// Its cluster's load balancer addresses, which the node holds on loopback.
+    pub fn load_balancer_pool(&self) -> String {
+        format!("10.203.{}.0/28", self.n)
+    }
+
+    /// The ports its Ingress proxy serves HTTP and HTTPS on (clusters of one
+    /// machine cannot all have 80 and 443).
+    pub fn ingress_ports(&self) -> (u16, u16) {
+        (20080 + u16::from(self.n), 20443 + u16::from(self.n))
+    }
+
     /// The cgroup its pods go under.
     pub fn cgroup_parent(&self) -> String {
         format!("/gantry-e2e-{}", self.n)
@@ -175,12 +192,26 @@ pub fn sweep(slot: &Slot, dirs: &[&Path], state_dir: &Path) {
     for dir in cgroup_dirs(&slot.cgroup_parent()) {
         let _ = std::fs::remove_dir(&dir);
     }
+    for link in [slot.bridge(), format!("{}.vx", slot.bridge())] {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &link])
+            .output();
+    }
+    // The load balancer addresses the node announced.
     let _ = std::process::Command::new("ip")
-        .args(["link", "del", &slot.bridge()])
+        .args(["-4", "addr", "flush", "dev", "lo", "label"])
+        .arg(format!("lo:{}", agent::announcer_tag(&slot.bridge())))
         .output();
-    let _ = std::process::Command::new("nft")
-        .args(["delete", "table", "ip", &slot.bridge()])
-        .output();
+    // The pod network's table, and the Service proxy's and NetworkPolicy's beside it.
+    for table in [
+        slot.bridge(),
+        format!("{}-svc", slot.bridge()),
+        format!("{}-pol", slot.bridge()),
+    ] {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &table])
+            .output();
+    }
     let _ = std::fs::remove_dir_all(state_dir);
 }
 

@@ -246,13 +246,34 @@ impl Server {
             slot.pod_cidr(),
             "--cluster-cidr".into(),
             node::CLUSTER_CIDR.into(),
+            "--service-cluster-ip-range".into(),
+            slot.service_cidr(),
+            "--load-balancer-pool".into(),
+            slot.load_balancer_pool(),
+            // Servers of one machine each have their own overlay.
+            "--vxlan-vni".into(),
+            (100 + slot.n).to_string(),
             "--bridge".into(),
             slot.bridge(),
             "--state-dir".into(),
             self.state_dir().display().to_string(),
             "--cgroup-parent".into(),
             slot.cgroup_parent(),
+            "--ingress-http-port".into(),
+            slot.ingress_ports().0.to_string(),
+            "--ingress-https-port".into(),
+            slot.ingress_ports().1.to_string(),
         ]
+    }
+
+    /// The node's slot on this machine (`Up` mode).
+    pub fn slot(&self) -> &node::Slot {
+        self.slot.as_ref().expect("a node server")
+    }
+
+    /// The ports the node's Ingress proxy serves HTTP and HTTPS on (`Up` mode).
+    pub fn ingress_ports(&self) -> (u16, u16) {
+        self.slot.as_ref().expect("a node server").ingress_ports()
     }
 
     /// The node's name (`Up` mode).

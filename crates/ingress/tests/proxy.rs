@@ -1,0 +1,472 @@
+//! The proxy on loopback in front of plain HTTP backends, with tables built from objects
+//! made here: HTTP/1.1, h2c, h2 and HTTP/1.1 over TLS with the certificate picked by SNI,
+//! the redirect to HTTPS, an upgraded connection passed through, 404 and 503, and a table
+//! replaced under an open keep-alive connection.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use ingress::{Objects, Proxy, TableHandle};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A backend answering every request with its name and what it was asked, and
+/// `Upgrade: echo` with 101 and an echo of the upgraded connection.
+async fn backend(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                Ok::<_, Infallible>(answer(name, req))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades(),
+            );
+        }
+    });
+    addr
+}
+
+fn answer(name: &str, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    if header("upgrade") == "echo" {
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let mut io = TokioIo::new(upgrade.await.unwrap());
+            let mut buf = [0u8; 1024];
+            loop {
+                let n = io.read(&mut buf).await.unwrap_or(0);
+                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        });
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "echo")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+    }
+    let text = format!(
+        "{name} {} {:?} host={} xff={} real={} proto={} fhost={} conn={}",
+        req.method(),
+        req.uri().path(),
+        header("host"),
+        header("x-forwarded-for"),
+        header("x-real-ip"),
+        header("x-forwarded-proto"),
+        header("x-forwarded-host"),
+        header("x-private"),
+    );
+    Response::new(Full::new(Bytes::from(text)))
+}
+
+fn from<T: serde::de::DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).unwrap()
+}
+
+/// A certificate and key for `host`, made here.
+struct Cert {
+    der: CertificateDer<'static>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn cert(host: &str) -> Cert {
+    let made = rcgen::generate_simple_self_signed(vec![host.to_owned()]).unwrap();
+    Cert {
+        der: made.cert.der().clone(),
+        cert_pem: made.cert.pem(),
+        key_pem: made.signing_key.serialize_pem(),
+    }
+}
+
+/// The objects of a cluster: Services `a` and `b` whose one endpoint each is a backend,
+/// Service `none` with no endpoints, and an Ingress routing `plain.test` to `plain_to`,
+/// `a.test` (TLS) to `a`, `b.test` (TLS) to `b`, and `/down` of `plain.test` to `none`.
+struct World {
+    services: Vec<Service>,
+    slices: Vec<EndpointSlice>,
+    secrets: Vec<Secret>,
+    class: IngressClass,
+}
+
+impl World {
+    fn new(a: SocketAddr, b: SocketAddr, cert_a: &Cert, cert_b: &Cert) -> Self {
+        let service = |name: &str| -> Service {
+            from(json!({"metadata": {"namespace": "ns", "name": name},
+                "spec": {"ports": [{"name": "http", "port": 80}]}}))
+        };
+        let slice = |name: &str, at: Option<SocketAddr>| -> EndpointSlice {
+            let endpoints: Vec<Value> = at
+                .iter()
+                .map(|a| json!({"addresses": [a.ip().to_string()], "conditions": {"ready": true}}))
+                .collect();
+            from(json!({
+                "metadata": {"namespace": "ns", "name": format!("{name}-1"),
+                    "labels": {"kubernetes.io/service-name": name}},
+                "addressType": "IPv4",
+                "endpoints": endpoints,
+                "ports": [{"name": "http", "port": at.map_or(1, |a| a.port()), "protocol": "TCP"}]
+            }))
+        };
+        let secret = |name: &str, c: &Cert| -> Secret {
+            let mut s: Secret = from(json!({"metadata": {"namespace": "ns", "name": name},
+                "type": "kubernetes.io/tls"}));
+            s.data = Some(
+                [
+                    (
+                        "tls.crt".to_owned(),
+                        k8s_openapi::ByteString(c.cert_pem.clone().into_bytes()),
+                    ),
+                    (
+                        "tls.key".to_owned(),
+                        k8s_openapi::ByteString(c.key_pem.clone().into_bytes()),
+                    ),
+                ]
+                .into(),
+            );
+            s
+        };
+        Self {
+            services: vec![service("a"), service("b"), service("none")],
+            slices: vec![
+                slice("a", Some(a)),
+                slice("b", Some(b)),
+                slice("none", None),
+            ],
+            secrets: vec![secret("cert-a", cert_a), secret("cert-b", cert_b)],
+            class: from(json!({"metadata": {"name": "gantry",
+                "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+                "spec": {"controller": "gantry.dev/ingress"}})),
+        }
+    }
+
+    fn table(&self, plain_to: &str) -> ingress::Table {
+        let route = |host: &str, service: &str| {
+            json!({"host": host, "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": service, "port": {"name": "http"}}}},
+                {"path": "/down", "pathType": "Prefix",
+                 "backend": {"service": {"name": "none", "port": {"number": 80}}}}
+            ]}})
+        };
+        let ingress: Ingress = from(json!({
+            "metadata": {"namespace": "ns", "name": "web"},
+            "spec": {
+                "rules": [route("plain.test", plain_to), route("a.test", "a"), route("b.test", "b")],
+                "tls": [{"hosts": ["a.test"], "secretName": "cert-a"},
+                        {"hosts": ["b.test"], "secretName": "cert-b"}]
+            }
+        }));
+        let built = ingress::routes::build(&Objects {
+            ingresses: &[&ingress],
+            classes: &[&self.class],
+            services: &self.services.iter().collect::<Vec<_>>(),
+            slices: &self.slices.iter().collect::<Vec<_>>(),
+            secrets: &self.secrets.iter().collect::<Vec<_>>(),
+        });
+        assert!(built.warnings.is_empty(), "{:?}", built.warnings);
+        built.table
+    }
+}
+
+struct Running {
+    http: SocketAddr,
+    https: SocketAddr,
+    world: World,
+    table: TableHandle,
+    cert_a: Cert,
+    cert_b: Cert,
+}
+
+async fn start() -> Running {
+    let a = backend("backend-a").await;
+    let b = backend("backend-b").await;
+    let (cert_a, cert_b) = (cert("a.test"), cert("b.test"));
+    let world = World::new(a, b, &cert_a, &cert_b);
+    let table = TableHandle::new(world.table("a"));
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (http_addr, https_addr) = (http.local_addr().unwrap(), https.local_addr().unwrap());
+    let proxy = Proxy::new(table.clone(), Some(https_addr.port())).unwrap();
+    tokio::spawn(proxy.clone().serve_http(http));
+    tokio::spawn(proxy.serve_https(https));
+    Running {
+        http: http_addr,
+        https: https_addr,
+        world,
+        table,
+        cert_a,
+        cert_b,
+    }
+}
+
+/// An HTTP/1.1 connection's sender.
+async fn http1<S>(io: S) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .unwrap();
+    tokio::spawn(conn.with_upgrades());
+    sender
+}
+
+async fn http2<S>(io: S) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+fn get(uri: &str, host: &str) -> Request<Empty<Bytes>> {
+    Request::get(uri)
+        .header("host", host)
+        .body(Empty::new())
+        .unwrap()
+}
+
+async fn text(response: Response<Incoming>) -> (StatusCode, String) {
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A TLS client that accepts any certificate (the test compares what it got) and offers
+/// `alpn`.
+fn tls_client(alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+    #[derive(Debug)]
+    struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+    impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+async fn tls(
+    at: SocketAddr,
+    sni: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(at).await.unwrap();
+    tls_client(alpn)
+        .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+fn peer_certificate(
+    stream: &tokio_rustls::client::TlsStream<TcpStream>,
+) -> CertificateDer<'static> {
+    stream.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn http1_routes_by_host_and_path_and_forwards_who_asked() {
+    let r = start().await;
+    let mut c = http1(TcpStream::connect(r.http).await.unwrap()).await;
+    let mut req = get("/x/y?z=1", "plain.test");
+    req.headers_mut()
+        .insert("connection", "x-private".parse().unwrap());
+    req.headers_mut()
+        .insert("x-private", "secret".parse().unwrap());
+    let (status, body) = text(c.send_request(req).await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        "backend-a GET \"/x/y\" host=plain.test xff=127.0.0.1 real=127.0.0.1 proto=http fhost=plain.test conn=-"
+    );
+    // A path of the same host to a Service without endpoints: 503; no rule: 404.
+    let (status, _) = text(c.send_request(get("/down/x", "plain.test")).await.unwrap()).await;
+    assert_eq!(status, 503);
+    let (status, body) = text(c.send_request(get("/", "nobody.test")).await.unwrap()).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::NOT_FOUND, "default backend - 404\n")
+    );
+    // A host with a certificate: to HTTPS, path and query kept.
+    let response = c.send_request(get("/p?q=1", "a.test")).await.unwrap();
+    assert_eq!(response.status(), 308);
+    assert_eq!(
+        response.headers()["location"],
+        format!("https://a.test:{}/p?q=1", r.https.port()).as_str()
+    );
+}
+
+#[tokio::test]
+async fn h2c_with_prior_knowledge() {
+    let r = start().await;
+    let mut c = http2(TcpStream::connect(r.http).await.unwrap()).await;
+    let req = Request::get("http://plain.test/h2c")
+        .body(Empty::new())
+        .unwrap();
+    let response = c.send_request(req).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let (status, body) = text(response).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with("backend-a GET \"/h2c\" host=plain.test "),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn tls_picks_the_certificate_by_sni_for_h2_and_http1() {
+    let r = start().await;
+    for (host, cert, name) in [
+        ("a.test", &r.cert_a, "backend-a"),
+        ("b.test", &r.cert_b, "backend-b"),
+    ] {
+        let stream = tls(r.https, host, &[b"h2", b"http/1.1"]).await;
+        assert_eq!(peer_certificate(&stream), cert.der, "{host}");
+        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let mut c = http2(stream).await;
+        let req = Request::get(format!("https://{host}/s"))
+            .body(Empty::new())
+            .unwrap();
+        let (status, body) = text(c.send_request(req).await.unwrap()).await;
+        assert_eq!(status, 200);
+        assert!(
+            body.starts_with(&format!("{name} GET \"/s\" host={host} ")),
+            "{body}"
+        );
+        assert!(body.contains("proto=https"), "{body}");
+
+        let stream = tls(r.https, host, &[b"http/1.1"]).await;
+        assert_eq!(peer_certificate(&stream), cert.der, "{host}");
+        let mut c = http1(stream).await;
+        let (status, body) = text(c.send_request(get("/s1", host)).await.unwrap()).await;
+        assert_eq!(status, 200);
+        assert!(
+            body.starts_with(&format!("{name} GET \"/s1\" host={host} ")),
+            "{body}"
+        );
+    }
+    // A name no Ingress has a certificate for: the fake certificate, and routing as usual.
+    let stream = tls(r.https, "plain.test", &[]).await;
+    let fake = peer_certificate(&stream);
+    assert_ne!(fake, r.cert_a.der);
+    assert_ne!(fake, r.cert_b.der);
+    let mut c = http1(stream).await;
+    let (status, body) = text(c.send_request(get("/", "plain.test")).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn an_upgraded_connection_passes_through() {
+    let r = start().await;
+    let mut c = http1(TcpStream::connect(r.http).await.unwrap()).await;
+    let req = Request::get("/ws")
+        .header("host", "plain.test")
+        .header("connection", "Upgrade")
+        .header("upgrade", "echo")
+        .body(Empty::new())
+        .unwrap();
+    let response = c.send_request(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(response.headers()["upgrade"], "echo");
+    let mut io = TokioIo::new(hyper::upgrade::on(response).await.unwrap());
+    for message in ["hello", "and again"] {
+        io.write_all(message.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; message.len()];
+        io.read_exact(&mut buf).await.unwrap();
+        assert_eq!(buf, message.as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn a_new_table_applies_to_the_next_request_on_an_open_connection() {
+    let r = start().await;
+    let mut c = http1(TcpStream::connect(r.http).await.unwrap()).await;
+    let (_, body) = text(c.send_request(get("/", "plain.test")).await.unwrap()).await;
+    assert!(body.starts_with("backend-a "), "{body}");
+    r.table.replace(r.world.table("b"));
+    // The same connection (the sender would fail on a closed one) now reaches b.
+    assert!(!c.is_closed());
+    for _ in 0..3 {
+        let (status, body) = text(c.send_request(get("/", "plain.test")).await.unwrap()).await;
+        assert_eq!(status, 200);
+        assert!(body.starts_with("backend-b "), "{body}");
+    }
+    // An empty table: the open connection stays up and answers 404.
+    r.table.replace(ingress::Table::default());
+    let (status, _) = text(c.send_request(get("/", "plain.test")).await.unwrap()).await;
+    assert_eq!(status, 404);
+}
