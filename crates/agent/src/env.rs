@@ -3,12 +3,16 @@
 //! variables before it; values from the pod's own fields
 //! (`fieldRef`), its resources (`resourceFieldRef`), and ConfigMaps and
 //! Secrets of its namespace. A missing source that is not optional stops
-//! the container from being created (`CreateContainerConfigError`).
+//! the container from being created (`CreateContainerConfigError`). Under
+//! them all, the Services' variables (`service_env`), as Docker links once
+//! named them: those names the pod sets itself win.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Pod, Secret, Service};
 use kube::api::Api;
+use kube::runtime::reflector::Store;
 
 use crate::pods::container::expand;
 
@@ -58,12 +62,14 @@ impl Sources<'_> {
 }
 
 /// The environment of `c`, in order, without the image's (the caller
-/// merges those underneath).
+/// merges those underneath): what the pod sets, then those of
+/// `service_vars` it does not set.
 pub(crate) async fn container_env(
     client: &kube::Client,
     pod: &Pod,
     c: &Container,
     facts: &PodFacts,
+    service_vars: &[(String, String)],
 ) -> Result<Vec<(String, String)>, String> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut sources = Sources {
@@ -114,7 +120,115 @@ pub(crate) async fn container_env(
             set(&mut out, var.name.clone(), v);
         }
     }
+    for (k, v) in service_vars {
+        if !out.iter().any(|(n, _)| n == k) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
     Ok(out)
+}
+
+/// How long a container start waits for the agent's first list of Services.
+const SERVICES_WAIT: Duration = Duration::from_secs(5);
+
+/// The variables of the Services a pod sees, as the kubelet sets them: every
+/// Service of the pod's namespace with a cluster IP (unless the pod says
+/// `enableServiceLinks: false`), and `default/kubernetes` always. The
+/// Services come from the agent's cache, waited for (a while) until first
+/// listed.
+pub(crate) async fn service_env(services: &Store<Service>, pod: &Pod) -> Vec<(String, String)> {
+    if !matches!(
+        tokio::time::timeout(SERVICES_WAIT, services.wait_until_ready()).await,
+        Ok(Ok(()))
+    ) {
+        tracing::warn!("no Services listed yet: the container starts without their variables");
+        return Vec::new();
+    }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let mut seen: Vec<std::sync::Arc<Service>> = services
+        .state()
+        .into_iter()
+        .filter(|s| {
+            let ns = s.metadata.namespace.as_deref();
+            let name = s.metadata.name.as_deref();
+            (links && ns == Some(namespace))
+                || (ns == Some("default") && name == Some("kubernetes"))
+        })
+        .collect();
+    // The kubelet's order: by name, so later ones of the same variable
+    // (none, in practice) win the same way every time.
+    seen.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    seen.dedup_by(|a, b| {
+        a.metadata.name == b.metadata.name && a.metadata.namespace == b.metadata.namespace
+    });
+    let mut out = Vec::new();
+    for svc in seen {
+        link_vars(&svc, &mut out);
+    }
+    out
+}
+
+/// One Service's variables: `<NAME>_SERVICE_HOST`, `<NAME>_SERVICE_PORT`
+/// (its first port), `<NAME>_SERVICE_PORT_<PORT NAME>`, and the Docker
+/// link forms `<NAME>_PORT`, `<NAME>_PORT_<port>_<PROTO>` with `_PROTO`,
+/// `_PORT` and `_ADDR`. None for a Service without a cluster IP (headless,
+/// ExternalName).
+fn link_vars(svc: &Service, out: &mut Vec<(String, String)>) {
+    let Some(spec) = &svc.spec else { return };
+    let Some(ip) = spec
+        .cluster_ip
+        .as_deref()
+        .filter(|ip| !ip.is_empty() && *ip != "None")
+    else {
+        return;
+    };
+    let name = svc
+        .metadata
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_uppercase()
+        .replace('-', "_");
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    let Some(first) = ports.first() else { return };
+    out.push((format!("{name}_SERVICE_HOST"), ip.to_owned()));
+    out.push((format!("{name}_SERVICE_PORT"), first.port.to_string()));
+    for p in ports {
+        if let Some(port_name) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            let port_name = port_name.to_ascii_uppercase().replace('-', "_");
+            out.push((
+                format!("{name}_SERVICE_PORT_{port_name}"),
+                p.port.to_string(),
+            ));
+        }
+    }
+    let proto = |p: &k8s_openapi::api::core::v1::ServicePort| {
+        p.protocol.clone().unwrap_or_else(|| "TCP".into())
+    };
+    out.push((
+        format!("{name}_PORT"),
+        format!(
+            "{}://{ip}:{}",
+            proto(first).to_ascii_lowercase(),
+            first.port
+        ),
+    ));
+    for p in ports {
+        let upper = proto(p).to_ascii_uppercase();
+        let prefix = format!("{name}_PORT_{}_{upper}", p.port);
+        out.push((
+            prefix.clone(),
+            format!("{}://{ip}:{}", upper.to_ascii_lowercase(), p.port),
+        ));
+        out.push((format!("{prefix}_PROTO"), upper.to_ascii_lowercase()));
+        out.push((format!("{prefix}_PORT"), p.port.to_string()));
+        out.push((format!("{prefix}_ADDR"), ip.to_owned()));
+    }
 }
 
 /// One `env` entry's value; `None` for an optional source that is missing.
@@ -266,6 +380,112 @@ pub(crate) fn resource_field(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn services_as_docker_links() {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "redis-primary", "namespace": "shop"},
+            "spec": {"clusterIP": "10.96.0.20", "ports": [
+                {"name": "redis", "port": 6379},
+                {"name": "metrics-udp", "port": 9121, "protocol": "UDP"}
+            ]}
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        link_vars(&svc, &mut out);
+        let got: BTreeMap<String, String> = out.into_iter().collect();
+        let want: BTreeMap<String, String> = [
+            ("REDIS_PRIMARY_SERVICE_HOST", "10.96.0.20"),
+            ("REDIS_PRIMARY_SERVICE_PORT", "6379"),
+            ("REDIS_PRIMARY_SERVICE_PORT_REDIS", "6379"),
+            ("REDIS_PRIMARY_SERVICE_PORT_METRICS_UDP", "9121"),
+            ("REDIS_PRIMARY_PORT", "tcp://10.96.0.20:6379"),
+            ("REDIS_PRIMARY_PORT_6379_TCP", "tcp://10.96.0.20:6379"),
+            ("REDIS_PRIMARY_PORT_6379_TCP_PROTO", "tcp"),
+            ("REDIS_PRIMARY_PORT_6379_TCP_PORT", "6379"),
+            ("REDIS_PRIMARY_PORT_6379_TCP_ADDR", "10.96.0.20"),
+            ("REDIS_PRIMARY_PORT_9121_UDP", "udp://10.96.0.20:9121"),
+            ("REDIS_PRIMARY_PORT_9121_UDP_PROTO", "udp"),
+            ("REDIS_PRIMARY_PORT_9121_UDP_PORT", "9121"),
+            ("REDIS_PRIMARY_PORT_9121_UDP_ADDR", "10.96.0.20"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(got, want);
+        // Headless: nothing.
+        let headless: Service = serde_json::from_value(json!({
+            "metadata": {"name": "db", "namespace": "shop"},
+            "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        link_vars(&headless, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_pod_sees_its_namespace_and_the_api_server() {
+        let (store, mut writer) = kube::runtime::reflector::store::<Service>();
+        let svc = |ns: &str, name: &str, ip: &str| -> Service {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443}]}
+            }))
+            .unwrap()
+        };
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+        for s in [
+            svc("default", "kubernetes", "10.96.0.1"),
+            svc("shop", "web", "10.96.0.30"),
+            svc("other", "web2", "10.96.0.31"),
+        ] {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(s));
+        }
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        let pod = |links: Option<bool>| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": "p", "namespace": "shop"},
+                "spec": {"containers": [], "enableServiceLinks": links}
+            }))
+            .unwrap()
+        };
+        let names = |vars: Vec<(String, String)>| -> Vec<String> {
+            vars.into_iter()
+                .filter(|(k, _)| k.ends_with("_SERVICE_HOST"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect()
+        };
+        assert_eq!(
+            names(service_env(&store, &pod(None)).await),
+            [
+                "KUBERNETES_SERVICE_HOST=10.96.0.1",
+                "WEB_SERVICE_HOST=10.96.0.30"
+            ]
+        );
+        assert_eq!(
+            names(service_env(&store, &pod(Some(false))).await),
+            ["KUBERNETES_SERVICE_HOST=10.96.0.1"]
+        );
+        // What the pod sets itself wins.
+        let c: Container = serde_json::from_value(json!({
+            "name": "c", "env": [{"name": "WEB_SERVICE_HOST", "value": "mine"}]
+        }))
+        .unwrap();
+        // Never asked anything: the container sets no ConfigMap or Secret.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .unwrap();
+        let vars = service_env(&store, &pod(None)).await;
+        let env = container_env(&client, &pod(None), &c, &PodFacts::default(), &vars)
+            .await
+            .unwrap();
+        let value = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(value("WEB_SERVICE_HOST"), Some("mine"));
+        assert_eq!(value("KUBERNETES_SERVICE_PORT_HTTPS"), Some("443"));
+        assert_eq!(value("WEB_PORT"), Some("tcp://10.96.0.30:443"));
+    }
 
     #[test]
     fn fields_of_the_pod() {

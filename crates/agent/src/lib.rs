@@ -318,6 +318,9 @@ impl Agent {
                 instance: Some(config.node_name.clone()),
             },
         );
+        // One cache of every Service: the proxy's watch keeps it, containers'
+        // variables read it.
+        let (services, service_writer) = kube::runtime::reflector::store();
         let ctx = Arc::new(pods::Context {
             client: client.clone(),
             node_name: config.node_name.clone(),
@@ -335,6 +338,7 @@ impl Agent {
                 None => kube_dns_address(&client).await,
             },
             cluster_domain: "cluster.local".into(),
+            services: services.clone(),
             events,
             registry: pods::Registry::default(),
             stop_signals: Default::default(),
@@ -372,6 +376,7 @@ impl Agent {
             tokio::spawn(proxy::run(
                 client.clone(),
                 config.node_name.clone(),
+                (services, service_writer),
                 service_proxy,
                 announcer,
             )),

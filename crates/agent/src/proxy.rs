@@ -58,14 +58,15 @@ enum Kind {
 
 /// Runs until the watches end (never, in practice): keeps `proxy`'s table in step with the
 /// cluster's Services as this node `node_name` sees them, and the load balancer addresses
-/// it announces (with `announcer`) and its health check ports (see `loadbalancer`).
+/// it announces (with `announcer`) and its health check ports (see `loadbalancer`). Its
+/// watch of Services keeps the Service cache given (the containers' variables read it).
 pub(crate) async fn run(
     client: kube::Client,
     node_name: String,
+    (services, service_writer): (reflector::Store<Service>, reflector::store::Writer<Service>),
     mut proxy: ServiceProxy,
     announcer: Option<net::Announcer>,
 ) {
-    let (services, service_writer) = reflector::store::<Service>();
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
     let (nodes, node_writer) = reflector::store::<Node>();
     let mut health = HealthServers::default();

@@ -62,6 +62,9 @@ pub(crate) async fn bootstrap(api: &Arc<Api>) -> ApiResult<()> {
         create_if_absent(api, "namespaces", None, json!({"metadata": {"name": ns}})).await?;
     }
     let port = api.config.listen.port();
+    // No selector: every server keeps an EndpointSlice of it pointing at
+    // itself (gantry's `api_endpoint`), as kube-apiserver's endpoint
+    // reconciler does.
     create_if_absent(
         api,
         "services",
@@ -80,7 +83,7 @@ pub(crate) async fn bootstrap(api: &Arc<Api>) -> ApiResult<()> {
     )
     .await?;
     // No selector: the endpoints are where the DNS servers listen, which
-    // they publish as EndpointSlices (the `dns` crate's `KubeDnsSlice`).
+    // they publish as EndpointSlices (the `dns` crate's `ServerSlice`).
     create_if_absent(
         api,
         "services",

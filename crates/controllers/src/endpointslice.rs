@@ -73,7 +73,7 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
             refs
         })
         .watches_stream(slices.stream(), |slice: EndpointSlice| {
-            let name = managed_for(&slice)?;
+            let name = managed_for(&slice, CONTROLLER)?;
             Some(ObjectRef::<Service>::new(name).within(&slice.namespace()?))
         })
         .run(reconcile, error_policy, Arc::clone(&ctx));
@@ -82,8 +82,8 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
         let ctx = Arc::clone(&ctx);
         async move {
             ctx.triggers.forget(&ns, &name);
-            let doomed = slices_of(&ctx.slices, &ns, &name);
-            if let Err(e) = delete(&ctx, &ns, &doomed).await {
+            let doomed = slices_of(&ctx.slices, &ns, &name, CONTROLLER);
+            if let Err(e) = delete(&ctx.client, &ns, &doomed).await {
                 tracing::debug!(service = %name, error = %e, "deleting slices");
             }
         }
@@ -92,21 +92,28 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
     anyhow::bail!("the endpointslice controller ended")
 }
 
-/// The name of the Service the slice is this controller's for.
-fn managed_for(slice: &EndpointSlice) -> Option<&str> {
+/// The name of the Service the slice is `controller`'s for.
+pub(crate) fn managed_for<'a>(slice: &'a EndpointSlice, controller: &str) -> Option<&'a str> {
     let labels = slice.labels();
-    if labels.get(MANAGED_BY).map(String::as_str) != Some(CONTROLLER) {
+    if labels.get(MANAGED_BY).map(String::as_str) != Some(controller) {
         return None;
     }
     labels.get(SERVICE_NAME).map(String::as_str)
 }
 
-/// This controller's slices for the Service `ns/name`, by name.
-fn slices_of(slices: &Store<EndpointSlice>, ns: &str, name: &str) -> Vec<Arc<EndpointSlice>> {
+/// `controller`'s slices for the Service `ns/name`, by name.
+pub(crate) fn slices_of(
+    slices: &Store<EndpointSlice>,
+    ns: &str,
+    name: &str,
+    controller: &str,
+) -> Vec<Arc<EndpointSlice>> {
     let mut found: Vec<Arc<EndpointSlice>> = slices
         .state()
         .into_iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns) && managed_for(s) == Some(name))
+        .filter(|s| {
+            s.namespace().as_deref() == Some(ns) && managed_for(s, controller) == Some(name)
+        })
         .collect();
     found.sort_by_key(|s| s.name_any());
     found
@@ -124,7 +131,7 @@ fn listing(slices: &Store<EndpointSlice>, pod: &Pod) -> Vec<ObjectRef<Service>> 
                 .iter()
                 .any(|e| e.target_ref.as_ref().and_then(|r| r.uid.as_ref()) == uid.as_ref())
         })
-        .filter_map(|s| Some(ObjectRef::new(managed_for(s)?).within(&s.namespace()?)))
+        .filter_map(|s| Some(ObjectRef::new(managed_for(s, CONTROLLER)?).within(&s.namespace()?)))
         .collect()
 }
 
@@ -142,13 +149,28 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         return Ok(Action::requeue(RESYNC));
     };
     let trigger = ctx.triggers.observe(&svc, &pods);
-    let existing = slices_of(&ctx.slices, &ns, &svc.name_any());
-    let plan = plan(&svc, wanted(&svc, &pods), &existing, trigger);
+    let existing = slices_of(&ctx.slices, &ns, &svc.name_any(), CONTROLLER);
+    let plan = plan(
+        &Owner::service(&svc),
+        wanted(&svc, &pods),
+        &existing,
+        trigger,
+    );
+    apply(&ctx.client, &ctx.slices, &ns, &plan).await?;
+    Ok(Action::requeue(RESYNC))
+}
 
-    // Every write is tried; the next reconcile must not start from a cache
-    // older than the ones that were made, so those are waited for, and the
-    // first failure is returned after.
-    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
+/// Makes the plan's writes in namespace `ns`. Every write is tried; the next
+/// reconcile must not start from a cache older than the writes that were
+/// made, so those are waited for (up to `SETTLE`), and the first failure is
+/// returned after.
+pub(crate) async fn apply(
+    client: &kube::Client,
+    cache: &Store<EndpointSlice>,
+    ns: &str,
+    plan: &Plan,
+) -> Result<(), kube::Error> {
+    let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
     let pp = PostParams::default();
     let mut failure = None;
     let mut written = Vec::new();
@@ -164,18 +186,18 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             Err(e) => failure = Some(e),
         }
     }
-    if let Err(e) = delete(&ctx, &ns, &plan.delete).await {
+    if let Err(e) = delete(client, ns, &plan.delete).await {
         failure = Some(e);
     }
     let deadline = tokio::time::Instant::now() + SETTLE;
     let seen = |s: &EndpointSlice| {
-        ctx.slices
+        cache
             .get(&ObjectRef::from_obj(s))
             .and_then(|c| c.resource_version())
             == s.resource_version()
     };
     let gone = |s: &Arc<EndpointSlice>| {
-        ctx.slices
+        cache
             .get(&ObjectRef::from_obj(s.as_ref()))
             .is_none_or(|c| c.uid() != s.uid())
     };
@@ -184,15 +206,16 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    match failure {
-        Some(e) => Err(e.into()),
-        None => Ok(Action::requeue(RESYNC)),
-    }
+    failure.map_or(Ok(()), Err)
 }
 
 /// Deletes the slices (those already gone are no failure).
-async fn delete(ctx: &Ctx, ns: &str, slices: &[Arc<EndpointSlice>]) -> Result<(), kube::Error> {
-    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), ns);
+pub(crate) async fn delete(
+    client: &kube::Client,
+    ns: &str,
+    slices: &[Arc<EndpointSlice>],
+) -> Result<(), kube::Error> {
+    let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
     let mut failure = None;
     for s in slices {
         match api.delete(&s.name_any(), &DeleteParams::default()).await {
@@ -206,9 +229,9 @@ async fn delete(ctx: &Ctx, ns: &str, slices: &[Arc<EndpointSlice>]) -> Result<()
 
 /// A slice's ports as a comparable key, as the API stores them (an unnamed
 /// port has the name "", the protocol defaults to TCP).
-type PortsKey = Vec<(String, Option<i32>, String, Option<String>)>;
+pub(crate) type PortsKey = Vec<(String, Option<i32>, String, Option<String>)>;
 
-fn ports_key(ports: &[EndpointPort]) -> PortsKey {
+pub(crate) fn ports_key(ports: &[EndpointPort]) -> PortsKey {
     ports
         .iter()
         .map(|p| {
@@ -232,9 +255,32 @@ fn endpoint_key(e: &Endpoint) -> (Option<String>, Option<String>) {
 
 /// The endpoints of pods offering one set of ports.
 #[derive(Debug, Default)]
-struct Group {
-    ports: Vec<EndpointPort>,
-    endpoints: Vec<Endpoint>,
+pub(crate) struct Group {
+    pub(crate) ports: Vec<EndpointPort>,
+    pub(crate) endpoints: Vec<Endpoint>,
+}
+
+/// What a set of slices belongs to: their owner (a Service here, an
+/// Endpoints object for the mirroring controller), their labels, the prefix
+/// of new slices' names, and whether an owner with no endpoints keeps one
+/// empty slice.
+#[derive(Debug)]
+pub(crate) struct Owner {
+    pub(crate) owner: OwnerReference,
+    pub(crate) namespace: Option<String>,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) keep_empty: bool,
+}
+
+impl Owner {
+    fn service(svc: &Service) -> Self {
+        Owner {
+            owner: owner_ref(svc),
+            namespace: svc.namespace(),
+            labels: slice_labels(svc),
+            keep_empty: true,
+        }
+    }
 }
 
 /// The Service's endpoints, grouped by the ports their pods offer: every pod
@@ -286,13 +332,13 @@ fn wanted(svc: &Service, pods: &[Arc<Pod>]) -> BTreeMap<PortsKey, Group> {
 
 /// The writes that make the Service's slices list what is wanted.
 #[derive(Debug, Default)]
-struct Plan {
-    /// Slices to make (`generateName <svc>-`).
-    create: Vec<EndpointSlice>,
+pub(crate) struct Plan {
+    /// Slices to make (`generateName <owner>-`).
+    pub(crate) create: Vec<EndpointSlice>,
     /// Existing slices rewritten whole, with their resourceVersion.
-    update: Vec<EndpointSlice>,
+    pub(crate) update: Vec<EndpointSlice>,
     /// Existing slices to delete.
-    delete: Vec<Arc<EndpointSlice>>,
+    pub(crate) delete: Vec<Arc<EndpointSlice>>,
 }
 
 /// A slice kept, with the endpoints it will hold.
@@ -303,8 +349,8 @@ struct Kept {
     changed: bool,
 }
 
-/// Plans the writes from `existing` (this controller's slices for the
-/// Service) to slices listing `wanted`:
+/// Plans the writes from `existing` (the slices managed for `owner`) to
+/// slices listing `wanted`:
 /// - an existing slice of ports still wanted keeps the endpoints it has that
 ///   are still wanted, brought up to date; one left empty is deleted, as is
 ///   one of ports no longer wanted, one of another address type and one owned
@@ -314,27 +360,32 @@ struct Kept {
 /// - a slice that would be deleted is rewritten in place of one that would be
 ///   made;
 /// - a Service with no endpoints at all has one empty slice, as in Kubernetes,
-///   so that clients can tell "no endpoints" from "not yet synced".
+///   so that clients can tell "no endpoints" from "not yet synced" (unless
+///   `owner.keep_empty` is false: then it has none).
 ///
 /// Slices are written only when their endpoints, ports, labels or owner
 /// change; a new trigger time is carried by what is written anyway.
-fn plan(
-    svc: &Service,
+pub(crate) fn plan(
+    for_owner: &Owner,
     mut wanted: BTreeMap<PortsKey, Group>,
     existing: &[Arc<EndpointSlice>],
     trigger: Option<Timestamp>,
 ) -> Plan {
-    let owner = owner_ref(svc);
-    let labels = slice_labels(svc);
+    let owner = &for_owner.owner;
+    let labels = &for_owner.labels;
     let mut plan = Plan::default();
     let (mine, others): (Vec<_>, Vec<_>) = existing.iter().cloned().partition(|s| {
         s.address_type == "IPv4"
             && s.owner_references()
                 .iter()
-                .any(|r| r.controller == Some(true) && Some(&r.uid) == svc.uid().as_ref())
+                .any(|r| r.controller == Some(true) && r.uid == owner.uid)
     });
     plan.delete.extend(others);
     let empty = wanted.values().all(|g| g.endpoints.is_empty());
+    if empty && !for_owner.keep_empty {
+        plan.delete.extend(mine);
+        return plan;
+    }
     if empty {
         wanted.clear();
         wanted.insert(Vec::new(), Group::default());
@@ -408,23 +459,28 @@ fn plan(
     for (key, slices) in kept {
         let ports = &wanted[&key].ports;
         for k in slices {
-            let same_meta = *k.slice.labels() == labels
-                && k.slice.owner_references() == std::slice::from_ref(&owner);
+            let same_meta = k.slice.labels() == labels
+                && k.slice.owner_references() == std::slice::from_ref(owner);
             if !k.changed && same_meta {
                 continue;
             }
-            plan.update
-                .push(build(svc, Some(&k.slice), ports, k.endpoints, trigger));
+            plan.update.push(build(
+                for_owner,
+                Some(&k.slice),
+                ports,
+                k.endpoints,
+                trigger,
+            ));
         }
     }
     for (ports, endpoints) in new_slices {
         match spare.pop() {
             Some(old) => plan
                 .update
-                .push(build(svc, Some(&old), &ports, endpoints, trigger)),
+                .push(build(for_owner, Some(&old), &ports, endpoints, trigger)),
             None => plan
                 .create
-                .push(build(svc, None, &ports, endpoints, trigger)),
+                .push(build(for_owner, None, &ports, endpoints, trigger)),
         }
     }
     plan.delete.extend(spare);
@@ -433,7 +489,7 @@ fn plan(
 
 /// The slice holding `endpoints` on `ports`: `base` rewritten, or a new one.
 fn build(
-    svc: &Service,
+    for_owner: &Owner,
     base: Option<&EndpointSlice>,
     ports: &[EndpointPort],
     endpoints: Vec<Endpoint>,
@@ -442,13 +498,13 @@ fn build(
     let mut meta = match base {
         Some(b) => b.metadata.clone(),
         None => ObjectMeta {
-            generate_name: Some(format!("{}-", svc.name_any())),
-            namespace: svc.namespace(),
+            generate_name: Some(format!("{}-", for_owner.owner.name)),
+            namespace: for_owner.namespace.clone(),
             ..ObjectMeta::default()
         },
     };
-    meta.labels = Some(slice_labels(svc));
-    meta.owner_references = Some(vec![owner_ref(svc)]);
+    meta.labels = Some(for_owner.labels.clone());
+    meta.owner_references = Some(vec![for_owner.owner.clone()]);
     let annotations = meta.annotations.get_or_insert_with(BTreeMap::new);
     match trigger {
         Some(t) => annotations.insert(TRIGGER_TIME.into(), sp::format_time(t)),
@@ -524,7 +580,7 @@ mod tests {
         slices: Vec<Arc<EndpointSlice>>,
     ) -> ((usize, usize, usize), Vec<Arc<EndpointSlice>>) {
         let s = svc();
-        let p = plan(&s, wanted(&s, pods), &slices, None);
+        let p = plan(&Owner::service(&s), wanted(&s, pods), &slices, None);
         let counts = (p.create.len(), p.update.len(), p.delete.len());
         let mut after: Vec<Arc<EndpointSlice>> = slices
             .into_iter()

@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod endpointslice_mirroring;
 pub mod events;
 pub mod gc;
 pub mod informers;
@@ -52,6 +53,7 @@ pub async fn run_with(client: kube::Client, config: Config) -> anyhow::Result<()
         deployment::run(informers.clone()),
         endpoints::run(informers.clone()),
         endpointslice::run(informers.clone()),
+        endpointslice_mirroring::run(informers.clone()),
         statefulset::run(informers.clone()),
         daemonset::run(informers.clone()),
         nodelifecycle::run(informers.clone(), config.nodes),

@@ -340,7 +340,7 @@ async fn a_hundred_endpoints_to_a_slice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_service_without_a_selector_keeps_its_users_endpoints() {
+async fn a_service_without_a_selector_keeps_its_users_endpoints_mirrored_into_slices() {
     let (_dir, _server, client) = server().await;
     let controller = tokio::spawn(controllers::run(client.clone()));
     let pp = PostParams::default();
@@ -372,12 +372,92 @@ async fn a_service_without_a_selector_keeps_its_users_endpoints() {
             && !slices_of(&slices, "probe").await.is_empty()
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The user's Endpoints are mirrored into a slice (the proxy and DNS read
+    // slices), and left as they were.
+    wait_for("the mirrored slice", || async {
+        slice_endpoints(&slices, "ext").await == set(&["192.0.2.10 true false false"])
+    })
+    .await;
     assert_eq!(
         listed(&eps, "ext").await,
         Some((set(&["192.0.2.10:5432"]), set(&[])))
     );
-    assert!(eps.get("ext").await.unwrap().labels().is_empty());
-    assert!(slices_of(&slices, "ext").await.is_empty());
+    let ep = eps.get("ext").await.unwrap();
+    assert!(ep.labels().is_empty());
+    let mirrored = slices_of(&slices, "ext").await;
+    assert_eq!(mirrored.len(), 1);
+    let slice = &mirrored[0];
+    assert_eq!(
+        slice.labels()["endpointslice.kubernetes.io/managed-by"],
+        "endpointslicemirroring-controller.k8s.io"
+    );
+    let owner = &slice.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.clone()),
+        ("Endpoints", ep.uid().unwrap())
+    );
+    assert_eq!(
+        serde_json::to_value(&slice.ports).unwrap(),
+        json!([{"name": "", "port": 5432, "protocol": "TCP"}])
+    );
+
+    // Changes follow; a slice deleted by hand comes back.
+    eps.patch(
+        "ext",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"subsets": [{
+            "addresses": [{"ip": "192.0.2.10"}],
+            "notReadyAddresses": [{"ip": "192.0.2.11"}],
+            "ports": [{"port": 5432}]
+        }]})),
+    )
+    .await
+    .unwrap();
+    wait_for("the not-ready address mirrored", || async {
+        slice_endpoints(&slices, "ext").await
+            == set(&[
+                "192.0.2.10 true false false",
+                "192.0.2.11 false false false",
+            ])
+    })
+    .await;
+    let name = slices_of(&slices, "ext").await[0].name_any();
+    slices
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the slice back", || async {
+        slices_of(&slices, "ext")
+            .await
+            .iter()
+            .any(|s| s.name_any() != name && s.endpoints.len() == 2)
+    })
+    .await;
+
+    // Labelled skip-mirror, or its Service deleted: no mirrored slice.
+    let skip = |v: &str| {
+        Patch::Merge(
+            json!({"metadata": {"labels": {"endpointslice.kubernetes.io/skip-mirror": v}}}),
+        )
+    };
+    eps.patch("ext", &PatchParams::default(), &skip("true"))
+        .await
+        .unwrap();
+    wait_for("no slice when skipped", || async {
+        slices_of(&slices, "ext").await.is_empty()
+    })
+    .await;
+    eps.patch("ext", &PatchParams::default(), &skip("false"))
+        .await
+        .unwrap();
+    wait_for("mirrored again", || async {
+        slices_of(&slices, "ext").await.len() == 1
+    })
+    .await;
+    svcs.delete("ext", &DeleteParams::default()).await.unwrap();
+    wait_for("no slice without the Service", || async {
+        slices_of(&slices, "ext").await.is_empty()
+    })
+    .await;
     controller.abort();
 }

@@ -13,7 +13,7 @@ mod watch;
 
 use std::net::SocketAddr;
 
-pub use endpoints::{KubeDnsSlice, remove_slice};
+pub use endpoints::{ServerSlice, SlicePort, remove_slice};
 pub use forward::nameservers;
 pub use records::{Answer, Objects, Records};
 pub use server::{RecordsHandle, Server, ServerConfig};

@@ -292,12 +292,7 @@ async fn kube_dns_service_and_slice() {
     let (server, _follow) = dns_server_at(&client, SocketAddr::new(machine_address(), 0)).await;
     let local = server.local_addrs()[0];
     let name = format!("kube-dns-test-{}", std::process::id());
-    let slice = dns::KubeDnsSlice {
-        name: name.clone(),
-        address: local.ip(),
-        port: local.port(),
-        node_name: None,
-    };
+    let slice = dns::ServerSlice::kube_dns(name.clone(), local.ip(), local.port(), None);
     slice.apply(&client).await.unwrap();
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "kube-system");
     let got = slices.get(&name).await.unwrap();
@@ -365,8 +360,12 @@ async fn kube_dns_service_and_slice() {
     .await;
     assert!(m < Duration::from_secs(5));
 
-    dns::remove_slice(&client, &name).await.unwrap();
+    dns::remove_slice(&client, "kube-system", &name)
+        .await
+        .unwrap();
     assert!(slices.get_opt(&name).await.unwrap().is_none());
     // Removing what is gone is fine.
-    dns::remove_slice(&client, &name).await.unwrap();
+    dns::remove_slice(&client, "kube-system", &name)
+        .await
+        .unwrap();
 }

@@ -24,7 +24,7 @@ impl ClusterDns {
         for t in self.tasks {
             t.abort();
         }
-        if let Err(e) = dns::remove_slice(&self.client, &self.slice).await {
+        if let Err(e) = dns::remove_slice(&self.client, "kube-system", &self.slice).await {
             tracing::warn!(error = %e, "could not remove the kube-dns endpoint slice");
         }
         self.server.shutdown().await;
@@ -43,15 +43,12 @@ pub(crate) async fn start(
     node_name: Option<String>,
     say: &impl Fn(String),
 ) -> anyhow::Result<ClusterDns> {
-    let url = format!("https://127.0.0.1:{}", server_addr.port());
-    let clients = data_dir.join("clients");
-    std::fs::create_dir_all(&clients).with_context(|| format!("creating {}", clients.display()))?;
-    let client = crate::node::client_for(
+    let client = crate::node::loopback_client(
         ca,
-        &url,
-        "system:kube-dns",
-        &[],
-        &clients.join("dns.kubeconfig"),
+        data_dir,
+        server_addr,
+        ("system:kube-dns", &[]),
+        "dns.kubeconfig",
     )
     .await?;
     let server = match listen {
@@ -87,12 +84,12 @@ pub(crate) async fn start(
         SocketAddr::new(address, local.port()),
         server.upstreams()
     ));
-    let slice = dns::KubeDnsSlice {
-        name: slice_name(data_dir),
+    let slice = dns::ServerSlice::kube_dns(
+        slice_name("kube-dns", data_dir),
         address,
-        port: local.port(),
+        local.port(),
         node_name,
-    };
+    );
     let name = slice.name.clone();
     let mut tasks = vec![tokio::spawn(dns::follow(client.clone(), server.records()))];
     // Kubernetes refuses loopback endpoints (pods could not reach them).
@@ -109,20 +106,27 @@ pub(crate) async fn start(
     })
 }
 
-/// One slice per server, the same at every start of it (the host and data
-/// directory), so a restarted server rewrites its own.
-fn slice_name(data_dir: &Path) -> String {
+/// One slice per server, `<prefix>-<host>-<hash>`, the same at every start
+/// of it (the host and data directory), so a restarted server rewrites its
+/// own.
+pub(crate) fn slice_name(prefix: &str, data_dir: &Path) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::fs::canonicalize(data_dir)
         .unwrap_or_else(|_| data_dir.to_path_buf())
         .hash(&mut h);
     let host: String = crate::node::hostname()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
     format!(
-        "kube-dns-{}-{:08x}",
+        "{prefix}-{}-{:08x}",
         host.trim_matches('-'),
         h.finish() as u32
     )

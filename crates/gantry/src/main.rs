@@ -1,6 +1,7 @@
 //! The `gantry` binary: parses the command line and wires the crates
 //! together. No logic of its own lives here.
 
+mod api_endpoint;
 mod cluster_dns;
 mod images_cli;
 mod join;
@@ -106,6 +107,11 @@ struct ClusterFlags {
     /// How long pods stay on an unreachable node, unless they say.
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
+    /// The address pods reach the API server at, through the `kubernetes`
+    /// Service (10.96.0.1). By default the listen address, or this
+    /// machine's address when listening on all.
+    #[arg(long)]
+    advertise_address: Option<std::net::IpAddr>,
     /// Where the cluster DNS server listens, UDP and TCP (e.g.
     /// `10.0.0.5:53`). By default this machine's address at port 53, or a
     /// free port there when 53 is taken; the kube-dns Service (10.96.0.10)
@@ -299,6 +305,9 @@ async fn serve(
     say(format!("starting the API server on {listen}"));
     let mut config = apiserver::Config::new(listen, &data_dir);
     config.extra_sans = tls_sans;
+    if let Some(ip) = cluster.advertise_address {
+        config.extra_sans.push(ip.to_string());
+    }
     let services = cluster.service_cluster_ip_range;
     if !(12..=28).contains(&services.prefix_len()) {
         anyhow::bail!(
@@ -316,22 +325,29 @@ async fn serve(
         .await
         .context("starting the API server")?;
     let kubeconfig = server.kubeconfig().display().to_string();
-    let dns = {
-        let (ca, _) =
-            pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
-        let node_name = node
-            .as_ref()
-            .map(|n| n.node_name.clone().unwrap_or_else(node::hostname));
-        cluster_dns::start(
-            &ca,
-            &data_dir,
-            server.local_addr(),
-            cluster.dns_listen,
-            node_name,
-            &say,
-        )
-        .await?
-    };
+    let (ca, _) =
+        pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
+    let node_name = node
+        .as_ref()
+        .map(|n| n.node_name.clone().unwrap_or_else(node::hostname));
+    let api_endpoint = api_endpoint::start(
+        &ca,
+        &data_dir,
+        server.local_addr(),
+        api_endpoint::advertised(cluster.advertise_address, server.local_addr()),
+        node_name.clone(),
+        &say,
+    )
+    .await?;
+    let dns = cluster_dns::start(
+        &ca,
+        &data_dir,
+        server.local_addr(),
+        cluster.dns_listen,
+        node_name,
+        &say,
+    )
+    .await?;
     let mut control_plane = None;
     if controllers {
         let who = node
@@ -379,6 +395,7 @@ async fn serve(
         c.stop().await;
     }
     dns.stop().await;
+    api_endpoint.stop().await;
     server.shutdown().await;
     drop(store);
     Ok(())
@@ -430,9 +447,6 @@ async fn start_control_plane(
         .map_err(|e| anyhow::anyhow!("--node-cidr-mask-size: {e}"))?;
     let (ca, _) =
         pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
-    let url = format!("https://127.0.0.1:{}", server_addr.port());
-    let clients = data_dir.join("clients");
-    std::fs::create_dir_all(&clients).with_context(|| format!("creating {}", clients.display()))?;
     // Host, port and data directory: the same for every start of this
     // server, so one restarted after a crash takes its own Leases back at
     // once instead of waiting for them to run out.
@@ -466,7 +480,7 @@ async fn start_control_plane(
                 "controllers"
             }
         ));
-        let client = node::client_for(&ca, &url, user, &[], &clients.join(file)).await?;
+        let client = node::loopback_client(&ca, data_dir, server_addr, (user, &[]), file).await?;
         let elector =
             controllers::leader::Elector::new(client.clone(), "kube-system", lease, &identity);
         let mut stopped = stopped.clone();
@@ -506,17 +520,14 @@ async fn start_node(
 ) -> anyhow::Result<agent::Agent> {
     let (ca, _) =
         pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
-    let url = format!("https://127.0.0.1:{}", server_addr.port());
-    let clients = data_dir.join("clients");
-    std::fs::create_dir_all(&clients).with_context(|| format!("creating {}", clients.display()))?;
     let name = flags.node_name.clone().unwrap_or_else(node::hostname);
     say(format!("starting the node agent ({name})"));
-    let client = node::client_for(
+    let client = node::loopback_client(
         &ca,
-        &url,
-        &format!("system:node:{name}"),
-        &["system:nodes"],
-        &clients.join("agent.kubeconfig"),
+        data_dir,
+        server_addr,
+        (&format!("system:node:{name}"), &["system:nodes"]),
+        "agent.kubeconfig",
     )
     .await?;
     // An agent bound to one address is reached there; otherwise at the

@@ -6,6 +6,21 @@ use std::path::Path;
 
 use anyhow::Context;
 
+/// A kube client of the server at `server_addr` over loopback, for `user`
+/// in `groups`, through a kubeconfig written to `DATA_DIR/clients/<file>`.
+pub(crate) async fn loopback_client(
+    ca: &pki::Ca,
+    data_dir: &Path,
+    server_addr: SocketAddr,
+    (user, groups): (&str, &[&str]),
+    file: &str,
+) -> anyhow::Result<kube::Client> {
+    let url = format!("https://127.0.0.1:{}", server_addr.port());
+    let clients = data_dir.join("clients");
+    std::fs::create_dir_all(&clients).with_context(|| format!("creating {}", clients.display()))?;
+    client_for(ca, &url, user, groups, &clients.join(file)).await
+}
+
 /// A kube client for `user` in `groups`, with a certificate from the
 /// cluster CA, through a kubeconfig written to `path`.
 pub(crate) async fn client_for(

@@ -923,7 +923,9 @@ impl PodWorker {
                 return;
             }
         };
-        let mut env = match container_env(&self.ctx.client, &self.pod, spec, &self.facts()).await {
+        let links = crate::env::service_env(&self.ctx.services, &self.pod).await;
+        let env = container_env(&self.ctx.client, &self.pod, spec, &self.facts(), &links).await;
+        let mut env = match env {
             Ok(env) => env,
             Err(message) => {
                 self.ctr(init, i)
