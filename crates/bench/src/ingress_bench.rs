@@ -8,6 +8,10 @@
 //! `bench.test`. nginx runs from a temporary configuration: `worker_processes 2`, an
 //! upstream of the same pods' addresses with `keepalive`, HTTP/1.1 to them and the same
 //! forwarded headers ours sets. Before timing, both must answer the welcome page.
+//!
+//! In the same run, the Service proxy's cost (issue 6: at most 10% of throughput): wrk
+//! from the node against the ClusterIP of a Service whose only endpoint is the first
+//! backend pod, next to wrk against that pod's address directly, in alternating rounds.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -102,8 +106,10 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         let image = testkit::images::nginx().context("building the nginx test image")?;
         node.import(&gantry, &image, "nginx.tar").await?;
         node.prepare().await?.stop();
-        let backends = start_backends(&mut node, args.backends).await?;
-        measure(&args, http, &backends).await
+        let (backends, cluster_ip) = start_backends(&mut node, args.backends).await?;
+        let proxies = measure(&args, http, &backends).await?;
+        let service = measure_cluster_ip(&args, cluster_ip, backends[0]).await?;
+        Ok::<_, anyhow::Error>((proxies, service))
     }
     .await;
     let result = match result {
@@ -111,7 +117,7 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         Err(e) => Err(node.explain(e)),
     };
     let leftovers = node.shut_down().await;
-    let (ours, nginx) = result?;
+    let ((ours, nginx), (through_service, direct)) = result?;
     let leftovers = leftovers?;
     if !leftovers.is_empty() {
         bail!("the node left these behind:\n  {}", leftovers.join("\n  "));
@@ -146,8 +152,29 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         },
     ];
     print!("{}", table("gantry ingress", "nginx", &rows));
+    let service_rows = vec![
+        Row {
+            metric: "requests/s, one pod".into(),
+            ours: through_service.requests_per_second,
+            anchor: direct.requests_per_second,
+            unit: "/s",
+            better: Better::Higher,
+            target: Some(Goal::Ratio(0.9)),
+        },
+        Row {
+            metric: "p99 latency, one pod".into(),
+            ours: through_service.p99_ms,
+            anchor: direct.p99_ms,
+            unit: "ms",
+            better: Better::Lower,
+            target: None,
+        },
+    ];
+    println!();
+    print!("{}", table("via ClusterIP", "pod IP", &service_rows));
     let missed: Vec<String> = rows
         .iter()
+        .chain(&service_rows)
         .filter(|r| !r.met())
         .map(|r| r.metric.clone())
         .collect();
@@ -157,15 +184,22 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the backend pods, their Service and the Ingress; waits until the pods run
-/// and answers their addresses.
-async fn start_backends(node: &mut Node, n: usize) -> anyhow::Result<Vec<SocketAddr>> {
+/// Creates the backend pods, their Service and the Ingress, and the Service `first` of
+/// the first pod alone; waits until the pods run and answers their addresses (the first
+/// pod's first) and `first`'s ClusterIP.
+async fn start_backends(
+    node: &mut Node,
+    n: usize,
+) -> anyhow::Result<(Vec<SocketAddr>, SocketAddr)> {
     let conn = node.creds()?.connect().await?;
     let ns = format!("/api/v1/namespaces/{NAMESPACE}");
     for i in 0..n {
         let pod = json!({
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("backend-{i}"), "labels": {"app": "bench-backend"}},
+            "metadata": {
+                "name": format!("backend-{i}"),
+                "labels": {"app": "bench-backend", "backend": i.to_string()},
+            },
             "spec": {
                 "terminationGracePeriodSeconds": 1,
                 "containers": [{
@@ -189,6 +223,20 @@ async fn start_backends(node: &mut Node, n: usize) -> anyhow::Result<Vec<SocketA
     conn.post(&format!("{ns}/services"), &service)
         .await?
         .expect("creating the Service", StatusCode::CREATED)?;
+    let first = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "first"},
+        "spec": {"selector": {"app": "bench-backend", "backend": "0"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    });
+    let first = conn
+        .post(&format!("{ns}/services"), &first)
+        .await?
+        .expect("creating the Service of the first pod", StatusCode::CREATED)?;
+    let cluster_ip: Ipv4Addr = first["spec"]["clusterIP"]
+        .as_str()
+        .and_then(|ip| ip.parse().ok())
+        .with_context(|| format!("no IPv4 clusterIP in {first}"))?;
     let ingress = json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": "bench"},
@@ -208,7 +256,7 @@ async fn start_backends(node: &mut Node, n: usize) -> anyhow::Result<Vec<SocketA
             .get(&format!("{ns}/pods?labelSelector=app%3Dbench-backend"))
             .await?
             .expect("listing the backend pods", StatusCode::OK)?;
-        let ready: Vec<SocketAddr> = list["items"]
+        let mut ready: Vec<(bool, SocketAddr)> = list["items"]
             .as_array()
             .into_iter()
             .flatten()
@@ -218,11 +266,18 @@ async fn start_backends(node: &mut Node, n: usize) -> anyhow::Result<Vec<SocketA
                         .any(|c| c["type"] == "Ready" && c["status"] == "True")
                 })
             })
-            .filter_map(|p| p["status"]["podIP"].as_str()?.parse().ok())
-            .map(|ip: Ipv4Addr| SocketAddr::from((ip, 80)))
+            .filter_map(|p| {
+                let ip: Ipv4Addr = p["status"]["podIP"].as_str()?.parse().ok()?;
+                Some((
+                    p["metadata"]["name"] != "backend-0",
+                    SocketAddr::from((ip, 80)),
+                ))
+            })
             .collect();
         if ready.len() == n {
-            return Ok(ready);
+            ready.sort();
+            let addrs = ready.into_iter().map(|(_, a)| a).collect();
+            return Ok((addrs, SocketAddr::from((cluster_ip, 80))));
         }
         if started.elapsed() > READY_WITHIN {
             node.check_running()?;
@@ -360,25 +415,45 @@ async fn measure(args: &Args, http: u16, backends: &[SocketAddr]) -> anyhow::Res
     until_served(ours, "gantry's ingress").await?;
     let nginx = start_nginx(&args.dir, backends, args.connections)?;
     until_served(nginx.addr, "nginx").await?;
-    // A short warm-up of each, untimed: pools filled, pages cached.
-    wrk(ours, 1, args.connections)?;
-    wrk(nginx.addr, 1, args.connections)?;
-    let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+    alternate(args, ("ours", ours), ("nginx", nginx.addr))
+}
+
+/// Runs wrk from the node against the ClusterIP of the first pod's Service and against
+/// that pod directly, in alternating rounds; answers the median round of each.
+async fn measure_cluster_ip(
+    args: &Args,
+    cluster_ip: SocketAddr,
+    pod: SocketAddr,
+) -> anyhow::Result<(Run, Run)> {
+    until_served(cluster_ip, "the first pod's ClusterIP").await?;
+    alternate(args, ("ClusterIP", cluster_ip), ("pod IP", pod))
+}
+
+/// A short untimed warm-up of each (pools filled, pages cached), then `args.rounds`
+/// rounds of one wrk run against each; answers the median round of each.
+fn alternate(
+    args: &Args,
+    (a_name, a): (&str, SocketAddr),
+    (b_name, b): (&str, SocketAddr),
+) -> anyhow::Result<(Run, Run)> {
+    wrk(a, 1, args.connections)?;
+    wrk(b, 1, args.connections)?;
+    let (mut firsts, mut seconds) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
-        let a = wrk(ours, args.seconds, args.connections)?;
-        let b = wrk(nginx.addr, args.seconds, args.connections)?;
+        let x = wrk(a, args.seconds, args.connections)?;
+        let y = wrk(b, args.seconds, args.connections)?;
         eprintln!(
-            "gantry-bench ingress: round {}: ours {:.0}/s p99 {:.2} ms, nginx {:.0}/s p99 {:.2} ms",
+            "gantry-bench ingress: round {}: {a_name} {:.0}/s p99 {:.2} ms, {b_name} {:.0}/s p99 {:.2} ms",
             round + 1,
-            a.requests_per_second,
-            a.p99_ms,
-            b.requests_per_second,
-            b.p99_ms
+            x.requests_per_second,
+            x.p99_ms,
+            y.requests_per_second,
+            y.p99_ms
         );
-        mine.push(a);
-        theirs.push(b);
+        firsts.push(x);
+        seconds.push(y);
     }
-    Ok((median_run(mine), median_run(theirs)))
+    Ok((median_run(firsts), median_run(seconds)))
 }
 
 /// The run of median requests/s.

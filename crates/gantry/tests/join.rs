@@ -15,6 +15,7 @@
 #[path = "e2e/harness/process.rs"]
 mod process;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -155,6 +156,8 @@ struct NodeSpec {
     state_dir: PathBuf,
     cgroup_parent: String,
     data_dir: PathBuf,
+    /// The host's network namespace; `None` for this machine (node a).
+    netns: Option<String>,
 }
 
 impl NodeSpec {
@@ -184,31 +187,43 @@ impl NodeSpec {
                 &self.cgroup_parent,
                 "--data-dir",
                 &self.data_dir.display().to_string(),
-                // Not this test's subject, and 80 and 443 may be taken.
-                "--ingress-http-port",
-                "0",
-                "--ingress-https-port",
-                "0",
             ]
             .map(str::to_owned),
         );
+        if self.netns.is_none() {
+            // 80 and 443 of this machine may be taken; a host of its own has them free.
+            flags.extend(
+                ["--ingress-http-port", "0", "--ingress-https-port", "0"].map(str::to_owned),
+            );
+        }
         flags
     }
 }
 
-/// Everything one test makes: a temporary directory, the "other host"
-/// (a network namespace and the veth pair to it), the nodes' bridges,
-/// cgroups and state, and the gantry processes. Dropping it removes it all.
+/// Everything one test makes: a temporary directory, the "other hosts" b
+/// and c and a machine outside the cluster (network namespaces), the link
+/// between them and this machine (a bridge in a namespace of its own, the
+/// switch, with a veth pair to each), the nodes' bridges, cgroups and state,
+/// and the gantry processes. Dropping it removes it all.
 struct World {
     dir: tempfile::TempDir,
+    /// Host b's network namespace.
     netns: String,
+    /// The switch's network namespace, and the outside machine's.
+    switch: String,
+    outside: String,
     veth_host: String,
-    /// This machine's address on the link, and the other host's.
+    /// This machine's address on the link, and host b's.
     host_ip: String,
     peer_ip: String,
+    /// The outside machine's address on the link.
+    outside_ip: String,
+    /// Addresses of the link for load balancers: `FIRST-LAST`.
+    load_balancer_pool: String,
     cluster_cidr: String,
     a: NodeSpec,
     b: NodeSpec,
+    c: NodeSpec,
     daemons: Vec<Daemon>,
 }
 
@@ -234,7 +249,8 @@ impl World {
         };
         let x = pick(160, 30, &|k| format!("10.{k}."));
         let y = pick(0, 250, &|k| format!("198.18.{k}."));
-        // Node a asks for the cluster's first range; b is given the next by the cluster.
+        // Node a asks for the cluster's first range; b and c are given the next ones by
+        // the cluster.
         let node = |side: &str, n: u32| NodeSpec {
             name: format!("join-{side}-{pid}"),
             bridge: format!("gj{side}{pid}"),
@@ -245,35 +261,60 @@ impl World {
             state_dir: dir.path().join(format!("run-{side}")),
             cgroup_parent: format!("/gantry-join-{side}-{pid}"),
             data_dir: dir.path().join(format!("data-{side}")),
+            netns: match n {
+                0 => None,
+                1 => Some(format!("gantry-join-{pid}")),
+                _ => Some(format!("gantry-join-{side}-{pid}")),
+            },
         };
         let world = Self {
             netns: format!("gantry-join-{pid}"),
+            switch: format!("gantry-join-sw-{pid}"),
+            outside: format!("gantry-join-out-{pid}"),
             veth_host: format!("gjh{pid}"),
             host_ip: format!("198.18.{y}.1"),
             peer_ip: format!("198.18.{y}.2"),
+            outside_ip: format!("198.18.{y}.100"),
+            load_balancer_pool: format!("198.18.{y}.200-198.18.{y}.209"),
             cluster_cidr: format!("10.{x}.0.0/16"),
             a: node("a", 0),
             b: node("b", 1),
+            c: node("c", 2),
             daemons: Vec::new(),
             dir,
         };
-        // From here on, drop cleans up whatever was made.
-        let peer = format!("gjn{pid}");
-        ip(&format!("netns add {}", world.netns));
+        // From here on, drop cleans up whatever was made. The link is a bridge in
+        // a namespace of its own, so that frames between the hosts pass no rules of
+        // this machine's (br_netfilter would show them to node a's tables).
+        let sw = &world.switch;
+        ip(&format!("netns add {sw}"));
+        ip(&format!("-n {sw} link add br0 type bridge"));
+        ip(&format!("-n {sw} link set br0 up"));
         ip(&format!(
-            "link add {} type veth peer name {peer}",
+            "link add {} type veth peer name pa netns {sw}",
             world.veth_host
         ));
-        ip(&format!("link set {peer} netns {}", world.netns));
         ip(&format!(
-            "addr add {}/30 dev {}",
+            "addr add {}/24 dev {}",
             world.host_ip, world.veth_host
         ));
         ip(&format!("link set {} up", world.veth_host));
-        let ns = &world.netns;
-        ip(&format!("-n {ns} addr add {}/30 dev {peer}", world.peer_ip));
-        ip(&format!("-n {ns} link set {peer} up"));
-        ip(&format!("-n {ns} link set lo up"));
+        ip(&format!("-n {sw} link set dev pa master br0 up"));
+        let hosts = [
+            ("pb", &world.netns, &world.peer_ip),
+            ("pc", world.c.netns.as_ref().unwrap(), &world.c.node_ip),
+            ("pout", &world.outside, &world.outside_ip),
+        ];
+        for (port, ns, address) in hosts {
+            ip(&format!("netns add {ns}"));
+            ip(&format!(
+                "-n {sw} link add {port} type veth peer name eth0 netns {ns}"
+            ));
+            ip(&format!("-n {sw} link set dev {port} master br0 up"));
+            ip(&format!("-n {ns} addr add {address}/24 dev eth0"));
+            ip(&format!("-n {ns} link set eth0 up"));
+            ip(&format!("-n {ns} link set lo up"));
+        }
         world
     }
 
@@ -281,16 +322,9 @@ impl World {
         self.dir.path().join(name)
     }
 
-    /// `gantry <args>` in the other host's network namespace (the mount
-    /// namespace stays this one's, so cleanup sees the agent's mounts).
+    /// `gantry <args>` in host b's network namespace.
     fn on_other_host(&self, args: &[String]) -> Command {
-        let mut command = Command::new("nsenter");
-        command
-            .arg(format!("--net=/run/netns/{}", self.netns))
-            .arg("--")
-            .arg(GANTRY)
-            .args(args);
-        command
+        on_host(&self.b, GANTRY, args)
     }
 
     /// kubectl as the admin.
@@ -354,6 +388,7 @@ impl Drop for World {
         self.daemons.clear();
         self.sweep_node(&self.a);
         self.sweep_node(&self.b);
+        self.sweep_node(&self.c);
         // Shims and anything else started from our directory.
         let root = self.dir.path().display().to_string();
         for _ in 0..3 {
@@ -394,7 +429,35 @@ impl Drop for World {
         quiet("ip", &["link", "del", &self.a.bridge]);
         quiet("ip", &["link", "del", &format!("{}.vx", self.a.bridge)]);
         quiet("ip", &["link", "del", &self.veth_host]);
-        quiet("ip", &["netns", "del", &self.netns]);
+        for ns in [
+            &self.netns,
+            self.c.netns.as_ref().unwrap(),
+            &self.outside,
+            &self.switch,
+        ] {
+            quiet("ip", &["netns", "del", ns]);
+        }
+    }
+}
+
+/// `program <args>` in a node's host's network namespace (the mount
+/// namespace stays this one's, so cleanup sees the agent's mounts).
+fn on_host(node: &NodeSpec, program: &str, args: &[String]) -> Command {
+    match &node.netns {
+        Some(ns) => {
+            let mut command = Command::new("nsenter");
+            command
+                .arg(format!("--net=/run/netns/{ns}"))
+                .arg("--")
+                .arg(program)
+                .args(args);
+            command
+        }
+        None => {
+            let mut command = Command::new(program);
+            command.args(args);
+            command
+        }
     }
 }
 
@@ -980,6 +1043,15 @@ impl World {
 
     /// Joins the other host as node b and waits until its agent is up.
     fn join_b(&mut self, url: &str, token: &str) {
+        self.join(&self.b.name.clone(), url, token);
+    }
+
+    /// Joins host b or c (by node name) and waits until its agent is up.
+    fn join(&mut self, name: &str, url: &str, token: &str) {
+        let node = [&self.b, &self.c]
+            .into_iter()
+            .find(|n| n.name == name)
+            .expect("host b or c");
         let mut args = vec![
             "agent".to_owned(),
             "--server".into(),
@@ -987,8 +1059,9 @@ impl World {
             "--token".into(),
             token.to_owned(),
         ];
-        args.extend(self.b.flags(&self.cluster_cidr, 10250));
-        let mut agent = Daemon::spawn(self.on_other_host(&args), self.path("agent-b.log"));
+        args.extend(node.flags(&self.cluster_cidr, 10250));
+        let log = self.path(&format!("agent-{}.log", node.name));
+        let mut agent = Daemon::spawn(on_host(node, GANTRY, &args), log);
         agent.wait_for("is in the cluster");
         self.daemons.push(agent);
     }
@@ -1191,5 +1264,462 @@ spec:
         "node {b} killed: NotReady after {:.1}s, its pod running again on {a} after {:.1}s",
         not_ready_after.as_secs_f64(),
         moved_after.as_secs_f64()
+    );
+}
+
+/// The three hosts' workload: `web`, three busybox httpd pods (one per node,
+/// each serving its own name) behind a LoadBalancer Service and an Ingress
+/// for `web.test` with TLS; and two client pods, `granted` on node b (the
+/// label a NetworkPolicy will let in) and `stranger` on node a.
+fn three_host_workload(a: &str, b: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: default}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: DoNotSchedule
+        labelSelector: {{matchLabels: {{app: web}}}}
+      containers:
+      - name: httpd
+        image: busybox:1.36
+        command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        ports: [{{containerPort: 8080, name: http}}]
+        readinessProbe:
+          httpGet: {{path: /, port: http}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: default}}
+spec:
+  type: LoadBalancer
+  selector: {{app: web}}
+  ports: [{{name: http, port: 80, targetPort: http}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: web, namespace: default}}
+spec:
+  tls:
+  - hosts: [web.test]
+    secretName: web-tls
+  rules:
+  - host: web.test
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: granted
+  namespace: default
+  labels: {{access: granted}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: {b}}}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: main, image: "busybox:1.36", command: [sleep, "3600"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: stranger
+  namespace: default
+spec:
+  nodeSelector: {{kubernetes.io/hostname: {a}}}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: main, image: "busybox:1.36", command: [sleep, "3600"]}}
+"#
+    )
+}
+
+/// Lets only pods labelled `access: granted` reach the web pods.
+const ONLY_GRANTED: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: only-granted, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {access: granted}}}]
+    ports: [{protocol: TCP, port: 8080}]
+"#;
+
+impl World {
+    /// The body of `curl -sS <args>` (at most 3 s) run on the machine
+    /// outside the cluster, or why not.
+    fn curl_outside(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.outside,
+                "curl",
+                "-sS",
+                "--max-time",
+                "3",
+            ])
+            .args(args)
+            .output()
+            .expect("running curl");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    /// The body of `GET url` from inside pod `pod` (busybox wget, at most
+    /// 3 s), or why not.
+    fn get_in_pod(&self, pod: &str, url: &str) -> Result<String, String> {
+        // busybox's `wget -T` crashes (Debian 12's 1.35); `timeout` bounds it instead.
+        let got = self.kubectl(&["exec", pod, "--", "timeout", "3", "wget", "-qO-", url]);
+        if got.success() {
+            Ok(got.stdout.trim().to_owned())
+        } else {
+            Err(got.to_string())
+        }
+    }
+
+    /// The web pods: name → (node, pod address).
+    fn web_pods(&self) -> BTreeMap<String, (String, String)> {
+        let pods: Value =
+            serde_json::from_str(&self.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "json"]))
+                .unwrap();
+        pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                (
+                    text(&p["metadata"]["name"]),
+                    (text(&p["spec"]["nodeName"]), text(&p["status"]["podIP"])),
+                )
+            })
+            .collect()
+    }
+
+    /// The ready addresses in the EndpointSlices of Service `web`.
+    fn web_endpoints(&self) -> BTreeSet<String> {
+        let slices: Value = serde_json::from_str(&self.kubectl_ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        slices["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["conditions"]["ready"] != false)
+            .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// Issue 6's end-to-end picture on three hosts (this machine and two
+/// network namespaces on one link) and a machine outside the cluster: pod
+/// to pod across hosts, pod to Service by DNS name, to the API server
+/// through the `kubernetes` Service and to the outside machine through a
+/// Service without a selector, NodePort, LoadBalancer and Ingress with TLS
+/// by host name from outside, a NetworkPolicy denying and allowing, and a
+/// host removed with its endpoints gone.
+#[test]
+fn three_hosts_serve_by_name_from_inside_and_outside_and_lose_one() {
+    let mut w = World::new();
+    let dns = format!("{}:0", w.host_ip);
+    let pool = w.load_balancer_pool.clone();
+    let host_ip = w.host_ip.clone();
+    let url = w.start_server(&[
+        "--dns-listen",
+        &dns,
+        "--load-balancer-pool",
+        &pool,
+        "--advertise-address",
+        &host_ip,
+    ]);
+    let token = w.create_token();
+    let (a, b, c) = (w.a.name.clone(), w.b.name.clone(), w.c.name.clone());
+    w.join(&b, &url, &token);
+    w.join(&c, &url, &token);
+    for node in [&w.a, &w.b, &w.c] {
+        w.import_busybox(node);
+    }
+    w.wait_nodes(&[(&a, true), (&b, true), (&c, true)], START_WITHIN);
+
+    // Self-signed and marked a CA, so that curl's OpenSSL takes it as a trust anchor.
+    let mut params = rcgen::CertificateParams::new(vec!["web.test".to_owned()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (w.path("web.crt"), w.path("web.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    w.kubectl_ok(&[
+        "create",
+        "secret",
+        "tls",
+        "web-tls",
+        &format!("--cert={}", cert_file.display()),
+        &format!("--key={}", key_file.display()),
+    ]);
+    let applied = w.kubectl_input(&["apply", "-f", "-"], Some(&three_host_workload(&a, &b)));
+    assert!(applied.success(), "{applied}");
+    let status = w.kubectl(&["rollout", "status", "deployment/web", "--timeout=180s"]);
+    assert!(status.success(), "{status}");
+    let waited = w.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/granted",
+        "pod/stranger",
+        "--timeout=120s",
+    ]);
+    assert!(waited.success(), "{waited}");
+    let web = w.web_pods();
+    let names: BTreeSet<String> = web.keys().cloned().collect();
+    let nodes: BTreeSet<&str> = web.values().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        nodes,
+        BTreeSet::from([a.as_str(), b.as_str(), c.as_str()]),
+        "{web:?}"
+    );
+
+    // Pod to pod across hosts: from node a to every web pod by its address.
+    for (name, (_, ip)) in &web {
+        let got = w.get_in_pod("stranger", &format!("http://{ip}:8080/"));
+        assert_eq!(
+            got.as_deref(),
+            Ok(name.as_str()),
+            "stranger to {name} at {ip}"
+        );
+    }
+
+    // Pod to Service by DNS name (full and through the search path), balanced
+    // over the pods of all three hosts.
+    let mut seen = BTreeSet::new();
+    let took = eventually(
+        "the Service by name reaching every pod",
+        Duration::from_secs(60),
+        || {
+            for url in ["http://web.default.svc.cluster.local/", "http://web/"] {
+                if let Ok(body) = w.get_in_pod("granted", url) {
+                    assert!(names.contains(&body), "{url} answered {body:?}");
+                    seen.insert(body);
+                }
+            }
+            seen == names
+        },
+    );
+    eprintln!(
+        "all three pods answered web by name within {:.1}s",
+        took.as_secs_f64()
+    );
+
+    // The API server from a pod on another host, as in-cluster clients reach
+    // it: the `kubernetes` Service by name, led to the advertised address.
+    eventually(
+        "https://kubernetes.default.svc/version from a pod",
+        Duration::from_secs(30),
+        || {
+            let got = w.kubectl(&[
+                "exec",
+                "granted",
+                "--",
+                "timeout",
+                "5",
+                "wget",
+                "--no-check-certificate",
+                "-qO-",
+                "https://kubernetes.default.svc/version",
+            ]);
+            got.success() && got.stdout.contains(r#""gitVersion":"v1.32"#)
+        },
+    );
+    // And as client libraries find it: from the variables every container gets.
+    let found = w.kubectl_ok(&[
+        "exec",
+        "granted",
+        "--",
+        "sh",
+        "-c",
+        "echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT; timeout 5 wget --no-check-certificate -qO- https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/version",
+    ]);
+    assert!(
+        found.starts_with(
+            "10.96.0.1:443
+"
+        ) && found.contains(r#""gitVersion":"v1.32"#),
+        "{found}"
+    );
+
+    // A machine outside the cluster behind a Service without a selector: its
+    // Endpoints, written by hand, are mirrored into the slice the proxy reads.
+    let www = w.path("outside-www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "outside machine\n").unwrap();
+    let mut httpd = Command::new("ip");
+    httpd
+        .args([
+            "netns", "exec", &w.outside, "busybox", "httpd", "-f", "-p", "8080", "-h",
+        ])
+        .arg(&www);
+    let _outside_httpd = Daemon::spawn(httpd, w.path("outside-httpd.log"));
+    let external = format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: outside, namespace: default}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {{name: outside, namespace: default}}
+subsets:
+- addresses: [{{ip: "{ip}"}}]
+  ports: [{{name: http, port: 8080}}]
+"#,
+        ip = w.outside_ip
+    );
+    let applied = w.kubectl_input(&["apply", "-f", "-"], Some(&external));
+    assert!(applied.success(), "{applied}");
+    eventually(
+        "the outside machine through its Service",
+        Duration::from_secs(30),
+        || w.get_in_pod("granted", "http://outside/").as_deref() == Ok("outside machine"),
+    );
+
+    // From outside: the node port of every joined host, the load balancer
+    // address (announced by one node), and the Ingress by host name with the
+    // Secret's certificate on each joined host's port 443.
+    let node_port = w.kubectl_ok(&[
+        "get",
+        "service",
+        "web",
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ]);
+    for host in [&w.b.node_ip, &w.c.node_ip] {
+        let url = format!("http://{host}:{node_port}/");
+        eventually(
+            &format!("{url} from outside"),
+            Duration::from_secs(30),
+            || w.curl_outside(&[&url]).is_ok_and(|b| names.contains(&b)),
+        );
+    }
+    let mut lb = String::new();
+    eventually("a load balancer address", Duration::from_secs(30), || {
+        lb = w.kubectl_ok(&[
+            "get",
+            "service",
+            "web",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ]);
+        !lb.is_empty()
+    });
+    let lb_url = format!("http://{lb}/");
+    eventually(
+        &format!("{lb_url} from outside"),
+        Duration::from_secs(30),
+        || w.curl_outside(&[&lb_url]).is_ok_and(|b| names.contains(&b)),
+    );
+    let cacert = cert_file.display().to_string();
+    for host in [&w.b.node_ip, &w.c.node_ip] {
+        let resolve = format!("web.test:443:{host}");
+        eventually(
+            &format!("https://web.test/ at {host}"),
+            Duration::from_secs(30),
+            || {
+                w.curl_outside(&[
+                    "--resolve",
+                    &resolve,
+                    "--cacert",
+                    &cacert,
+                    "https://web.test/",
+                ])
+                .is_ok_and(|b| names.contains(&b))
+            },
+        );
+    }
+
+    // A NetworkPolicy lets only `granted` (node b) in, on every host; taken
+    // away, `stranger` (node a) is let in again.
+    let applied = w.kubectl_input(&["apply", "-f", "-"], Some(ONLY_GRANTED));
+    assert!(applied.success(), "{applied}");
+    for (name, (_, ip)) in &web {
+        let url = format!("http://{ip}:8080/");
+        eventually(
+            &format!("stranger refused by {name}"),
+            Duration::from_secs(30),
+            || w.get_in_pod("stranger", &url).is_err(),
+        );
+        assert_eq!(w.get_in_pod("granted", &url).as_deref(), Ok(name.as_str()));
+    }
+    w.kubectl_ok(&["delete", "networkpolicy", "only-granted"]);
+    for (name, (_, ip)) in &web {
+        let url = format!("http://{ip}:8080/");
+        eventually(
+            &format!("stranger let in by {name}"),
+            Duration::from_secs(30),
+            || w.get_in_pod("stranger", &url).is_ok(),
+        );
+    }
+
+    // Host c goes away for good: its agent dies and its Node is deleted. Its
+    // pod's address leaves the Service's endpoints, a new pod takes its place
+    // on a or b, and the Service by name answers only from live pods.
+    let (gone, (_, gone_ip)) = web.iter().find(|(_, (n, _))| *n == c).unwrap();
+    drop(w.daemons.pop());
+    w.kubectl_ok(&["delete", "node", &c]);
+    let removed = Instant::now();
+    eventually(
+        "the removed host's endpoint gone and three again",
+        Duration::from_secs(120),
+        || {
+            let endpoints = w.web_endpoints();
+            !endpoints.contains(gone_ip) && endpoints.len() == 3
+        },
+    );
+    eprintln!(
+        "host {c} removed: its endpoint replaced within {:.1}s",
+        removed.elapsed().as_secs_f64()
+    );
+    let live: BTreeSet<String> = w.web_pods().into_keys().collect();
+    assert!(!live.contains(gone), "{live:?}");
+    let mut seen = BTreeSet::new();
+    eventually(
+        "the Service by name reaching the live pods",
+        Duration::from_secs(60),
+        || {
+            if let Ok(body) = w.get_in_pod("granted", "http://web/") {
+                assert!(
+                    live.contains(&body),
+                    "web answered {body:?}, not one of {live:?}"
+                );
+                seen.insert(body);
+            }
+            seen == live
+        },
     );
 }
