@@ -1538,8 +1538,8 @@ fn three_hosts_serve_by_name_from_inside_and_outside_and_lose_one() {
     // The API server from a pod on another host, where in-cluster clients
     // find it: the variables every container gets name the `kubernetes`
     // Service, which leads to the advertised address (a TCP connection by
-    // name and by address; busybox's own TLS is refused by the server's, see
-    // the session note, so the handshake is not part of this check).
+    // name and by address: busybox's built-in TLS offers only CBC cipher
+    // suites, which rustls does not take, so its wget cannot do the HTTPS).
     let found = w.kubectl_ok(&[
         "exec",
         "granted",
