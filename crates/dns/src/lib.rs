@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 pub use endpoints::{ServerSlice, SlicePort, remove_slice};
 pub use forward::nameservers;
 pub use records::{Answer, Objects, Records};
-pub use server::{RecordsHandle, Server, ServerConfig};
+pub use server::{RecordsHandle, Server, ServerConfig, bind_pair};
 pub use watch::follow;
 
 /// What went wrong in the DNS server.

@@ -258,8 +258,11 @@ fn serve(
 }
 
 /// UDP and TCP on one port: for port 0 the port UDP got, retried a few
-/// times in case TCP's is taken. Bound here, served on the server thread.
-fn bind_pair(addr: SocketAddr) -> Result<(std::net::UdpSocket, std::net::TcpListener), DnsError> {
+/// times in case TCP's is taken. The server binds with it before serving on
+/// its own thread; tests use it for stand-in resolvers.
+pub fn bind_pair(
+    addr: SocketAddr,
+) -> Result<(std::net::UdpSocket, std::net::TcpListener), DnsError> {
     let bind = |e| DnsError::Bind(addr, e);
     let mut last = None;
     for _ in 0..8 {

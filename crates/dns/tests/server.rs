@@ -64,9 +64,11 @@ fn upstream_answer(query: &Message, tcp: bool) -> Message {
 }
 
 async fn upstream() -> Upstream {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // One port for both: UDP's pick may have its TCP twin taken.
+    let (udp, tcp) = dns::bind_pair(([127, 0, 0, 1], 0).into()).unwrap();
+    let udp = UdpSocket::from_std(udp).unwrap();
+    let tcp = TcpListener::from_std(tcp).unwrap();
     let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
     let asked = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&asked);
     let udp_task = tokio::spawn(async move {
