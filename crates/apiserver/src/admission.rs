@@ -1,8 +1,9 @@
 //! What the server checks and adds on writes beyond a kind's strategy:
 //! namespace lifecycle (no new objects in a missing or terminating
-//! namespace; the system namespaces cannot be deleted) and Service address
+//! namespace; the system namespaces cannot be deleted), Service address
 //! allocation (cluster IPs from the service CIDR, node ports from
-//! 30000-32767).
+//! 30000-32767), and for pods default tolerations and their service
+//! account's credentials (`serviceaccount.rs`).
 //!
 //! Allocations are reserved by keys under `/registry/ranges/` written in the
 //! same store transaction as the Service, conditioned on the key being
@@ -104,6 +105,7 @@ pub async fn admit_create(t: &Target, obj: &mut Value) -> ApiResult<Extra> {
     }
     if is_pod(t) {
         add_default_tolerations(obj, t.api.config.default_toleration_seconds);
+        crate::serviceaccount::admit_pod(t, obj).await?;
     }
     crate::limitrange::admit(t, obj).await?;
     extra.merge(crate::quota::admit(t, obj, None).await?);

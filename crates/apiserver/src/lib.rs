@@ -28,6 +28,7 @@ mod reviews;
 mod satoken;
 mod selectors;
 mod server;
+mod serviceaccount;
 mod status;
 mod storage;
 mod table;

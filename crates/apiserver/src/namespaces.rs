@@ -15,7 +15,10 @@
 //!
 //! The same loop gives every live namespace its `default` ServiceAccount,
 //! as Kubernetes' service account controller does (pods name it unless
-//! they say otherwise, and their tokens are issued for it).
+//! they say otherwise, and their tokens are issued for it), and its
+//! `kube-root-ca.crt` ConfigMap with the cluster CA, as the root CA
+//! publisher does (pods' `kube-api-access` volumes read it); a deleted or
+//! edited one is put back on the next pass (at most five seconds).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,17 +132,19 @@ pub(crate) async fn bootstrap(api: &Arc<Api>) -> ApiResult<()> {
 /// Empties terminating namespaces and lets them go, until the store closes.
 pub(crate) async fn run_finalizer(api: Arc<Api>) {
     loop {
-        if let Err(e) = finalize_all(&api).await {
-            tracing::warn!(error = %e, "namespace termination pass failed");
-        }
         // Wake on any namespace change, or every few seconds to retry
-        // namespaces still waiting for pods or finalizers.
+        // namespaces still waiting for pods or finalizers. The watch starts
+        // before the pass, so a namespace created during it wakes the next
+        // one at once (its ServiceAccount and CA follow in milliseconds).
         let watch = api
             .store
             .watch(WatchRequest::new(KeyRange::prefix(
                 "/registry/core/namespaces/",
             )))
             .await;
+        if let Err(e) = finalize_all(&api).await {
+            tracing::warn!(error = %e, "namespace termination pass failed");
+        }
         match watch {
             Ok(mut w) => {
                 let _ = tokio::time::timeout(Duration::from_secs(5), w.next()).await;
@@ -162,6 +167,11 @@ async fn finalize_all(api: &Arc<Api>) -> ApiResult<()> {
         let name = crate::meta::name(&ns).to_owned();
         if !crate::meta::is_deleting(&ns) {
             ensure_default_service_account(api, &name).await?;
+            // One namespace's odd ConfigMap (made immutable, say) must not
+            // hold up the others' termination.
+            if let Err(e) = ensure_root_ca(api, &name).await {
+                tracing::warn!(namespace = %name, error = %e, "publishing the cluster CA");
+            }
             continue;
         }
         if empty_namespace(api, &name).await? {
@@ -210,6 +220,57 @@ async fn ensure_default_service_account(api: &Arc<Api>, namespace: &str) -> ApiR
     {
         // A namespace that started terminating meanwhile refuses it.
         Err(e) if e.code == 403 => Ok(()),
+        other => other,
+    }
+}
+
+/// Creates the namespace's `kube-root-ca.crt` ConfigMap, or puts the CA back
+/// into it when it holds anything else.
+async fn ensure_root_ca(api: &Arc<Api>, namespace: &str) -> ApiResult<()> {
+    let name = crate::serviceaccount::ROOT_CA_CONFIGMAP;
+    let key = format!("/registry/core/configmaps/{namespace}/{name}");
+    let found = api.store.range(RangeRequest::key(key)).await?;
+    let pem = api.ca.cert_pem();
+    let data = json!({"ca.crt": pem});
+    let current = found
+        .kvs
+        .first()
+        .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok());
+    let result = match current {
+        None => {
+            create_if_absent(
+                api,
+                "configmaps",
+                Some(namespace),
+                json!({"metadata": {"name": name, "annotations": {
+                    "kubernetes.io/description": "The cluster CA, for clients in pods to check \
+                        the API server's certificate at kubernetes.default.svc."}},
+                       "data": data}),
+            )
+            .await
+        }
+        Some(cm) if cm.get("data") == Some(&data) && cm.get("binaryData").is_none() => Ok(()),
+        Some(_) => {
+            let t = Target::internal(api, "", "v1", "configmaps", Some(namespace), Some(name))
+                .expect("configmaps are always served");
+            let set = api.schemas();
+            let restore = |old: &Value| -> ApiResult<Value> {
+                let mut new = old.clone();
+                new["data"] = data.clone();
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("binaryData");
+                }
+                Ok(new)
+            };
+            write::replace(&t, &set, restore, None, false, None)
+                .await
+                .map(|_| ())
+        }
+    };
+    match result {
+        // Gone meanwhile (the next pass makes it again), or the namespace
+        // started terminating.
+        Err(e) if e.code == 404 || e.code == 403 || e.code == 409 => Ok(()),
         other => other,
     }
 }

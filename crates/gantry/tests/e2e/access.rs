@@ -1,5 +1,6 @@
 //! Access reviews (`auth can-i`'s API), whoami and service account tokens,
-//! through JSON: raw requests and the Python client. (kubectl's own
+//! through JSON: raw requests and the Python client; and the credentials
+//! every pod gets for in-cluster clients. (kubectl's own
 //! commands for these POST protobuf; see `pending.rs`.)
 
 use crate::harness::*;
@@ -101,4 +102,72 @@ fn python_access_reviews_and_tokens() {
     let ns = s.namespace("py-access");
     let out = s.python("access.py").args([&ns.name]).ok();
     assert_eq!(out.lines().last(), Some("ok"), "{out}");
+}
+
+/// What in-cluster clients read: a pod gets its service account's token, the
+/// cluster CA and its namespace at the well-known path, and the token works.
+#[test]
+fn pods_get_their_service_account_credentials() {
+    use crate::pods::{running, wait_for};
+    const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let s = Server::node();
+    let ns = s.namespace("sa-mount");
+    ns.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n\
+         \x20 - {name: c, image: busybox:1.36, command: [sleep, '3600']}\n\
+         ---\napiVersion: v1\nkind: Pod\nmetadata: {name: without}\nspec:\n\
+         \x20 automountServiceAccountToken: false\n  containers:\n\
+         \x20 - {name: c, image: busybox:1.36, command: [sleep, '3600']}\n",
+    );
+    let pod = wait_for(&ns, "pod/client", "running", running);
+    let volume = pod["spec"]["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["projected"].is_object()))
+        .unwrap_or_else(|| panic!("no projected volume: {pod:#}"));
+    assert!(
+        volume["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("kube-api-access-")),
+        "{volume:#}"
+    );
+    let cat = |file: &str| {
+        ns.kubectl(["exec", "client", "--", "cat", &format!("{DIR}/{file}")])
+            .ok()
+    };
+    assert_eq!(cat("namespace"), ns.name);
+    let ca = std::fs::read_to_string(s.data_dir().join("pki/ca.crt")).unwrap();
+    assert_eq!(cat("ca.crt").trim(), ca.trim());
+    let token = cat("token");
+    let r = s.request_as(
+        &Auth::Bearer(token.trim().to_owned()),
+        Request::new("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews").body(
+            "application/json",
+            r#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#,
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let user = &r.json()["status"]["userInfo"];
+    assert_eq!(
+        user["username"],
+        format!("system:serviceaccount:{}:default", ns.name),
+        "{user:#}"
+    );
+    // A pod that says no has nothing there.
+    wait_for(&ns, "pod/without", "running", running);
+    let listed = ns.kubectl(["exec", "without", "--", "ls", DIR]).run();
+    assert!(!listed.status.success(), "{listed}");
+    // The token is bound to its pod: deleted, it no longer authenticates.
+    ns.kubectl(["delete", "pod", "client", "--wait=true"]).ok();
+    let r = s.request_as(
+        &Auth::Bearer(token.trim().to_owned()),
+        Request::new("GET", "/api/v1/namespaces"),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+
+    // The CA ConfigMap is the publisher's: deleted, it comes back.
+    ns.kubectl(["delete", "configmap", "kube-root-ca.crt"]).ok();
+    let back = wait_for(&ns, "configmap/kube-root-ca.crt", "published again", |cm| {
+        cm["data"]["ca.crt"].is_string()
+    });
+    assert_eq!(back["data"]["ca.crt"].as_str().unwrap().trim(), ca.trim());
 }

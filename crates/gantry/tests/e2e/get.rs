@@ -389,7 +389,8 @@ fn output_formats() {
         "kubectl hides managed fields"
     );
 
-    let list = json(&ns.kubectl(["get", "cm", "-o", "json"]).ok());
+    // Lists select the two (the namespace also has its kube-root-ca.crt).
+    let list = json(&ns.kubectl(["get", "cm", "-l", "tier", "-o", "json"]).ok());
     assert_eq!(list["kind"], "List");
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
     assert_eq!(list["items"][0]["kind"], "ConfigMap", "items carry kind");
@@ -402,6 +403,8 @@ fn output_formats() {
         .kubectl([
             "get",
             "cm",
+            "-l",
+            "tier",
             "-o",
             r#"jsonpath={range .items[*]}{.metadata.name}={.data.k}{"\n"}{end}"#,
         ])
@@ -412,6 +415,8 @@ fn output_formats() {
         &ns.kubectl([
             "get",
             "cm",
+            "-l",
+            "tier",
             "-o",
             "custom-columns=NAME:.metadata.name,VALUE:.data.k,TIER:.metadata.labels.tier",
         ])
@@ -420,7 +425,7 @@ fn output_formats() {
     assert_eq!(t.columns, ["NAME", "VALUE", "TIER"]);
     assert_eq!(t.rows, [["a", "v1", "web"], ["b", "v2", "db"]]);
 
-    let out = ns.kubectl(["get", "cm", "-o", "name"]).ok();
+    let out = ns.kubectl(["get", "cm", "-l", "tier", "-o", "name"]).ok();
     assert_eq!(out, "configmap/a\nconfigmap/b\n");
 
     let t = Table::parse(&ns.kubectl(["get", "cm", "--show-labels"]).ok());
@@ -434,6 +439,8 @@ fn output_formats() {
         .kubectl([
             "get",
             "cm",
+            "-l",
+            "tier",
             "--sort-by=.data.k",
             "--no-headers",
             "-o",
@@ -442,7 +449,15 @@ fn output_formats() {
         .ok();
     assert_eq!(out, "a\nb\n");
     let out = ns
-        .kubectl(["get", "cm", "--sort-by=.metadata.labels.tier", "-o", "name"])
+        .kubectl([
+            "get",
+            "cm",
+            "-l",
+            "tier",
+            "--sort-by=.metadata.labels.tier",
+            "-o",
+            "name",
+        ])
         .ok();
     assert_eq!(out, "configmap/b\nconfigmap/a\n");
 
@@ -479,9 +494,17 @@ fn label_selectors() {
     };
     assert_eq!(select("parity=even"), ["c2", "c4", "c6"]);
     assert_eq!(select("parity==odd"), ["c1", "c3", "c5"]);
-    assert_eq!(select("parity!=odd"), ["c2", "c4", "c6"]);
+    // A negative requirement also matches objects without the label, such as
+    // the namespace's CA.
+    assert_eq!(
+        select("parity!=odd"),
+        ["c2", "c4", "c6", "kube-root-ca.crt"]
+    );
     assert_eq!(select("num in (1,2,3),parity!=odd"), ["c2"]);
-    assert_eq!(select("num notin (1,2,3)"), ["c4", "c5", "c6"]);
+    assert_eq!(
+        select("num notin (1,2,3)"),
+        ["c4", "c5", "c6", "kube-root-ca.crt"]
+    );
     assert_eq!(select("special"), ["c6"]);
     assert_eq!(select("!special,parity=even"), ["c2", "c4"]);
     assert_eq!(select("nosuch=label"), Vec::<String>::new());
@@ -550,7 +573,10 @@ fn chunked_lists_follow_continue_tokens() {
         .run();
     assert!(out.success(), "{out}");
     let names: Vec<&str> = out.stdout.lines().collect();
-    let expected: Vec<String> = (1..=12).map(|i| format!("configmap/c{i:02}")).collect();
+    let expected: Vec<String> = (1..=12)
+        .map(|i| format!("configmap/c{i:02}"))
+        .chain(["configmap/kube-root-ca.crt".to_owned()])
+        .collect();
     assert_eq!(names, expected);
     let requests: Vec<&str> = out
         .stderr
@@ -560,7 +586,7 @@ fn chunked_lists_follow_continue_tokens() {
     assert_eq!(
         requests.len(),
         3,
-        "three pages of 5, 5 and 2:\n{}",
+        "three pages of 5, 5 and 3:\n{}",
         out.stderr
     );
     assert!(requests[0].contains("limit=5") && !requests[0].contains("continue="));
@@ -570,7 +596,7 @@ fn chunked_lists_follow_continue_tokens() {
     let path = format!("/api/v1/namespaces/{}/configmaps?limit=5", ns.name);
     let page = s.get_json(&path);
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
-    assert_eq!(page["metadata"]["remainingItemCount"], 7);
+    assert_eq!(page["metadata"]["remainingItemCount"], 8);
     let token = page["metadata"]["continue"].as_str().unwrap();
     let page2 = s.get_json(&format!("{path}&continue={token}"));
     assert_eq!(page2["items"][0]["metadata"]["name"], "c06");
@@ -760,22 +786,31 @@ fn lists_longer_than_kubectls_default_page() {
     // kubectl pages by 500.
     let out = ns.kubectl(["get", "cm", "--no-headers", "-v=6"]).run();
     assert!(out.success(), "{out}");
-    assert_eq!(out.stdout.lines().count(), 520);
+    // And the namespace's kube-root-ca.crt.
+    assert_eq!(out.stdout.lines().count(), 521);
     let pages = out
         .stderr
         .lines()
         .filter(|l| l.contains("/configmaps?") && l.contains("limit=500"))
         .count();
     assert_eq!(pages, 2, "{}", out.stderr);
-    let last = out.stdout.lines().last().unwrap_or("");
-    assert!(last.starts_with("c519 "), "{last}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[519].starts_with("c519 "), "{}", lines[519]);
+    assert!(
+        lines[520].starts_with("kube-root-ca.crt "),
+        "{}",
+        lines[520]
+    );
     // Without a limit, one list holds them all.
     let list = s.get_json(&path);
-    assert_eq!(list["items"].as_array().unwrap().len(), 520);
-    // And a collection delete removes them all.
+    assert_eq!(list["items"].as_array().unwrap().len(), 521);
+    // And a collection delete removes them all (the CA comes back).
     let r = s.request(Request::new("DELETE", &path));
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(ns.kubectl(["get", "cm", "-o", "name"]).ok(), "");
+    assert_eq!(
+        without_root_ca(&ns.kubectl(["get", "cm", "-o", "name"]).ok()),
+        ""
+    );
 }
 
 #[test]
@@ -806,7 +841,8 @@ fn metadata_only_requests_get_partial_object_metadata() {
     assert_eq!(list["kind"], "PartialObjectMetadataList");
     assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
     assert!(list["metadata"]["resourceVersion"].is_string());
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    // `c` and the namespace's kube-root-ca.crt.
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
     assert_eq!(list["items"][0], one);
 
     let r = get(&format!("{base}?watch=true&timeoutSeconds=1"), accept);
@@ -816,7 +852,8 @@ fn metadata_only_requests_get_partial_object_metadata() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 1, "{events:#?}");
+    // `c` and the namespace's kube-root-ca.crt, in name order.
+    assert_eq!(events.len(), 2, "{events:#?}");
     assert_eq!(events[0]["type"], "ADDED");
     assert_eq!(events[0]["object"], one);
 

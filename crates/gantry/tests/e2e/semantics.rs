@@ -291,7 +291,8 @@ fn resource_version_preconditions_on_raw_writes() {
         "/api/v1/namespaces/{}/configmaps?resourceVersion=0",
         ns.name
     ));
-    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    // cfg and the namespace's kube-root-ca.crt.
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
     let r = s.request(Request::new(
         "GET",
         &format!(

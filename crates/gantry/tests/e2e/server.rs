@@ -218,12 +218,12 @@ fn restarts_keep_objects_certificates_and_versions() {
     assert_eq!(std::fs::read_to_string(s.kubeconfig()).unwrap(), kubeconfig);
     let after = ns.get("deployment/web");
     assert_eq!(after, before);
-    assert_eq!(
-        ns.kubectl(["get", "all,cm", "-o", "name"])
-            .ok()
-            .lines()
-            .count(),
-        4
+    // The fixture's four objects and the namespace's `kube-root-ca.crt`.
+    let names = ns.kubectl(["get", "all,cm", "-o", "name"]).ok();
+    assert_eq!(names.lines().count(), 5, "{names}");
+    assert!(
+        names.lines().any(|l| l == "configmap/kube-root-ca.crt"),
+        "{names}"
     );
 
     // A crash (SIGKILL) right after a write loses nothing acknowledged.

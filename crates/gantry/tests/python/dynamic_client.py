@@ -31,7 +31,7 @@ patched = configmaps.patch(
 )
 assert dict(patched.data) == {"a": "1", "b": "2"}, patched.data
 listed = configmaps.get(namespace=ns)
-assert [i.metadata.name for i in listed.items] == ["dyn"], listed
+assert [i.metadata.name for i in listed.items] == ["dyn", "kube-root-ca.crt"], listed
 
 # Old versions are discoverable too, and lead to the same objects.
 old = dyn.resources.get(api_version="extensions/v1beta1", kind="Deployment")

@@ -25,12 +25,17 @@ for event in w.stream(core.list_namespaced_config_map, ns, resource_version=star
         w.stop()
 assert events == [("ADDED", "w", "1"), ("MODIFIED", "w", "2"), ("DELETED", "w", "2")], events
 
-# Without a resourceVersion a watch starts with what exists.
+# Without a resourceVersion a watch starts with what exists: the namespace's
+# kube-root-ca.crt and this one.
 core.create_namespaced_config_map(ns, configmap("present"))
 w = watch.Watch()
+seen = []
 for event in w.stream(core.list_namespaced_config_map, ns, timeout_seconds=30):
-    assert event["type"] == "ADDED" and event["object"].metadata.name == "present", event
-    w.stop()
+    assert event["type"] == "ADDED", event
+    seen.append(event["object"].metadata.name)
+    if len(seen) == 2:
+        w.stop()
+assert seen == ["kube-root-ca.crt", "present"], seen
 
 # timeoutSeconds ends a quiet watch; bookmarks, when asked for, carry
 # only a resourceVersion.

@@ -20,6 +20,15 @@ pub use server::{Mode, Namespace, Options, Server};
 /// namespace to finish terminating) before failing.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// kubectl's `-o name` lines without `configmap/kube-root-ca.crt`, the cluster CA
+/// every namespace has (and gets back a moment after it is deleted).
+pub fn without_root_ca(out: &str) -> String {
+    out.lines()
+        .filter(|l| *l != "configmap/kube-root-ca.crt")
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// Parses JSON printed by a client, panicking with the text when it is not.
 #[track_caller]
 pub fn json(text: &str) -> serde_json::Value {

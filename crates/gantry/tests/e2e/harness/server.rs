@@ -479,6 +479,22 @@ impl Server {
             Request::new("POST", "/api/v1/namespaces").body("application/json", body.to_string()),
         );
         assert_eq!(r.status, 201, "creating namespace {name}: {}", r.text());
+        // As Kubernetes' e2e framework waits for a new namespace's service
+        // account: the server adds `default` and `kube-root-ca.crt` a moment
+        // after the namespace, and tests that list a namespace expect them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for path in [
+            format!("/api/v1/namespaces/{name}/serviceaccounts/default"),
+            format!("/api/v1/namespaces/{name}/configmaps/kube-root-ca.crt"),
+        ] {
+            while self.request(Request::new("GET", &path)).status != 200 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{path} did not appear within 10 s of its namespace"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
         Namespace { server: self, name }
     }
 
