@@ -157,7 +157,8 @@ fn pods_get_their_service_account_credentials() {
     let listed = ns.kubectl(["exec", "without", "--", "ls", DIR]).run();
     assert!(!listed.status.success(), "{listed}");
     // The token is bound to its pod: deleted, it no longer authenticates.
-    ns.kubectl(["delete", "pod", "client", "--wait=true"]).ok();
+    ns.kubectl(["delete", "pod", "client", "--grace-period=1"])
+        .ok();
     let r = s.request_as(
         &Auth::Bearer(token.trim().to_owned()),
         Request::new("GET", "/api/v1/namespaces"),
