@@ -68,6 +68,73 @@ pub struct Args {
 struct Run {
     requests_per_second: f64,
     p99_ms: f64,
+    /// Requests answered in the run.
+    requests: u64,
+    /// CPU time (user and system) the proxy used per request, in µs, where it is measured.
+    cpu_us: Option<f64>,
+}
+
+/// Whose CPU time a run is charged: the threads of a process whose names start with a
+/// prefix (the ingress proxy's workers in `gantry up`), or a process and its children
+/// (nginx's master and workers).
+#[derive(Clone, Copy, Debug)]
+enum Meter {
+    Threads(u32, &'static str),
+    Tree(u32),
+    None,
+}
+
+impl Meter {
+    /// The CPU time used so far, in clock ticks; `None` when nothing is measured.
+    fn ticks(self) -> Option<u64> {
+        match self {
+            Meter::None => None,
+            Meter::Threads(pid, prefix) => {
+                let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+                Some(
+                    tasks
+                        .flatten()
+                        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+                        .filter_map(|stat| {
+                            let (name, fields) = split_stat(&stat)?;
+                            name.starts_with(prefix).then(|| cpu_of(&fields))
+                        })
+                        .sum(),
+                )
+            }
+            Meter::Tree(pid) => {
+                let procs = std::fs::read_dir("/proc").ok()?;
+                Some(
+                    procs
+                        .flatten()
+                        .filter_map(|p| {
+                            let id: u32 = p.file_name().to_str()?.parse().ok()?;
+                            let stat = std::fs::read_to_string(p.path().join("stat")).ok()?;
+                            let (_, fields) = split_stat(&stat)?;
+                            let parent: u32 = fields.get(1)?.parse().ok()?;
+                            (id == pid || parent == pid).then(|| cpu_of(&fields))
+                        })
+                        .sum(),
+                )
+            }
+        }
+    }
+}
+
+/// A `/proc/…/stat` line's command name and the fields after it (state first).
+fn split_stat(stat: &str) -> Option<(&str, Vec<&str>)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let fields = stat.get(close + 2..)?.split_whitespace().collect();
+    Some((stat.get(open + 1..close)?, fields))
+}
+
+/// utime + stime from the fields after the command name.
+fn cpu_of(fields: &[&str]) -> u64 {
+    [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum()
 }
 
 pub async fn run(mut args: Args) -> anyhow::Result<()> {
@@ -107,7 +174,8 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
         node.import(&gantry, &image, "nginx.tar").await?;
         node.prepare().await?.stop();
         let (backends, cluster_ip) = start_backends(&mut node, args.backends).await?;
-        let proxies = measure(&args, http, &backends).await?;
+        let gantry_pid = node.server_pid()?;
+        let proxies = measure(&args, http, gantry_pid, &backends).await?;
         let service = measure_cluster_ip(&args, cluster_ip, backends[0]).await?;
         Ok::<_, anyhow::Error>((proxies, service))
     }
@@ -149,6 +217,14 @@ pub async fn run(mut args: Args) -> anyhow::Result<()> {
             unit: "ms",
             better: Better::Lower,
             target: Some(Goal::Ratio(1.0)),
+        },
+        Row {
+            metric: "proxy CPU per request".into(),
+            ours: ours.cpu_us.unwrap_or(0.0),
+            anchor: nginx.cpu_us.unwrap_or(0.0),
+            unit: "µs",
+            better: Better::Lower,
+            target: None,
         },
     ];
     print!("{}", table("gantry ingress", "nginx", &rows));
@@ -409,13 +485,23 @@ http {{
     })
 }
 
-/// Runs wrk against both proxies in alternating rounds; answers the median round of each.
-async fn measure(args: &Args, http: u16, backends: &[SocketAddr]) -> anyhow::Result<(Run, Run)> {
+/// Runs wrk against both proxies in alternating rounds; answers the median round of each,
+/// with the CPU each proxy used (gantry's `ingress-*` threads, nginx's processes).
+async fn measure(
+    args: &Args,
+    http: u16,
+    gantry_pid: u32,
+    backends: &[SocketAddr],
+) -> anyhow::Result<(Run, Run)> {
     let ours = SocketAddr::from((Ipv4Addr::LOCALHOST, http));
     until_served(ours, "gantry's ingress").await?;
     let nginx = start_nginx(&args.dir, backends, args.connections)?;
     until_served(nginx.addr, "nginx").await?;
-    alternate(args, ("ours", ours), ("nginx", nginx.addr))
+    alternate(
+        args,
+        ("ours", ours, Meter::Threads(gantry_pid, "ingress-")),
+        ("nginx", nginx.addr, Meter::Tree(nginx.child.id())),
+    )
 }
 
 /// Runs wrk from the node against the ClusterIP of the first pod's Service and against
@@ -426,22 +512,26 @@ async fn measure_cluster_ip(
     pod: SocketAddr,
 ) -> anyhow::Result<(Run, Run)> {
     until_served(cluster_ip, "the first pod's ClusterIP").await?;
-    alternate(args, ("ClusterIP", cluster_ip), ("pod IP", pod))
+    alternate(
+        args,
+        ("ClusterIP", cluster_ip, Meter::None),
+        ("pod IP", pod, Meter::None),
+    )
 }
 
 /// A short untimed warm-up of each (pools filled, pages cached), then `args.rounds`
 /// rounds of one wrk run against each; answers the median round of each.
 fn alternate(
     args: &Args,
-    (a_name, a): (&str, SocketAddr),
-    (b_name, b): (&str, SocketAddr),
+    (a_name, a, a_meter): (&str, SocketAddr, Meter),
+    (b_name, b, b_meter): (&str, SocketAddr, Meter),
 ) -> anyhow::Result<(Run, Run)> {
-    wrk(a, 1, args.connections)?;
-    wrk(b, 1, args.connections)?;
+    wrk(a, 1, args.connections, Meter::None)?;
+    wrk(b, 1, args.connections, Meter::None)?;
     let (mut firsts, mut seconds) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
-        let x = wrk(a, args.seconds, args.connections)?;
-        let y = wrk(b, args.seconds, args.connections)?;
+        let x = wrk(a, args.seconds, args.connections, a_meter)?;
+        let y = wrk(b, args.seconds, args.connections, b_meter)?;
         eprintln!(
             "gantry-bench ingress: round {}: {a_name} {:.0}/s p99 {:.2} ms, {b_name} {:.0}/s p99 {:.2} ms",
             round + 1,
@@ -462,7 +552,10 @@ fn median_run(mut runs: Vec<Run>) -> Run {
     runs[runs.len() / 2]
 }
 
-fn wrk(addr: SocketAddr, seconds: u64, connections: usize) -> anyhow::Result<Run> {
+/// One wrk run against `addr`; the CPU `meter` counts over the run is charged to its
+/// requests.
+fn wrk(addr: SocketAddr, seconds: u64, connections: usize, meter: Meter) -> anyhow::Result<Run> {
+    let before = meter.ticks();
     let output = Command::new("wrk")
         .args(["-t2", "--latency", "-H"])
         .arg(format!("Host: {HOST}"))
@@ -480,7 +573,19 @@ fn wrk(addr: SocketAddr, seconds: u64, connections: usize) -> anyhow::Result<Run
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))
+    let after = meter.ticks();
+    let mut run = parse_wrk(&text).with_context(|| format!("reading wrk's output:\n{text}"))?;
+    if let (Some(before), Some(after)) = (before, after)
+        && run.requests > 0
+    {
+        let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as f64;
+        let seconds = after.saturating_sub(before) as f64 / per_second;
+        run.cpu_us = Some(seconds * 1e6 / run.requests as f64);
+    }
+    Ok(run)
 }
 
 /// Requests/s and the 99th percentile from `wrk --latency`'s output; a run with errors
@@ -502,9 +607,17 @@ fn parse_wrk(text: &str) -> anyhow::Result<Run> {
         .find_map(|l| l.trim().strip_prefix("99%"))
         .context("no 99% line")?
         .trim();
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .context("no `requests in` line")?
+        .0
+        .parse()?;
     Ok(Run {
         requests_per_second,
         p99_ms: millis(p99)?,
+        requests,
+        cpu_us: None,
     })
 }
 
@@ -547,6 +660,7 @@ Transfer/sec:     34.77MB
         let run = parse_wrk(text).unwrap();
         assert_eq!(run.requests_per_second, 42870.45);
         assert_eq!(run.p99_ms, 0.512);
+        assert_eq!(run.requests, 128714);
         assert!(
             parse_wrk(&text.replace(
                 "Requests/sec",
@@ -555,5 +669,21 @@ Transfer/sec:     34.77MB
             .is_err()
         );
         assert_eq!(millis("1.01s").unwrap(), 1010.0);
+    }
+
+    #[test]
+    fn reads_cpu_time_from_proc_stat() {
+        // A command name may hold spaces and parentheses; utime and stime are the 14th
+        // and 15th fields.
+        let stat = "4242 (nginx: (worker)) S 4240 4240 4240 0 -1 4194624 50 0 0 0 \
+                    317 205 0 0 20 0 1 0 123 456 789";
+        let (name, fields) = split_stat(stat).unwrap();
+        assert_eq!(name, "nginx: (worker)");
+        assert_eq!(fields[1], "4240");
+        assert_eq!(cpu_of(&fields), 522);
+        // This process's own threads, by a prefix every thread name has.
+        let me = Meter::Threads(std::process::id(), "");
+        assert!(me.ticks().is_some());
+        assert_eq!(Meter::None.ticks(), None);
     }
 }

@@ -1282,6 +1282,11 @@ impl Node {
         (self.kind == NodeKind::Agent).then_some(self.names.node.as_str())
     }
 
+    /// The pid of the server process (`gantry up` itself for a one-machine node).
+    pub(crate) fn server_pid(&self) -> anyhow::Result<u32> {
+        self.server.pid()
+    }
+
     /// The process whose RSS is the agent's cost.
     fn measured(&self) -> &GantryChild {
         self.agent.as_ref().unwrap_or(&self.server)
