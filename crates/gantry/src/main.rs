@@ -16,11 +16,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use store::{RangeRequest, StoreSpec};
 
-/// Every request path allocates per request (headers, bodies, JSON): mimalloc's
-/// thread-local heaps make that cheaper than glibc's malloc (see BENCHMARKS.md, Ingress).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "gantry", version, about = "A container cloud in one program")]
 struct Cli {
