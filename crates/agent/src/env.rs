@@ -137,10 +137,14 @@ const SERVICES_WAIT: Duration = Duration::from_secs(5);
 /// Services come from the agent's cache, waited for (a while) until first
 /// listed.
 pub(crate) async fn service_env(services: &Store<Service>, pod: &Pod) -> Vec<(String, String)> {
-    if !matches!(
-        tokio::time::timeout(SERVICES_WAIT, services.wait_until_ready()).await,
-        Ok(Ok(()))
-    ) {
+    // kube-runtime wakes only the last of several tasks waiting on one
+    // store at once, so containers starting together take turns to wait.
+    static ONE_WAITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let listed = tokio::time::timeout(SERVICES_WAIT, async {
+        let _turn = ONE_WAITER.lock().await;
+        services.wait_until_ready().await
+    });
+    if !matches!(listed.await, Ok(Ok(()))) {
         tracing::warn!("no Services listed yet: the container starts without their variables");
         return Vec::new();
     }
@@ -485,6 +489,43 @@ mod tests {
         assert_eq!(value("WEB_SERVICE_HOST"), Some("mine"));
         assert_eq!(value("KUBERNETES_SERVICE_PORT_HTTPS"), Some("443"));
         assert_eq!(value("WEB_PORT"), Some("tcp://10.96.0.30:443"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn containers_starting_together_all_see_the_first_list() {
+        let (store, mut writer) = kube::runtime::reflector::store::<Service>();
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": []}
+        }))
+        .unwrap();
+        let waiting: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, pod) = (store.clone(), pod.clone());
+                tokio::spawn(async move { service_env(&store, &pod).await })
+            })
+            .collect();
+        // All four are waiting before the list arrives.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let api: Service = serde_json::from_value(json!({
+            "metadata": {"name": "kubernetes", "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443}]}
+        }))
+        .unwrap();
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(api));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        for w in waiting {
+            let vars = tokio::time::timeout(Duration::from_secs(1), w)
+                .await
+                .expect("a waiter was never woken")
+                .unwrap();
+            assert!(
+                vars.iter()
+                    .any(|(k, v)| k == "KUBERNETES_SERVICE_HOST" && v == "10.96.0.1"),
+                "{vars:?}"
+            );
+        }
     }
 
     #[test]

@@ -62,8 +62,8 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
 /// Runs the controller reading the time from `clock`.
 pub async fn run_with_clock(informers: Informers, clock: Clock) -> anyhow::Result<()> {
     let client = informers.client();
-    let jobs = informers.get::<Job>();
-    let cronjobs = informers.get::<CronJob>();
+    let jobs = informers.get::<Job>().await;
+    let cronjobs = informers.get::<CronJob>().await;
     let ctx = Arc::new(Ctx {
         events: Events::new(client.clone(), "cronjob-controller"),
         client,
@@ -220,7 +220,6 @@ fn job_ref(job: &Job) -> ObjectReference {
 }
 
 async fn reconcile(cj: Arc<CronJob>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.jobs.wait_until_ready().await.ok();
     let ns = cj.namespace().ok_or(Error::NoNamespace)?;
     let uid = cj.uid().unwrap_or_default();
     let name = cj.name_any();

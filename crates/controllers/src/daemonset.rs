@@ -65,10 +65,10 @@ struct Ctx {
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let client = informers.client();
-    let sets = informers.get::<DaemonSet>();
-    let pods = informers.get::<Pod>();
-    let nodes = informers.get::<Node>();
-    let revisions = informers.get::<ControllerRevision>();
+    let sets = informers.get::<DaemonSet>().await;
+    let pods = informers.get::<Pod>().await;
+    let nodes = informers.get::<Node>().await;
+    let revisions = informers.get::<ControllerRevision>().await;
     let ctx = Arc::new(Ctx {
         events: Events::new(client.clone(), "daemonset-controller"),
         client,
@@ -363,9 +363,6 @@ struct Plan {
 }
 
 async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.pods.wait_until_ready().await.ok();
-    ctx.nodes.wait_until_ready().await.ok();
-    ctx.revisions.wait_until_ready().await.ok();
     let ns = ds.namespace().ok_or(Error::NoNamespace)?;
     let uid = ds.uid().unwrap_or_default();
     let spec = ds.spec.clone().unwrap_or_default();

@@ -73,9 +73,9 @@ struct Ctx {
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let client = informers.client();
-    let deployments = informers.get::<Deployment>();
-    let replicasets = informers.get::<ReplicaSet>();
-    let pods = informers.get::<Pod>();
+    let deployments = informers.get::<Deployment>().await;
+    let replicasets = informers.get::<ReplicaSet>().await;
+    let pods = informers.get::<Pod>().await;
     let ctx = Arc::new(Ctx {
         events: Events::new(client.clone(), "deployment-controller"),
         client,
@@ -342,8 +342,6 @@ struct Rollout<'a> {
 }
 
 async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.replicasets.wait_until_ready().await.ok();
-    ctx.pods.wait_until_ready().await.ok();
     let ns = d.namespace().ok_or(Error::NoNamespace)?;
     let spec = d.spec.clone().unwrap_or_default();
     // Being deleted: the garbage collector takes the ReplicaSets.

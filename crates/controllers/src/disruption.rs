@@ -54,16 +54,16 @@ struct Ctx {
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let client = informers.client();
-    let pdbs = informers.get::<PodDisruptionBudget>();
-    let pods = informers.get::<Pod>();
+    let pdbs = informers.get::<PodDisruptionBudget>().await;
+    let pods = informers.get::<Pod>().await;
     let ctx = Arc::new(Ctx {
         events: Events::new(client.clone(), "controllermanager"),
         client,
         pods: pods.store(),
-        replicasets: informers.get::<ReplicaSet>().store(),
-        deployments: informers.get::<Deployment>().store(),
-        statefulsets: informers.get::<StatefulSet>().store(),
-        rcs: informers.get::<ReplicationController>().store(),
+        replicasets: informers.get::<ReplicaSet>().await.store(),
+        deployments: informers.get::<Deployment>().await.store(),
+        statefulsets: informers.get::<StatefulSet>().await.store(),
+        rcs: informers.get::<ReplicationController>().await.store(),
     });
     let store = pdbs.store();
     // A pod wakes the budgets of its namespace that select it.

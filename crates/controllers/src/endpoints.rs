@@ -51,9 +51,9 @@ struct Ctx {
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let client = informers.client();
-    let pods = informers.get::<Pod>();
-    let services = informers.get::<Service>();
-    let endpoints = informers.get::<Endpoints>();
+    let pods = informers.get::<Pod>().await;
+    let services = informers.get::<Service>().await;
+    let endpoints = informers.get::<Endpoints>().await;
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         pods: pods.store(),
@@ -118,9 +118,6 @@ async fn sweep_leftovers(
     services: &Store<Service>,
     endpoints: &Store<Endpoints>,
 ) {
-    if services.wait_until_ready().await.is_err() || endpoints.wait_until_ready().await.is_err() {
-        return;
-    }
     for ep in endpoints.state() {
         let Some(ns) = ep.namespace() else { continue };
         let svc = ObjectRef::<Service>::new(&ep.name_any()).within(&ns);
@@ -148,9 +145,6 @@ fn error_policy(svc: Arc<Service>, error: &Error, _: Arc<Ctx>) -> Action {
 }
 
 async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    // Before the caches are whole, every Service would look empty.
-    ctx.pods.wait_until_ready().await.ok();
-    ctx.endpoints.wait_until_ready().await.ok();
     let ns = svc.namespace().ok_or(Error::NoNamespace)?;
     // Without a selector the Endpoints are the user's.
     let Some(pods) = sp::selected_pods(&ctx.pods, &svc) else {

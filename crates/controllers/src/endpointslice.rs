@@ -51,9 +51,9 @@ struct Ctx {
 
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
-    let pods = informers.get::<Pod>();
-    let services = informers.get::<Service>();
-    let slices = informers.get::<EndpointSlice>();
+    let pods = informers.get::<Pod>().await;
+    let services = informers.get::<Service>().await;
+    let slices = informers.get::<EndpointSlice>().await;
     let ctx = Arc::new(Ctx {
         client: informers.client(),
         pods: pods.store(),
@@ -141,9 +141,6 @@ fn error_policy(svc: Arc<Service>, error: &Error, _: Arc<Ctx>) -> Action {
 }
 
 async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    // Before the caches are whole, every Service would look empty.
-    ctx.pods.wait_until_ready().await.ok();
-    ctx.slices.wait_until_ready().await.ok();
     let ns = svc.namespace().ok_or(Error::NoNamespace)?;
     let Some(pods) = sp::selected_pods(&ctx.pods, &svc) else {
         return Ok(Action::requeue(RESYNC));

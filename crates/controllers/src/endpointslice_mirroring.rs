@@ -55,9 +55,9 @@ struct Ctx {
 
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
-    let services = informers.get::<Service>();
-    let endpoints = informers.get::<Endpoints>();
-    let slices = informers.get::<EndpointSlice>();
+    let services = informers.get::<Service>().await;
+    let endpoints = informers.get::<Endpoints>().await;
+    let slices = informers.get::<EndpointSlice>().await;
     let ctx = Arc::new(Ctx {
         client: informers.client(),
         endpoints: endpoints.store(),
@@ -95,8 +95,6 @@ fn error_policy(svc: Arc<Service>, error: &Error, _: Arc<Ctx>) -> Action {
 }
 
 async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.endpoints.wait_until_ready().await.ok();
-    ctx.slices.wait_until_ready().await.ok();
     let ns = svc.namespace().ok_or(Error::NoNamespace)?;
     let name = svc.name_any();
     let existing = es::slices_of(&ctx.slices, &ns, &name, CONTROLLER);

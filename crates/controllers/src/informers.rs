@@ -8,6 +8,12 @@
 //! subscriber that falls behind the broadcast gets the whole cache again
 //! instead of the events it missed: the controllers are level-triggered, so
 //! seeing every object once is as good as seeing every change.
+//!
+//! An informer is handed out only once its first list is in the cache, so
+//! no controller waits on kube-runtime's `Store::wait_until_ready`: that
+//! wakes only the last of several tasks waiting on one store at once, and
+//! the others would wait forever (the reconcilers of four controllers share
+//! the pod cache).
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -21,7 +27,7 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// How many changed objects a subscriber may be behind before it is given
 /// the whole cache instead.
@@ -41,6 +47,8 @@ impl<K> Kind for K where
 pub struct Informer<K: Kind> {
     store: Store<K>,
     changes: broadcast::Sender<Arc<K>>,
+    /// Becomes true when the first list is in the cache.
+    listed: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -57,6 +65,7 @@ where
     fn start(api: Api<K>) -> Self {
         let (store, writer) = reflector::store::<K>();
         let (changes, _) = broadcast::channel(BACKLOG);
+        let (listed_tx, listed) = watch::channel(false);
         let tx = changes.clone();
         let reader = store.clone();
         let task = tokio::spawn(async move {
@@ -69,6 +78,7 @@ where
                         }
                         // A (re)list: everything it found may have changed.
                         Ok(watcher::Event::InitDone) => {
+                            listed_tx.send_replace(true);
                             for o in reader.state() {
                                 let _ = tx.send(o);
                             }
@@ -87,12 +97,20 @@ where
         Self {
             store,
             changes,
+            listed,
             task,
         }
     }
 
-    /// The cache (empty until the first list has arrived; see
-    /// [`Store::wait_until_ready`]).
+    /// Waits until the first list is in the cache; any number of tasks may
+    /// wait at once.
+    async fn wait_listed(&self) {
+        let mut listed = self.listed.clone();
+        // The sender lives as long as the task, which lives as long as self.
+        let _ = listed.wait_for(|done| *done).await;
+    }
+
+    /// The cache, holding at least the first list.
     pub fn store(&self) -> Store<K> {
         self.store.clone()
     }
@@ -136,14 +154,19 @@ impl Informers {
     }
 
     /// The informer of kind `K` across all namespaces, started if it is the
-    /// first time `K` is asked for.
-    pub fn get<K: Kind>(&self) -> Arc<Informer<K>> {
-        let mut kinds = self.kinds.lock().expect("informer map poisoned");
-        let any = kinds
-            .entry(TypeId::of::<K>())
-            .or_insert_with(|| Arc::new(Informer::<K>::start(Api::all(self.client.clone()))))
-            .clone();
-        any.downcast::<Informer<K>>()
-            .expect("informers are keyed by their type")
+    /// first time `K` is asked for; returns once its cache holds the first
+    /// list.
+    pub async fn get<K: Kind>(&self) -> Arc<Informer<K>> {
+        let informer = {
+            let mut kinds = self.kinds.lock().expect("informer map poisoned");
+            let any = kinds
+                .entry(TypeId::of::<K>())
+                .or_insert_with(|| Arc::new(Informer::<K>::start(Api::all(self.client.clone()))))
+                .clone();
+            any.downcast::<Informer<K>>()
+                .expect("informers are keyed by their type")
+        };
+        informer.wait_listed().await;
+        informer
     }
 }

@@ -62,8 +62,8 @@ struct Ctx {
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let client = informers.client();
-    let pods = informers.get::<Pod>();
-    let jobs = informers.get::<Job>();
+    let pods = informers.get::<Pod>().await;
+    let jobs = informers.get::<Job>().await;
     let ctx = Arc::new(Ctx {
         events: Events::new(client.clone(), "job-controller"),
         client: client.clone(),
@@ -315,7 +315,6 @@ pub fn finished(job: &Job) -> Option<Timestamp> {
 }
 
 async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.pods.wait_until_ready().await.ok();
     let ns = job.namespace().ok_or(Error::NoNamespace)?;
     let uid = job.uid().unwrap_or_default();
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);

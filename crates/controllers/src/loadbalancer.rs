@@ -123,7 +123,7 @@ pub async fn run(informers: Informers, settings: Settings) -> anyhow::Result<()>
     if settings.pool.is_empty() {
         return std::future::pending().await;
     }
-    let services = informers.get::<Service>();
+    let services = informers.get::<Service>().await;
     let client = informers.client();
     let ctx = Arc::new(Ctx {
         events: Events::new(client.clone(), "service-lb-controller"),

@@ -87,7 +87,7 @@ pub async fn run(informers: Informers, settings: Settings) -> anyhow::Result<()>
     let Some(cluster) = settings.cluster_cidr else {
         return std::future::pending().await;
     };
-    let nodes = informers.get::<Node>();
+    let nodes = informers.get::<Node>().await;
     let client = informers.client();
     let ctx = Arc::new(Ctx {
         events: Events::new(client.clone(), "node-ipam-controller"),

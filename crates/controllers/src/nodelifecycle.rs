@@ -81,9 +81,9 @@ struct Health {
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers, settings: Settings) -> anyhow::Result<()> {
     let client = informers.client();
-    let nodes = informers.get::<Node>();
-    let leases = informers.get::<Lease>();
-    let pods = informers.get::<Pod>();
+    let nodes = informers.get::<Node>().await;
+    let leases = informers.get::<Lease>().await;
+    let pods = informers.get::<Pod>().await;
     let c = Controller {
         nodes_api: Api::all(client.clone()),
         events: Events::new(client.clone(), "node-controller"),
@@ -94,9 +94,6 @@ pub async fn run(informers: Informers, settings: Settings) -> anyhow::Result<()>
         settings,
         health: HashMap::new(),
     };
-    c.nodes.wait_until_ready().await?;
-    c.leases.wait_until_ready().await?;
-    c.pods.wait_until_ready().await?;
     c.run(nodes.stream()).await
 }
 

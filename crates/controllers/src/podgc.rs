@@ -33,10 +33,8 @@ const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
 /// Runs the collector until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let client = informers.client();
-    let nodes = informers.get::<Node>().store();
-    let pods = informers.get::<Pod>().store();
-    nodes.wait_until_ready().await?;
-    pods.wait_until_ready().await?;
+    let nodes = informers.get::<Node>().await.store();
+    let pods = informers.get::<Pod>().await.store();
     let mut suspects: HashSet<String> = HashSet::new();
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -47,8 +47,8 @@ struct Ctx {
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let client = informers.client();
-    let pods = informers.get::<Pod>();
-    let replicasets = informers.get::<ReplicaSet>();
+    let pods = informers.get::<Pod>().await;
+    let replicasets = informers.get::<ReplicaSet>().await;
     let ctx = Arc::new(Ctx {
         events: Events::new(client.clone(), "replicaset-controller"),
         client,
@@ -136,7 +136,6 @@ pub(crate) fn ready_since(p: &Pod) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.pods.wait_until_ready().await.ok();
     let ns = rs.namespace().ok_or(Error::NoNamespace)?;
     let uid = rs.uid().unwrap_or_default();
     let spec = rs.spec.clone().unwrap_or_default();

@@ -44,19 +44,19 @@ struct Ctx {
 
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
-    let quotas = informers.get::<ResourceQuota>();
+    let quotas = informers.get::<ResourceQuota>().await;
     let ctx = Arc::new(Ctx {
         client: informers.client(),
     });
     let store = quotas.store();
     // A change to a counted object wakes every quota of its namespace.
     Controller::for_stream(quotas.stream(), quotas.store())
-        .watches_stream(informers.get::<Pod>().stream(), wake(&store))
-        .watches_stream(informers.get::<Service>().stream(), wake(&store))
-        .watches_stream(informers.get::<ConfigMap>().stream(), wake(&store))
-        .watches_stream(informers.get::<Secret>().stream(), wake(&store))
+        .watches_stream(informers.get::<Pod>().await.stream(), wake(&store))
+        .watches_stream(informers.get::<Service>().await.stream(), wake(&store))
+        .watches_stream(informers.get::<ConfigMap>().await.stream(), wake(&store))
+        .watches_stream(informers.get::<Secret>().await.stream(), wake(&store))
         .watches_stream(
-            informers.get::<PersistentVolumeClaim>().stream(),
+            informers.get::<PersistentVolumeClaim>().await.stream(),
             wake(&store),
         )
         .run(reconcile, error_policy, ctx)

@@ -55,10 +55,10 @@ struct Ctx {
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let client = informers.client();
-    let sets = informers.get::<StatefulSet>();
-    let pods = informers.get::<Pod>();
-    let claims = informers.get::<PersistentVolumeClaim>();
-    let revisions = informers.get::<ControllerRevision>();
+    let sets = informers.get::<StatefulSet>().await;
+    let pods = informers.get::<Pod>().await;
+    let claims = informers.get::<PersistentVolumeClaim>().await;
+    let revisions = informers.get::<ControllerRevision>().await;
     let ctx = Arc::new(Ctx {
         events: Events::new(client.clone(), "statefulset-controller"),
         client,
@@ -422,9 +422,6 @@ impl Sync<'_> {
 }
 
 async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.pods.wait_until_ready().await.ok();
-    ctx.revisions.wait_until_ready().await.ok();
-    ctx.claims.wait_until_ready().await.ok();
     let ns = set.namespace().ok_or(Error::NoNamespace)?;
     let uid = set.uid().unwrap_or_default();
     let name = set.name_any();

@@ -78,12 +78,10 @@ pub fn verdict(pod: &Pod, taints: &[Taint], now: Timestamp) -> Verdict {
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
     let client = informers.client();
-    let nodes = informers.get::<Node>();
-    let pods = informers.get::<Pod>();
+    let nodes = informers.get::<Node>().await;
+    let pods = informers.get::<Pod>().await;
     let events = Events::new(client.clone(), "taint-eviction-controller");
     let (node_store, pod_store) = (nodes.store(), pods.store());
-    node_store.wait_until_ready().await?;
-    pod_store.wait_until_ready().await?;
     // Any change of a node or a pod may start or cancel an eviction; the
     // tick carries out the timed ones.
     let mut changes = futures::stream::select(

@@ -30,7 +30,7 @@ struct Ctx {
 
 /// Runs the controller until the task is dropped.
 pub async fn run(informers: Informers) -> anyhow::Result<()> {
-    let jobs = informers.get::<Job>();
+    let jobs = informers.get::<Job>().await;
     let ctx = Arc::new(Ctx {
         client: informers.client(),
     });
