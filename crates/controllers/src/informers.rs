@@ -12,7 +12,7 @@
 //! An informer is handed out only once its first list is in the cache, so
 //! no controller waits on kube-runtime's `Store::wait_until_ready`: that
 //! wakes only the last of several tasks waiting on one store at once, and
-//! the others would wait forever (the reconcilers of four controllers share
+//! the others would wait forever (the reconcilers of seven controllers share
 //! the pod cache).
 
 use std::any::{Any, TypeId};
