@@ -7,11 +7,13 @@
 //! every change, reporting bad Ingresses as Events and writing the node's address into
 //! the Ingresses' status; `tls` holds the certificates and their choice by SNI.
 
+mod pool;
 mod proxy;
 pub mod routes;
 mod tls;
 mod watch;
 
+pub use pool::Streamed;
 pub use proxy::{Body, Proxy, TableHandle};
 pub use routes::{Built, CONTROLLER, DEFAULT_CLASS_ANNOTATION, Objects, Route, Table, Warning};
 pub use watch::{FollowConfig, follow};

@@ -1,7 +1,7 @@
 //! The reverse proxy: HTTP/1.1 and HTTP/2 (h2c with prior knowledge on the plain port, h2
 //! by ALPN over TLS) on the node's ports, each request routed through the current
 //! [`Table`] and forwarded to a backend endpoint over HTTP/1.1 on pooled keep-alive
-//! connections.
+//! connections ([`crate::pool`]).
 //!
 //! The table sits in an `ArcSwap`: a request reads the table current when it arrives, and
 //! a new table (`TableHandle::replace`) applies to the next request, on every connection,
@@ -25,19 +25,18 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::IngressError;
+use crate::pool::{Pool, Streamed};
 use crate::routes::{Route, Table};
 use crate::tls::SniResolver;
 
 /// The body of a response: the backend's, streamed, or one the proxy makes.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<Streamed, Full<Bytes>>;
 
 /// How long a client has for its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +44,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const BUFFERED_BODY: u64 = 64 * 1024;
 /// How long an idle pooled connection to a backend is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
+/// How often each worker closes the pooled connections idle longer than that.
+const POOL_SWEEP: Duration = Duration::from_secs(15);
 
 /// The current routing table, shared by the proxy (which reads it on every request and
 /// handshake) and whoever builds new ones.
@@ -96,19 +97,14 @@ struct Inner {
 /// connections that thread accepted.
 struct Worker {
     inner: Arc<Inner>,
-    client: Client<HttpConnector, Incoming>,
+    pool: Arc<Pool>,
 }
 
-/// A pool of keep-alive connections to backends, for the current thread's runtime.
-fn backend_client() -> Client<HttpConnector, Incoming> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
+/// What the forwarded headers say about one client connection, made once for all its
+/// requests.
+struct Peer {
+    ip: HeaderValue,
+    secure: bool,
 }
 
 impl Proxy {
@@ -185,7 +181,15 @@ impl Proxy {
                     runtime.block_on(async move {
                         let worker = Arc::new(Worker {
                             inner,
-                            client: backend_client(),
+                            pool: Pool::new(POOL_IDLE),
+                        });
+                        let pool = Arc::clone(&worker.pool);
+                        tokio::spawn(async move {
+                            let mut tick = tokio::time::interval(POOL_SWEEP);
+                            loop {
+                                tick.tick().await;
+                                pool.sweep();
+                            }
                         });
                         while let Some((stream, peer)) = dealt.recv().await {
                             match TcpStream::from_std(stream) {
@@ -264,9 +268,15 @@ impl Worker {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let worker = Arc::clone(&self);
+        let client = Arc::new(Peer {
+            ip: HeaderValue::try_from(peer.ip().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            secure,
+        });
         let service = hyper::service::service_fn(move |req| {
             let worker = Arc::clone(&worker);
-            async move { Ok::<_, Infallible>(worker.handle(req, peer, secure).await) }
+            let client = Arc::clone(&client);
+            async move { Ok::<_, Infallible>(worker.handle(req, &client).await) }
         });
         if let Err(e) = self
             .inner
@@ -278,12 +288,8 @@ impl Worker {
         }
     }
 
-    async fn handle(
-        &self,
-        mut req: Request<Incoming>,
-        peer: SocketAddr,
-        secure: bool,
-    ) -> Response<Body> {
+    async fn handle(&self, mut req: Request<Incoming>, peer: &Peer) -> Response<Body> {
+        let secure = peer.secure;
         let host = match request_host(&req) {
             Some(h) => h.to_owned(),
             None => return plain(StatusCode::BAD_REQUEST, "no host in the request\n"),
@@ -307,11 +313,15 @@ impl Worker {
         let upgrade = req.version() == Version::HTTP_11 && wants_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        parts.uri = match Uri::try_from(format!("http://{endpoint}{path}")) {
-            Ok(uri) => uri,
-            Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
-        };
+        // Origin-form for the backend: an HTTP/2 request's URI carries scheme and
+        // authority, an HTTP/1.1 one's normally does not.
+        if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = match Uri::try_from(path) {
+                Ok(uri) => uri,
+                Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request path\n"),
+            };
+        }
         parts.version = Version::HTTP_11;
         let upgrade_to = parts.headers.get(header::UPGRADE).cloned();
         strip_hop_by_hop(&mut parts.headers);
@@ -321,9 +331,13 @@ impl Worker {
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             parts.headers.insert(header::UPGRADE, protocol);
         }
-        forwarded_headers(&mut parts.headers, &host, peer, secure);
+        forwarded_headers(&mut parts.headers, &host, peer);
 
-        let mut response = match self.client.request(Request::from_parts(parts, body)).await {
+        let sent = self
+            .pool
+            .send(endpoint, Request::from_parts(parts, body))
+            .await;
+        let (mut response, lease) = match sent {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(backend = %backend.name, %endpoint, error = %e, "ingress: backend failed");
@@ -331,6 +345,8 @@ impl Worker {
             }
         };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // The connection now belongs to the upgraded stream: it is not pooled.
+            drop(lease);
             if let Some(client_upgrade) = client_upgrade {
                 let backend_upgrade = hyper::upgrade::on(&mut response);
                 tokio::spawn(async move {
@@ -345,7 +361,7 @@ impl Worker {
                         Err(e) => tracing::debug!(error = %e, "ingress: upgrade failed"),
                     }
                 });
-                return response.map(Either::Left);
+                return response.map(|body| Either::Left(Streamed::new(body, None)));
             }
             // A 101 nobody asked for cannot be passed on.
             return plain(StatusCode::BAD_GATEWAY, "unexpected protocol switch\n");
@@ -359,11 +375,12 @@ impl Worker {
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|n| n <= BUFFERED_BODY);
         if !small {
-            return response.map(Either::Left);
+            return response.map(|body| Either::Left(Streamed::new(body, Some(lease))));
         }
         let (parts, body) = response.into_parts();
         match body.collect().await {
             Ok(collected) => {
+                lease.release();
                 Response::from_parts(parts, Either::Right(Full::new(collected.to_bytes())))
             }
             Err(e) => {
@@ -435,19 +452,26 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// Tells the backend who asked, for what host, over what: `X-Forwarded-For` (the client
 /// appended to what it sent), `X-Real-IP`, `X-Forwarded-Host`, `X-Forwarded-Proto`; and
 /// gives an HTTP/2 request the `Host` an HTTP/1.1 backend needs.
-fn forwarded_headers(headers: &mut HeaderMap, host: &str, peer: SocketAddr, secure: bool) {
-    let ip = peer.ip().to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {ip}"),
-        None => ip.clone(),
+fn forwarded_headers(headers: &mut HeaderMap, host: &str, peer: &Peer) {
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(earlier) => {
+            let mut joined = Vec::with_capacity(earlier.len() + 2 + peer.ip.len());
+            joined.extend_from_slice(earlier);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(peer.ip.as_bytes());
+            HeaderValue::from_bytes(&joined).ok()
+        }
+        None => Some(peer.ip.clone()),
     };
-    if let Ok(v) = HeaderValue::try_from(forwarded_for) {
+    if let Some(v) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    if let Ok(v) = HeaderValue::try_from(ip) {
-        headers.insert(X_REAL_IP.clone(), v);
-    }
-    if let Ok(v) = HeaderValue::from_str(host) {
+    headers.insert(X_REAL_IP.clone(), peer.ip.clone());
+    let host_value = match headers.get(header::HOST) {
+        Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
+        _ => HeaderValue::from_str(host).ok(),
+    };
+    if let Some(v) = host_value {
         if !headers.contains_key(header::HOST) {
             headers.insert(header::HOST, v.clone());
         }
@@ -455,7 +479,7 @@ fn forwarded_headers(headers: &mut HeaderMap, host: &str, peer: SocketAddr, secu
     }
     headers.insert(
         X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(if secure { "https" } else { "http" }),
+        HeaderValue::from_static(if peer.secure { "https" } else { "http" }),
     );
 }
 
@@ -530,12 +554,11 @@ mod tests {
     fn forwarded_headers_append_the_client() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
-        forwarded_headers(
-            &mut h,
-            "a.test:8080",
-            "198.51.100.7:5555".parse().unwrap(),
-            true,
-        );
+        let peer = Peer {
+            ip: HeaderValue::from_static("198.51.100.7"),
+            secure: true,
+        };
+        forwarded_headers(&mut h, "a.test:8080", &peer);
         assert_eq!(h["x-forwarded-for"], "192.0.2.1, 198.51.100.7");
         assert_eq!(h["x-real-ip"], "198.51.100.7");
         assert_eq!(h["x-forwarded-host"], "a.test:8080");

@@ -6,6 +6,8 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -203,8 +205,11 @@ struct Running {
 }
 
 async fn start() -> Running {
-    let a = backend("backend-a").await;
-    let b = backend("backend-b").await;
+    start_to(backend("backend-a").await, backend("backend-b").await).await
+}
+
+/// The proxy with `plain.test` and `a.test` routed to `a`, `b.test` to `b`.
+async fn start_to(a: SocketAddr, b: SocketAddr) -> Running {
     let (cert_a, cert_b) = (cert("a.test"), cert("b.test"));
     let world = World::new(a, b, &cert_a, &cert_b);
     let table = TableHandle::new(world.table("a"));
@@ -469,4 +474,86 @@ async fn a_new_table_applies_to_the_next_request_on_an_open_connection() {
     r.table.replace(ingress::Table::default());
     let (status, _) = text(c.send_request(get("/", "plain.test")).await.unwrap()).await;
     assert_eq!(status, 404);
+}
+
+/// A backend counting the connections it accepts; `/big` answers 200 KiB (streamed by
+/// the proxy, not buffered), anything else a short text.
+async fn counting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let body = if req.uri().path() == "/big" {
+                    Bytes::from(vec![b'x'; 200 * 1024])
+                } else {
+                    Bytes::from_static(b"small")
+                };
+                Ok::<_, Infallible>(Response::new(Full::new(body)))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn backend_connections_are_kept_for_the_next_request_small_or_streamed() {
+    let (a, accepted) = counting_backend().await;
+    let r = start_to(a, backend("backend-b").await).await;
+    let mut c = http1(TcpStream::connect(r.http).await.unwrap()).await;
+    for i in 0..20 {
+        let path = if i % 4 == 3 { "/big" } else { "/small" };
+        let (status, body) = text(c.send_request(get(path, "plain.test")).await.unwrap()).await;
+        assert_eq!(status, 200, "{path}");
+        let want = if path == "/big" { 200 * 1024 } else { 5 };
+        assert_eq!(body.len(), want, "{path}");
+    }
+    // One client connection is served by one worker, which kept one backend connection.
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_connection_the_backend_closed_while_idle_is_not_used_again() {
+    // Each connection answers one request without `Connection: close`, and is closed
+    // by the backend 20 ms later, as a backend's keep-alive timeout does.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+        }
+    });
+    let r = start_to(a, backend("backend-b").await).await;
+    let mut c = http1(TcpStream::connect(r.http).await.unwrap()).await;
+    for _ in 0..5 {
+        let (status, body) = text(c.send_request(get("/", "plain.test")).await.unwrap()).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 5);
 }
