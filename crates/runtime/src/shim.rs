@@ -1,8 +1,8 @@
 //! The shim: one process per container that outlives the agent.
 //!
-//! `Runtime::create_container` starts it detached (its own session, reparented away from
-//! the agent, no descriptor of the agent's) with the container's directory as its only
-//! argument. It becomes a child subreaper, so the container's init process becomes its
+//! `Runtime::create_container` starts it with the container's directory as its only
+//! argument, and it detaches itself first ([`detach`]: its own session, reparented away
+//! from the agent, no descriptor of the agent's). It becomes a child subreaper, so the container's init process becomes its
 //! child once `runc create` exits and its exit status comes here. It then:
 //! 1. runs `runc create` with the container's stdio: pipes it keeps the other ends of, or a
 //!    pty whose master runc hands over on the console socket (for `Runtime::run_container`,
@@ -48,6 +48,10 @@ use crate::protocol::{self, Created, Reply, Request};
 /// `RuntimeConfig::shim`). Call it first thing in `main`, before any runtime or thread is
 /// started: the shim builds its own single-threaded runtime.
 pub fn shim_main(args: Vec<OsString>) -> ! {
+    if let Err(e) = detach() {
+        eprintln!("shim: detach from the agent: {e}");
+        std::process::exit(1);
+    }
     let code = match run(args) {
         Ok(code) => code,
         Err(message) => {
@@ -61,6 +65,31 @@ pub fn shim_main(args: Vec<OsString>) -> ! {
         }
     };
     std::process::exit(code)
+}
+
+/// Leaves the agent: a session of its own (no terminal's hangup reaches the shim, and it
+/// is nobody's job), then a fork whose parent exits, so the shim is reparented to init or
+/// a subreaper and the agent's death touches it not. Descriptors inherited without
+/// close-on-exec (the agent's parent's, say) are closed, so the shim keeps nothing of
+/// theirs open. Runs while the process has one thread and nothing of its own open.
+#[allow(unsafe_code)]
+fn detach() -> std::io::Result<()> {
+    nix::unistd::setsid()?;
+    // SAFETY: the process has a single thread (the shim runs first thing in `main`), so
+    // the child may go on running any code; the parent only exits.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { .. } => {
+            // SAFETY: `_exit` ends the process without running anything of the child's.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Child => {}
+    }
+    // SAFETY: a raw system call on descriptors this process does not use.
+    let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if closed < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn run(args: Vec<OsString>) -> Result<i32, String> {

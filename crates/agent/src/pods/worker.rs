@@ -400,17 +400,20 @@ impl PodWorker {
             self.publish_registry();
             return Some(Instant::now() + Duration::from_secs(10));
         }
+        let began = Instant::now();
         if let Err(message) = self.ensure_sandbox().await {
             self.event(EventType::Warning, "FailedCreatePodSandBox", &message)
                 .await;
             self.write_status().await;
             return Some(Instant::now() + Duration::from_secs(2));
         }
+        let sandboxed = began.elapsed();
         if let Err(e) = self.ensure_volumes().await {
             self.report_once("FailedMount", &e.to_string()).await;
             self.write_status().await;
             return Some(Instant::now() + Duration::from_secs(2));
         }
+        let prepared = began.elapsed();
         self.observe().await;
         let spec = self.pod.spec.clone().unwrap_or_default();
         // Init containers, one at a time, in order.
@@ -467,7 +470,20 @@ impl PodWorker {
                 wake = wake.min(t);
             }
         }
+        let before_status = began.elapsed();
         let phase = self.write_status().await;
+        // Where a slow sync's time went (a pod's start, say); quick ones, most of
+        // them, change nothing and say nothing.
+        if began.elapsed() > Duration::from_millis(5) {
+            tracing::debug!(
+                pod = %self.name(),
+                sandbox_ms = sandboxed.as_secs_f64() * 1e3,
+                volumes_ms = (prepared - sandboxed).as_secs_f64() * 1e3,
+                status_ms = (began.elapsed() - before_status).as_secs_f64() * 1e3,
+                total_ms = began.elapsed().as_secs_f64() * 1e3,
+                "pod synced"
+            );
+        }
         self.publish_registry();
         if matches!(phase.as_deref(), Some("Succeeded" | "Failed")) {
             self.finished = true;
@@ -915,6 +931,7 @@ impl PodWorker {
                 return;
             }
         }
+        let began = Instant::now();
         let image = match self.ensure_image(spec).await {
             Ok(img) => img,
             Err((reason, message)) => {
@@ -923,6 +940,7 @@ impl PodWorker {
                 return;
             }
         };
+        let imaged = began.elapsed();
         let links = crate::env::service_env(&self.ctx.services, &self.pod).await;
         let env = container_env(&self.ctx.client, &self.pod, spec, &self.facts(), &links).await;
         let mut env = match env {
@@ -951,6 +969,7 @@ impl PodWorker {
         };
         let id = built.id.clone();
         let name = spec.name.clone();
+        let specified = began.elapsed();
         // A leftover of an interrupted start with the same id goes first.
         // Only when there is one: removing runs `runc delete`, a process
         // (~8 ms) on every start otherwise. The runtime makes a container's
@@ -976,6 +995,7 @@ impl PodWorker {
             self.report_once("FailedCreatePodSandBox", &message).await;
             return;
         }
+        let wired = began.elapsed();
         // Created and started in one runc process (`runc run`): a separate
         // `runc start` costs ~10 ms of every pod's start.
         if let Err(e) = self.ctx.runtime.run_container(built).await {
@@ -995,6 +1015,15 @@ impl PodWorker {
             }
             return;
         }
+        tracing::debug!(
+            pod = %pod_name,
+            container = %name,
+            image_ms = imaged.as_secs_f64() * 1e3,
+            spec_ms = (specified - imaged).as_secs_f64() * 1e3,
+            network_wait_ms = (wired - specified).as_secs_f64() * 1e3,
+            run_ms = (began.elapsed() - wired).as_secs_f64() * 1e3,
+            "container running"
+        );
         self.event(
             EventType::Normal,
             "Created",
