@@ -13,6 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVar, Pod, Secret, Service};
 use kube::api::Api;
 use kube::runtime::reflector::Store;
+use kube::runtime::reflector::store::Writer;
 
 use crate::pods::container::expand;
 
@@ -131,20 +132,68 @@ pub(crate) async fn container_env(
 /// How long a container start waits for the agent's first list of Services.
 const SERVICES_WAIT: Duration = Duration::from_secs(5);
 
+/// The agent's cache of every Service, and whether its first list is in. The proxy's
+/// watch keeps it (`ServicesWriter`); containers read their Service variables from it.
+/// Any number of containers may wait for the first list at once: kube-runtime's own
+/// `Store::wait_until_ready` wakes only the last of several tasks waiting together.
+#[derive(Clone)]
+pub(crate) struct Services {
+    store: Store<Service>,
+    listed: tokio::sync::watch::Receiver<bool>,
+}
+
+/// What keeps [`Services`]: the store's writer, and where its first list is reported done.
+pub(crate) struct ServicesWriter {
+    pub(crate) store: Writer<Service>,
+    pub(crate) listed: Listed,
+}
+
+/// Reports a [`Services`] cache's first list done.
+pub(crate) struct Listed(tokio::sync::watch::Sender<bool>);
+
+impl Services {
+    /// An empty cache, not listed yet, and its writer.
+    pub(crate) fn new() -> (Self, ServicesWriter) {
+        let (store, writer) = kube::runtime::reflector::store();
+        let (listed_tx, listed) = tokio::sync::watch::channel(false);
+        (
+            Self { store, listed },
+            ServicesWriter {
+                store: writer,
+                listed: Listed(listed_tx),
+            },
+        )
+    }
+
+    /// Every Service cached now.
+    pub(crate) fn state(&self) -> Vec<std::sync::Arc<Service>> {
+        self.store.state()
+    }
+
+    /// Waits (at most `limit`) until the first list is cached; `false` if it is not.
+    async fn wait_listed(&self, limit: Duration) -> bool {
+        let mut listed = self.listed.clone();
+        matches!(
+            tokio::time::timeout(limit, listed.wait_for(|l| *l)).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+impl Listed {
+    /// Says the first list is in the store: every waiter goes on.
+    pub(crate) fn done(&self) {
+        self.0.send_replace(true);
+    }
+}
+
 /// The variables of the Services a pod sees, as the kubelet sets them: every
 /// Service of the pod's namespace with a cluster IP (unless the pod says
 /// `enableServiceLinks: false`), and `default/kubernetes` always. The
 /// Services come from the agent's cache, waited for (a while) until first
 /// listed.
-pub(crate) async fn service_env(services: &Store<Service>, pod: &Pod) -> Vec<(String, String)> {
-    // kube-runtime wakes only the last of several tasks waiting on one
-    // store at once, so containers starting together take turns to wait.
-    static ONE_WAITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let listed = tokio::time::timeout(SERVICES_WAIT, async {
-        let _turn = ONE_WAITER.lock().await;
-        services.wait_until_ready().await
-    });
-    if !matches!(listed.await, Ok(Ok(()))) {
+pub(crate) async fn service_env(services: &Services, pod: &Pod) -> Vec<(String, String)> {
+    if !services.wait_listed(SERVICES_WAIT).await {
         tracing::warn!("no Services listed yet: the container starts without their variables");
         return Vec::new();
     }
@@ -430,7 +479,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pod_sees_its_namespace_and_the_api_server() {
-        let (store, mut writer) = kube::runtime::reflector::store::<Service>();
+        let (store, mut writer) = Services::new();
         let svc = |ns: &str, name: &str, ip: &str| -> Service {
             serde_json::from_value(json!({
                 "metadata": {"name": name, "namespace": ns},
@@ -438,15 +487,22 @@ mod tests {
             }))
             .unwrap()
         };
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+        writer
+            .store
+            .apply_watcher_event(&kube::runtime::watcher::Event::Init);
         for s in [
             svc("default", "kubernetes", "10.96.0.1"),
             svc("shop", "web", "10.96.0.30"),
             svc("other", "web2", "10.96.0.31"),
         ] {
-            writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(s));
+            writer
+                .store
+                .apply_watcher_event(&kube::runtime::watcher::Event::InitApply(s));
         }
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        writer
+            .store
+            .apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        writer.listed.done();
         let pod = |links: Option<bool>| -> Pod {
             serde_json::from_value(json!({
                 "metadata": {"name": "p", "namespace": "shop"},
@@ -493,7 +549,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn containers_starting_together_all_see_the_first_list() {
-        let (store, mut writer) = kube::runtime::reflector::store::<Service>();
+        let (store, mut writer) = Services::new();
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": "p", "namespace": "default"},
             "spec": {"containers": []}
@@ -512,9 +568,15 @@ mod tests {
             "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443}]}
         }))
         .unwrap();
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(api));
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        let events = [
+            kube::runtime::watcher::Event::Init,
+            kube::runtime::watcher::Event::InitApply(api),
+            kube::runtime::watcher::Event::InitDone,
+        ];
+        for event in &events {
+            writer.store.apply_watcher_event(event);
+        }
+        writer.listed.done();
         for w in waiting {
             let vars = tokio::time::timeout(Duration::from_secs(1), w)
                 .await

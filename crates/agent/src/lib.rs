@@ -320,7 +320,7 @@ impl Agent {
         );
         // One cache of every Service: the proxy's watch keeps it, containers'
         // variables read it.
-        let (services, service_writer) = kube::runtime::reflector::store();
+        let (services, service_writer) = env::Services::new();
         let ctx = Arc::new(pods::Context {
             client: client.clone(),
             node_name: config.node_name.clone(),

@@ -63,13 +63,17 @@ enum Kind {
 pub(crate) async fn run(
     client: kube::Client,
     node_name: String,
-    (services, service_writer): (reflector::Store<Service>, reflector::store::Writer<Service>),
+    (services, service_writer): (crate::env::Services, crate::env::ServicesWriter),
     mut proxy: ServiceProxy,
     announcer: Option<net::Announcer>,
 ) {
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
     let (nodes, node_writer) = reflector::store::<Node>();
     let mut health = HealthServers::default();
+    let crate::env::ServicesWriter {
+        store: service_writer,
+        listed: services_first_list,
+    } = service_writer;
     let service_events = reflector::reflector(
         service_writer,
         watcher::watcher(
@@ -111,7 +115,10 @@ pub(crate) async fn run(
                 }
                 Some(Change::Listed(kind)) => {
                     match kind {
-                        Kind::Services => services_listed = true,
+                        Kind::Services => {
+                            services_listed = true;
+                            services_first_list.done();
+                        }
                         Kind::Slices => slices_listed = true,
                         Kind::Nodes => nodes_listed = true,
                     }

@@ -189,7 +189,7 @@ pub(crate) struct Context {
     pub(crate) cluster_domain: String,
     /// Every Service, for the variables containers get (kept by the Service
     /// proxy's watch).
-    pub(crate) services: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Service>,
+    pub(crate) services: crate::env::Services,
     /// Events waiting to be published (see [`publish_events`]).
     pub(crate) events: tokio::sync::mpsc::UnboundedSender<(ObjectReference, Event)>,
     pub(crate) registry: Registry,
