@@ -446,6 +446,14 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let all_failed = failed + held_fail.len() as i32;
 
     let active: Vec<Arc<Pod>> = pods.iter().filter(|p| is_active(p)).cloned().collect();
+    // Pods that finished after step 1 looked (this snapshot is newer) are
+    // neither running nor recorded: the next pass counts them. Until then they
+    // keep their place and their index, so nothing is started instead of them.
+    let unrecorded: Vec<&Arc<Pod>> = pods
+        .iter()
+        .filter(|p| has_finalizer(p) && outcome(p).is_some())
+        .filter(|p| !p.uid().is_some_and(|u| uncounted_uids.contains(&u)))
+        .collect();
     let now = Timestamp::now();
     let mut requeue = RESYNC;
 
@@ -601,7 +609,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             });
             extra.truncate(active.len() - want);
             delete_pods(&job, &ctx, &pods_api, &extra, true).await?;
-        } else if active.len() < want {
+        } else if active.len() + unrecorded.len() < want {
             let last_failure = pods
                 .iter()
                 .filter(|p| outcome(p) == Some(Outcome::Failed))
@@ -614,9 +622,13 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             if wait > 0 {
                 requeue = requeue.min(Duration::from_secs(wait as u64));
             } else {
-                let count = want - active.len();
+                let count = want - active.len() - unrecorded.len();
                 let indexes: Vec<Option<i32>> = if indexed {
-                    let running: HashSet<i32> = active.iter().filter_map(|p| index_of(p)).collect();
+                    let running: HashSet<i32> = active
+                        .iter()
+                        .chain(unrecorded.iter().copied())
+                        .filter_map(|p| index_of(p))
+                        .collect();
                     (0..completions.unwrap_or(0))
                         .filter(|i| !completed.contains(i) && !running.contains(i))
                         .take(count)
