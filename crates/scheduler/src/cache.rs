@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::SCHEDULER_NAME;
 use crate::plugins::{
-    Cluster, Filter, NodeInfo, PlacedPod, PodContext, Resources, Score, pod_requests,
+    Claims, Cluster, Filter, NodeInfo, PlacedPod, PodContext, Resources, Score, pod_requests,
     unschedulable_message,
 };
 use crate::queue::PodKey;
@@ -37,6 +37,8 @@ pub(crate) struct Cache {
     /// Where the next search for feasible nodes starts, so that searches
     /// that stop early still spread over all nodes.
     next_start: usize,
+    /// Persistent volume claims and volumes, for the volume filters.
+    pub(crate) claims: Claims,
 }
 
 /// How many feasible nodes to find before scoring, as kube-scheduler's
@@ -237,6 +239,7 @@ impl Cache {
             nodes: &self.nodes,
             image_nodes: &self.image_nodes,
             with_affinity: self.with_affinity,
+            claims: &self.claims,
         };
         let ctx = PodContext::new(pod, requests, &cluster);
         let mut reasons = Vec::new();
@@ -329,6 +332,7 @@ impl Cache {
             nodes: &self.nodes,
             image_nodes: &self.image_nodes,
             with_affinity: self.with_affinity,
+            claims: &self.claims,
         };
         let ctx = PodContext::new(pod, requests, &cluster);
         let fits = |info: &NodeInfo| filters.iter().all(|f| f.filter(&ctx, info).is_ok());

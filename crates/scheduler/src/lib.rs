@@ -8,9 +8,10 @@
 //! evict pods of lower priority from one node (see `Cache::preempt`).
 //!
 //! The scheduler is a client of the API like any other; what it knows of the
-//! cluster comes from two watches (nodes, pods), kept in a [`cache`] that
-//! also holds the pods it has bound but not yet seen bound, so the next pod
-//! does not land on room already given away.
+//! cluster comes from watches (nodes, pods, persistent volume claims and
+//! volumes), kept in a [`cache`] that also holds the pods it has bound but
+//! not yet seen bound, so the next pod does not land on room already given
+//! away.
 
 mod cache;
 pub mod plugins;
@@ -20,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{
+    Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
@@ -55,12 +58,16 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     });
     let nodes = tokio::spawn(watch_nodes(Arc::clone(&shared)));
     let pods = tokio::spawn(watch_pods(Arc::clone(&shared)));
+    let claims = tokio::spawn(watch_claims(Arc::clone(&shared)));
+    let volumes = tokio::spawn(watch_persistent_volumes(Arc::clone(&shared)));
     let schedule = tokio::spawn(schedule_loop(Arc::clone(&shared)));
-    // The three tasks end only when aborted; if one fails, so does the
-    // scheduler, and the caller sees why.
+    // The tasks end only when aborted; if one fails, so does the scheduler,
+    // and the caller sees why.
     let result = tokio::select! {
         r = nodes => r,
         r = pods => r,
+        r = claims => r,
+        r = volumes => r,
         r = schedule => r,
     };
     result?;
@@ -105,6 +112,59 @@ async fn watch_nodes(s: Arc<Shared>) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+/// Keeps the cache's persistent volume claims. A change may let waiting pods
+/// fit (a claim bound or made), so they are tried again.
+async fn watch_claims(s: Arc<Shared>) {
+    let api: Api<PersistentVolumeClaim> = Api::all(s.client.clone());
+    let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+    let mut relisted = Vec::new();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(WatchEvent::Init) => relisted.clear(),
+            Ok(WatchEvent::InitApply(c)) => relisted.push(c),
+            Ok(WatchEvent::InitDone) => s
+                .cache
+                .lock()
+                .claims
+                .replace_claims(std::mem::take(&mut relisted)),
+            Ok(WatchEvent::Apply(c)) => s.cache.lock().claims.put_claim(c),
+            Ok(WatchEvent::Delete(c)) => s.cache.lock().claims.remove_claim(&c),
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: watching persistent volume claims");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        s.queue.flush_backoff();
+    }
+}
+
+/// Keeps the cache's persistent volumes; waiting pods are tried again on a change.
+async fn watch_persistent_volumes(s: Arc<Shared>) {
+    let api: Api<PersistentVolume> = Api::all(s.client.clone());
+    let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+    let mut relisted = Vec::new();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(WatchEvent::Init) => relisted.clear(),
+            Ok(WatchEvent::InitApply(v)) => relisted.push(v),
+            Ok(WatchEvent::InitDone) => s
+                .cache
+                .lock()
+                .claims
+                .replace_volumes(std::mem::take(&mut relisted)),
+            Ok(WatchEvent::Apply(v)) => s.cache.lock().claims.put_volume(v),
+            Ok(WatchEvent::Delete(v)) => s.cache.lock().claims.remove_volume(&v),
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler: watching persistent volumes");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        s.queue.flush_backoff();
     }
 }
 

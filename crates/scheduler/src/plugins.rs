@@ -6,6 +6,7 @@ mod interpod;
 mod scores;
 mod selector;
 mod spread;
+mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use k8s_openapi::api::core::v1::{
 pub use interpod::InterPodAffinity;
 pub use scores::{BalancedAllocation, ImageLocality, NodeAffinityScore, TaintTolerationScore};
 pub use spread::PodTopologySpread;
+pub use volumes::{Claims, VolumeBinding, VolumeZone};
 
 /// Resources in the units the scheduler adds up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -316,6 +318,8 @@ pub struct Cluster<'a> {
     pub image_nodes: &'a HashMap<String, usize>,
     /// How many placed pods have pod affinity or anti-affinity terms.
     pub with_affinity: usize,
+    /// The persistent volume claims and volumes.
+    pub claims: &'a Claims,
 }
 
 /// The pod being scheduled, with what the plugins work out about it once
@@ -333,6 +337,7 @@ pub struct PodContext<'a> {
     pub host_ports: Vec<(String, String, i32)>,
     pub(crate) inter_pod: interpod::PodState,
     pub(crate) spread: spread::PodState,
+    pub(crate) volumes: volumes::PodState,
 }
 
 impl<'a> PodContext<'a> {
@@ -348,6 +353,7 @@ impl<'a> PodContext<'a> {
             host_ports: pod.spec.as_ref().map(host_ports).unwrap_or_default(),
             inter_pod: interpod::PodState::new(pod, namespace, labels, cluster),
             spread: spread::PodState::new(pod, namespace, labels, cluster),
+            volumes: volumes::PodState::new(pod, namespace, cluster.claims),
         }
     }
 }
@@ -681,6 +687,8 @@ pub fn default_filters() -> Vec<Box<dyn Filter>> {
         Box::new(NodeAffinity),
         Box::new(NodePorts),
         Box::new(NodeResourcesFit),
+        Box::new(VolumeBinding),
+        Box::new(VolumeZone),
         Box::new(PodTopologySpread),
         Box::new(InterPodAffinity),
     ]
@@ -756,6 +764,7 @@ pub(crate) mod testing {
             nodes: &nodes,
             image_nodes: &images,
             with_affinity: 0,
+            claims: &crate::plugins::Claims::default(),
         };
         PodContext::new(p, requests, &cluster)
     }
@@ -917,6 +926,7 @@ mod tests {
             nodes: &nodes,
             image_nodes: &images,
             with_affinity: 0,
+            claims: &crate::plugins::Claims::default(),
         };
         let mut scores = [0, 0];
         LeastAllocated.score(

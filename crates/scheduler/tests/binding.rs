@@ -326,3 +326,87 @@ async fn a_higher_priority_pod_evicts_a_lower_one() {
     );
     scheduler.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_waits_for_its_claim_and_goes_to_its_volumes_zone() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let (_dir, _server, client) = server().await;
+    let pp = PostParams::default();
+    let nodes: Api<Node> = Api::all(client.clone());
+    for (name, zone) in [("in-a", "a"), ("in-b", "b")] {
+        let labels = json!({"topology.kubernetes.io/zone": zone});
+        nodes
+            .create(&pp, &labelled_node(name, "2", labels))
+            .await
+            .unwrap();
+    }
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let with_claim: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "db"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}
+    }))
+    .unwrap();
+    pods.create(&pp, &with_claim).await.unwrap();
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let said = |text: &'static str| {
+        let events = events.clone();
+        async move {
+            events
+                .list(&ListParams::default().fields("involvedObject.name=db"))
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("FailedScheduling")
+                        && e.message.as_deref().is_some_and(|m| m.contains(text))
+                })
+        }
+    };
+    wait_for("the missing claim named", || {
+        said("2 persistentvolumeclaim \"data\" not found")
+    })
+    .await;
+
+    // The claim, not bound yet: still waiting, and why.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                 "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .unwrap();
+    claims.create(&pp, &claim).await.unwrap();
+    wait_for("the unbound claim named", || {
+        said("2 pod has unbound immediate PersistentVolumeClaims")
+    })
+    .await;
+    assert_eq!(node_of(&pods, "db").await, None);
+
+    // A volume in zone b, and the claim bound to it: the pod goes to b.
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let volume: PersistentVolume = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": "pv-b", "labels": {"topology.kubernetes.io/zone": "b"}},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "storageClassName": "", "hostPath": {"path": "/tmp/pv-b"}}
+    }))
+    .unwrap();
+    volumes.create(&pp, &volume).await.unwrap();
+    let mut bound = claims.get("data").await.unwrap();
+    bound.spec.as_mut().unwrap().volume_name = Some("pv-b".into());
+    claims
+        .replace("data", &PostParams::default(), &bound)
+        .await
+        .unwrap();
+    wait_for("db to be bound", || async {
+        node_of(&pods, "db").await.is_some()
+    })
+    .await;
+    assert_eq!(node_of(&pods, "db").await.as_deref(), Some("in-b"));
+    scheduler.abort();
+}

@@ -213,6 +213,7 @@ mod tests {
             nodes: &nodes,
             image_nodes: images,
             with_affinity: 0,
+            claims: &crate::plugins::Claims::default(),
         };
         let mut ctx = context(pod, &cluster);
         ctx.requests = pod_requests(pod.spec.as_ref().unwrap());

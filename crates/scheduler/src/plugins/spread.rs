@@ -319,6 +319,7 @@ mod tests {
             nodes,
             image_nodes: &images,
             with_affinity: 0,
+            claims: &crate::plugins::Claims::default(),
         };
         let ctx = context(incoming, &cluster);
         nodes
@@ -400,6 +401,7 @@ mod tests {
             nodes: &nodes,
             image_nodes: &images,
             with_affinity: 0,
+            claims: &crate::plugins::Claims::default(),
         };
         let ctx = context(&incoming, &cluster);
         let feasible: Vec<&NodeInfo> = nodes.values().collect();
