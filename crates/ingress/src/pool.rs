@@ -38,7 +38,6 @@ pub enum SendError {
 }
 
 /// A worker's idle connections, by endpoint.
-#[derive(Default)]
 pub struct Pool {
     idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
     idle_for: Duration,

@@ -2,8 +2,9 @@
 //!
 //! `Runtime::create_container` starts it with the container's directory as its only
 //! argument, and it detaches itself first ([`detach`]: its own session, reparented away
-//! from the agent, no descriptor of the agent's). It becomes a child subreaper, so the container's init process becomes its
-//! child once `runc create` exits and its exit status comes here. It then:
+//! from the agent, no descriptor of the agent's). It becomes a child subreaper, so the
+//! container's init process becomes its child once `runc create` exits and its exit
+//! status comes here. It then:
 //! 1. runs `runc create` with the container's stdio: pipes it keeps the other ends of, or a
 //!    pty whose master runc hands over on the console socket (for `Runtime::run_container`,
 //!    `runc run --detach`, after which the process runs and `started.json` is written);
