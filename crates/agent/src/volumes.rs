@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, ServiceAccount, Volume,
+    ConfigMap, DownwardAPIVolumeFile, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod,
+    Secret, ServiceAccount, Volume,
 };
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -120,6 +121,12 @@ async fn setup_one(
     }
     if let Some(h) = &v.host_path {
         return host_path(&v.name, &h.path, h.type_.as_deref().unwrap_or_default());
+    }
+    if let Some(c) = &v.persistent_volume_claim {
+        if c.read_only == Some(true) {
+            out.read_only.push(v.name.clone());
+        }
+        return claimed_volume(client, ns, &v.name, &c.claim_name).await;
     }
     if let Some(c) = &v.config_map {
         out.read_only.push(v.name.clone());
@@ -243,6 +250,73 @@ async fn setup_one(
     Err(err(
         &v.name,
         format!("volumes of type {kind} are not supported on this node"),
+    ))
+}
+
+/// The directory of a claim's volume: the claim must be bound, and its volume a hostPath
+/// or local one (the kinds a node serves without a storage driver).
+async fn claimed_volume(
+    client: &kube::Client,
+    ns: &str,
+    volume: &str,
+    claim_name: &str,
+) -> Result<PathBuf, VolumeError> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let claim = claims
+        .get_opt(claim_name)
+        .await
+        .map_err(|e| err(volume, crate::api_message(&e)))?
+        .ok_or_else(|| {
+            err(
+                volume,
+                format!("persistentvolumeclaim \"{claim_name}\" not found"),
+            )
+        })?;
+    let bound_to = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.as_deref())
+        .filter(|v| !v.is_empty());
+    let phase = claim.status.as_ref().and_then(|s| s.phase.as_deref());
+    let Some(name) = bound_to.filter(|_| phase == Some("Bound")) else {
+        return Err(err(volume, format!("PVC {ns}/{claim_name} is not bound")));
+    };
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv = volumes
+        .get_opt(name)
+        .await
+        .map_err(|e| err(volume, crate::api_message(&e)))?
+        .ok_or_else(|| err(volume, format!("persistentvolume \"{name}\" not found")))?;
+    let provisioned = pv
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("pv.kubernetes.io/provisioned-by"))
+        .is_some_and(|p| p == "gantry.dev/local-path");
+    let spec = pv.spec.unwrap_or_default();
+    if let Some(h) = &spec.host_path {
+        let new = !Path::new(&h.path).exists();
+        let dir = host_path(volume, &h.path, h.type_.as_deref().unwrap_or_default())?;
+        if new && provisioned {
+            // As local-path provisioners do: any user of the pod may write there.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                .map_err(|e| err(volume, format!("{}: {e}", dir.display())))?;
+        }
+        return Ok(dir);
+    }
+    if let Some(l) = &spec.local {
+        // A local volume is made ahead of time; it must be there.
+        if !Path::new(&l.path).exists() {
+            return Err(err(volume, format!("path \"{}\" does not exist", l.path)));
+        }
+        return Ok(PathBuf::from(&l.path));
+    }
+    Err(err(
+        volume,
+        format!(
+            "persistentvolume \"{name}\" is not a hostPath or local volume, the only \
+             kinds this node can mount"
+        ),
     ))
 }
 

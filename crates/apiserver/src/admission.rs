@@ -107,6 +107,7 @@ pub async fn admit_create(t: &Target, obj: &mut Value) -> ApiResult<Extra> {
         add_default_tolerations(obj, t.api.config.default_toleration_seconds);
         crate::serviceaccount::admit_pod(t, obj).await?;
     }
+    crate::storageclass::admit(t, obj).await?;
     crate::limitrange::admit(t, obj).await?;
     extra.merge(crate::quota::admit(t, obj, None).await?);
     Ok(extra)

@@ -31,6 +31,7 @@ mod server;
 mod serviceaccount;
 mod status;
 mod storage;
+mod storageclass;
 mod table;
 
 use std::net::{IpAddr, SocketAddr};

@@ -111,6 +111,27 @@ pub(crate) async fn bootstrap(api: &Arc<Api>) -> ApiResult<()> {
         }),
     )
     .await?;
+    // The default class of claims: local directories on the node a claim's first pod
+    // goes to, made by the controllers' local-path provisioner.
+    let volumes = std::path::absolute(api.config.data_dir.join("local-volumes"))
+        .unwrap_or_else(|_| api.config.data_dir.join("local-volumes"));
+    create_in_group_if_absent(
+        api,
+        ("storage.k8s.io", "v1"),
+        "storageclasses",
+        None,
+        json!({
+            "metadata": {
+                "name": "local-path",
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}
+            },
+            "provisioner": "gantry.dev/local-path",
+            "parameters": {"path": volumes.display().to_string()},
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer"
+        }),
+    )
+    .await?;
     // The class of the Ingress proxy every node runs (the `ingress` crate), the default
     // for Ingresses naming none, as an ingress controller's installation makes it.
     create_in_group_if_absent(

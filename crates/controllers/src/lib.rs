@@ -27,6 +27,7 @@ mod service_pods;
 pub mod statefulset;
 pub mod taint_eviction;
 pub mod ttl;
+pub mod volumes;
 
 /// How the controller manager is set up (kube-controller-manager's flags).
 #[derive(Clone, Debug, Default)]
@@ -66,6 +67,7 @@ pub async fn run_with(client: kube::Client, config: Config) -> anyhow::Result<()
         ttl::run(informers.clone()),
         resourcequota::run(informers.clone()),
         disruption::run(informers.clone()),
+        volumes::run(informers.clone()),
         gc::run(client),
     )?;
     Ok(())

@@ -276,18 +276,8 @@ async fn range_of(nodes: &Api<Node>, name: &str) -> Option<String> {
 
 /// Waits for an event of `reason` about the Node `name`.
 async fn wait_for_node_event(client: &kube::Client, name: &str, reason: &str) {
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(client.clone());
-    wait_for(&format!("{reason} on {name}"), || async {
-        events
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .any(|e| {
-                e.involved_object.name.as_deref() == Some(name)
-                    && e.reason.as_deref() == Some(reason)
-            })
+    wait_for(&format!("{reason} on {name}"), || {
+        common::has_event(client, name, reason, "")
     })
     .await;
 }

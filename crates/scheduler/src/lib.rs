@@ -8,8 +8,8 @@
 //! evict pods of lower priority from one node (see `Cache::preempt`).
 //!
 //! The scheduler is a client of the API like any other; what it knows of the
-//! cluster comes from watches (nodes, pods, persistent volume claims and
-//! volumes), kept in a [`cache`] that also holds the pods it has bound but
+//! cluster comes from watches (nodes, pods, persistent volume claims,
+//! volumes and storage classes), kept in a [`cache`] that also holds the pods it has bound but
 //! not yet seen bound, so the next pod does not land on room already given
 //! away.
 
@@ -24,6 +24,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
     Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
 };
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
@@ -60,6 +61,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let pods = tokio::spawn(watch_pods(Arc::clone(&shared)));
     let claims = tokio::spawn(watch_claims(Arc::clone(&shared)));
     let volumes = tokio::spawn(watch_persistent_volumes(Arc::clone(&shared)));
+    let classes = tokio::spawn(watch_storage_classes(Arc::clone(&shared)));
     let schedule = tokio::spawn(schedule_loop(Arc::clone(&shared)));
     // The tasks end only when aborted; if one fails, so does the scheduler,
     // and the caller sees why.
@@ -68,6 +70,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         r = pods => r,
         r = claims => r,
         r = volumes => r,
+        r = classes => r,
         r = schedule => r,
     };
     result?;
@@ -85,87 +88,88 @@ struct Shared {
     binding: Arc<tokio::sync::Semaphore>,
 }
 
+/// What a watch tells the cache: everything after a (re)list, or one object.
+enum Change<K> {
+    Listed(Vec<K>),
+    Put(K),
+    Removed(K),
+}
+
+/// Keeps one kind in the cache through `apply`, from a watch of all of it. Any change may
+/// let waiting pods fit (a node added, a claim bound or made, a volume or class made), so
+/// they are tried again.
+async fn mirror<K>(s: Arc<Shared>, apply: impl Fn(&mut Cache, Change<K>))
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let api: Api<K> = Api::all(s.client.clone());
+    let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+    let mut relisted = Vec::new();
+    while let Some(event) = events.next().await {
+        let change = match event {
+            Ok(WatchEvent::Init) => {
+                relisted.clear();
+                continue;
+            }
+            Ok(WatchEvent::InitApply(o)) => {
+                relisted.push(o);
+                continue;
+            }
+            Ok(WatchEvent::InitDone) => Change::Listed(std::mem::take(&mut relisted)),
+            Ok(WatchEvent::Apply(o)) => Change::Put(o),
+            Ok(WatchEvent::Delete(o)) => Change::Removed(o),
+            Err(e) => {
+                tracing::warn!(kind = %K::kind(&()), error = %e, "scheduler: watch failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        apply(&mut s.cache.lock(), change);
+        s.queue.flush_backoff();
+    }
+}
+
 async fn watch_nodes(s: Arc<Shared>) {
-    let api: Api<Node> = Api::all(s.client.clone());
-    let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
-    let mut relisted = Vec::new();
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(WatchEvent::Init) => relisted.clear(),
-            Ok(WatchEvent::InitApply(node)) => relisted.push(node),
-            Ok(WatchEvent::InitDone) => {
-                s.cache.lock().replace_nodes(std::mem::take(&mut relisted));
-                s.queue.flush_backoff();
-            }
-            Ok(WatchEvent::Apply(node)) => {
-                s.cache.lock().put_node(node);
-                // A node that appeared or changed may fit pods that waited.
-                s.queue.flush_backoff();
-            }
-            Ok(WatchEvent::Delete(node)) => {
-                s.cache
-                    .lock()
-                    .remove_node(node.metadata.name.as_deref().unwrap_or_default());
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduler: watching nodes");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+    mirror::<Node>(s, |cache, change| match change {
+        Change::Listed(all) => cache.replace_nodes(all),
+        Change::Put(node) => cache.put_node(node),
+        Change::Removed(node) => {
+            cache.remove_node(node.metadata.name.as_deref().unwrap_or_default());
         }
-    }
+    })
+    .await;
 }
 
-/// Keeps the cache's persistent volume claims. A change may let waiting pods
-/// fit (a claim bound or made), so they are tried again.
 async fn watch_claims(s: Arc<Shared>) {
-    let api: Api<PersistentVolumeClaim> = Api::all(s.client.clone());
-    let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
-    let mut relisted = Vec::new();
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(WatchEvent::Init) => relisted.clear(),
-            Ok(WatchEvent::InitApply(c)) => relisted.push(c),
-            Ok(WatchEvent::InitDone) => s
-                .cache
-                .lock()
-                .claims
-                .replace_claims(std::mem::take(&mut relisted)),
-            Ok(WatchEvent::Apply(c)) => s.cache.lock().claims.put_claim(c),
-            Ok(WatchEvent::Delete(c)) => s.cache.lock().claims.remove_claim(&c),
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduler: watching persistent volume claims");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        }
-        s.queue.flush_backoff();
-    }
+    mirror::<PersistentVolumeClaim>(s, |cache, change| match change {
+        Change::Listed(all) => cache.claims.replace_claims(all),
+        Change::Put(c) => cache.claims.put_claim(c),
+        Change::Removed(c) => cache.claims.remove_claim(&c),
+    })
+    .await;
 }
 
-/// Keeps the cache's persistent volumes; waiting pods are tried again on a change.
 async fn watch_persistent_volumes(s: Arc<Shared>) {
-    let api: Api<PersistentVolume> = Api::all(s.client.clone());
-    let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
-    let mut relisted = Vec::new();
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(WatchEvent::Init) => relisted.clear(),
-            Ok(WatchEvent::InitApply(v)) => relisted.push(v),
-            Ok(WatchEvent::InitDone) => s
-                .cache
-                .lock()
-                .claims
-                .replace_volumes(std::mem::take(&mut relisted)),
-            Ok(WatchEvent::Apply(v)) => s.cache.lock().claims.put_volume(v),
-            Ok(WatchEvent::Delete(v)) => s.cache.lock().claims.remove_volume(&v),
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduler: watching persistent volumes");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        }
-        s.queue.flush_backoff();
-    }
+    mirror::<PersistentVolume>(s, |cache, change| match change {
+        Change::Listed(all) => cache.claims.replace_volumes(all),
+        Change::Put(v) => cache.claims.put_volume(v),
+        Change::Removed(v) => cache.claims.remove_volume(&v),
+    })
+    .await;
+}
+
+async fn watch_storage_classes(s: Arc<Shared>) {
+    mirror::<StorageClass>(s, |cache, change| match change {
+        Change::Listed(all) => cache.claims.replace_classes(all),
+        Change::Put(c) => cache.claims.put_class(c),
+        Change::Removed(c) => cache.claims.remove_class(&c),
+    })
+    .await;
 }
 
 async fn watch_pods(s: Arc<Shared>) {
@@ -248,6 +252,14 @@ async fn schedule_loop(s: Arc<Shared>) {
 }
 
 async fn bind(s: &Shared, key: PodKey, pod: Pod, node: String) {
+    if let Err(message) = bind_claims(s, &key, &pod, &node).await {
+        tracing::debug!(pod = %key, %message, "binding volumes failed");
+        s.cache.lock().forget_assumed(&key.uid);
+        let message = format!("running PreBind plugin \"VolumeBinding\": {message}");
+        report_unschedulable(s, &pod, &message).await;
+        s.queue.back_off(key, pod);
+        return;
+    }
     let api: Api<Pod> = Api::namespaced(s.client.clone(), &key.namespace);
     let binding = serde_json::json!({
         "apiVersion": "v1",
@@ -280,6 +292,51 @@ async fn bind(s: &Shared, key: PodKey, pod: Pod, node: String) {
             s.cache.lock().forget_assumed(&key.uid);
             s.queue.back_off(key, pod);
         }
+    }
+}
+
+/// How long a bind waits for the volume binder to bind the pod's claims.
+const CLAIMS_BOUND_WITHIN: Duration = Duration::from_secs(30);
+
+/// Names `node` on the pod's claims that waited for it (WaitForFirstConsumer), then waits
+/// until the volume binder has bound them all, as kube-scheduler's VolumeBinding PreBind.
+async fn bind_claims(s: &Shared, key: &PodKey, pod: &Pod, node: &str) -> Result<(), String> {
+    let waiting = s.cache.lock().claims.waiting_for(pod, &key.namespace);
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(s.client.clone(), &key.namespace);
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {plugins::SELECTED_NODE: node}}
+    });
+    for name in &waiting {
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| format!("annotating claim {name}: {e}"))?;
+    }
+    let deadline = tokio::time::Instant::now() + CLAIMS_BOUND_WITHIN;
+    loop {
+        let unbound: Vec<&String> = {
+            let cache = s.cache.lock();
+            let mut unbound = Vec::new();
+            for name in &waiting {
+                match cache.claims.is_bound(&key.namespace, name) {
+                    Some(true) => {}
+                    Some(false) => unbound.push(name),
+                    None => return Err(format!("persistentvolumeclaim \"{name}\" not found")),
+                }
+            }
+            unbound
+        };
+        if unbound.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "binding volumes: timed out waiting for claims {unbound:?} to be bound"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

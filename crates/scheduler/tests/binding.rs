@@ -75,6 +75,26 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// Whether the pod has a `FailedScheduling` event whose message starts with `text`.
+async fn failed_scheduling(client: &kube::Client, pod: &str, text: &str) -> bool {
+    has_event(client, pod, "FailedScheduling", text).await
+}
+
+/// Whether the pod has an event with this reason whose message starts with `text`.
+async fn has_event(client: &kube::Client, pod: &str, reason: &str, text: &str) -> bool {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={pod}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.message.as_deref().is_some_and(|m| m.starts_with(text))
+        })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_are_bound_where_they_fit_and_wait_where_they_do_not() {
     let (_dir, _server, client) = server().await;
@@ -95,20 +115,12 @@ async fn pods_are_bound_where_they_fit_and_wait_where_they_do_not() {
 
     // 1 core free on each node now: a 2-core pod fits nowhere.
     pods.create(&pp, &pod("huge", "2")).await.unwrap();
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    wait_for("a FailedScheduling event", || async {
-        events
-            .list(&ListParams::default().fields("involvedObject.name=huge"))
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .any(|e| {
-                e.reason.as_deref() == Some("FailedScheduling")
-                    && e.message.as_deref().is_some_and(|m| {
-                        m.starts_with("0/2 nodes are available: 2 Insufficient cpu.")
-                    })
-            })
+    wait_for("a FailedScheduling event", || {
+        failed_scheduling(
+            &client,
+            "huge",
+            "0/2 nodes are available: 2 Insufficient cpu.",
+        )
     })
     .await;
     let status = pods.get("huge").await.unwrap().status.unwrap();
@@ -131,17 +143,13 @@ async fn pods_are_bound_where_they_fit_and_wait_where_they_do_not() {
     })
     .await;
     assert_eq!(node_of(&pods, "huge").await.as_deref(), Some("new"));
-    wait_for("a Scheduled event", || async {
-        events
-            .list(&ListParams::default().fields("involvedObject.name=huge"))
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .any(|e| {
-                e.reason.as_deref() == Some("Scheduled")
-                    && e.message.as_deref() == Some("Successfully assigned default/huge to new")
-            })
+    wait_for("a Scheduled event", || {
+        has_event(
+            &client,
+            "huge",
+            "Scheduled",
+            "Successfully assigned default/huge to new",
+        )
     })
     .await;
     scheduler.abort();
@@ -214,22 +222,12 @@ async fn anti_affinity_by_hostname_puts_each_replica_on_its_own_node() {
 
     // A fourth replica has nowhere to go, and says why per node.
     pods.create(&pp, &replica("web-3")).await.unwrap();
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    wait_for("a FailedScheduling event for web-3", || async {
-        events
-            .list(&ListParams::default().fields("involvedObject.name=web-3"))
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .any(|e| {
-                e.reason.as_deref() == Some("FailedScheduling")
-                    && e.message.as_deref().is_some_and(|m| {
-                        m.starts_with(
-                            "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules.",
-                        )
-                    })
-            })
+    wait_for("a FailedScheduling event for web-3", || {
+        failed_scheduling(
+            &client,
+            "web-3",
+            "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules.",
+        )
     })
     .await;
     assert_eq!(node_of(&pods, "web-3").await, None);
@@ -350,24 +348,9 @@ async fn a_pod_waits_for_its_claim_and_goes_to_its_volumes_zone() {
     }))
     .unwrap();
     pods.create(&pp, &with_claim).await.unwrap();
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    let said = |text: &'static str| {
-        let events = events.clone();
-        async move {
-            events
-                .list(&ListParams::default().fields("involvedObject.name=db"))
-                .await
-                .unwrap()
-                .items
-                .iter()
-                .any(|e| {
-                    e.reason.as_deref() == Some("FailedScheduling")
-                        && e.message.as_deref().is_some_and(|m| m.contains(text))
-                })
-        }
-    };
+    let said = |text: &'static str| failed_scheduling(&client, "db", text);
     wait_for("the missing claim named", || {
-        said("2 persistentvolumeclaim \"data\" not found")
+        said("0/2 nodes are available: 2 persistentvolumeclaim \"data\" not found")
     })
     .await;
 
@@ -382,7 +365,7 @@ async fn a_pod_waits_for_its_claim_and_goes_to_its_volumes_zone() {
     .unwrap();
     claims.create(&pp, &claim).await.unwrap();
     wait_for("the unbound claim named", || {
-        said("2 pod has unbound immediate PersistentVolumeClaims")
+        said("0/2 nodes are available: 2 pod has unbound immediate PersistentVolumeClaims")
     })
     .await;
     assert_eq!(node_of(&pods, "db").await, None);
@@ -408,5 +391,75 @@ async fn a_pod_waits_for_its_claim_and_goes_to_its_volumes_zone() {
     })
     .await;
     assert_eq!(node_of(&pods, "db").await.as_deref(), Some("in-b"));
+    scheduler.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_names_its_node_on_a_claim_that_waited_and_is_bound_once_the_claim_is() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::{Patch, PatchParams};
+    let (_dir, _server, client) = server().await;
+    let pp = PostParams::default();
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes.create(&pp, &node("only", "2")).await.unwrap();
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "later"}, "provisioner": "example.test/disks",
+        "volumeBindingMode": "WaitForFirstConsumer"
+    }))
+    .unwrap();
+    classes.create(&pp, &class).await.unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "disk"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "later",
+                 "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .unwrap();
+    claims.create(&pp, &claim).await.unwrap();
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let with_claim: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "app"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                 "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "disk"}}]}
+    }))
+    .unwrap();
+    pods.create(&pp, &with_claim).await.unwrap();
+    // The claim is told the node; the pod waits for the claim to be bound.
+    wait_for("the claim to name the node", || async {
+        let c = claims.get("disk").await.unwrap();
+        c.metadata.annotations.is_some_and(|a| {
+            a.get("volume.kubernetes.io/selected-node")
+                .map(String::as_str)
+                == Some("only")
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(node_of(&pods, "app").await, None);
+    // What the volume binder would do: the claim bound (volumeName, then phase Bound).
+    claims
+        .patch(
+            "disk",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"volumeName": "pv-1"}})),
+        )
+        .await
+        .unwrap();
+    claims
+        .patch_status(
+            "disk",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Bound"}})),
+        )
+        .await
+        .unwrap();
+    wait_for("app to be bound", || async {
+        node_of(&pods, "app").await.is_some()
+    })
+    .await;
+    assert_eq!(node_of(&pods, "app").await.as_deref(), Some("only"));
     scheduler.abort();
 }

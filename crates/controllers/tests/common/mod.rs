@@ -106,3 +106,20 @@ pub async fn mark_ready(
         )
         .await;
 }
+
+/// Whether an event in any namespace about an object named `name` has this reason and a
+/// message containing `text`.
+pub async fn has_event(client: &kube::Client, name: &str, reason: &str, text: &str) -> bool {
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::all(client.clone());
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| {
+            e.involved_object.name.as_deref() == Some(name)
+                && e.reason.as_deref() == Some(reason)
+                && e.message.as_deref().is_some_and(|m| m.contains(text))
+        })
+}

@@ -188,3 +188,97 @@ fn a_statefulset_and_a_daemonset_roll_out_with_kubectl() {
         "{history}"
     );
 }
+
+const DB: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 1
+  serviceName: db
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      terminationGracePeriodSeconds: 1
+      securityContext: {runAsUser: 1000}
+      containers:
+      - name: c
+        image: busybox:1.36
+        command: [sh, -c, "test -f /data/first || cat /proc/sys/kernel/random/uuid > /data/first; exec sleep 3600"]
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 64Mi}}
+"#;
+
+/// Issue 5's volumeClaimTemplates end to end: the claim gets the default class, the
+/// scheduler names the node, the local-path provisioner makes a volume there, the pod
+/// (not root) writes to it, and the pod made again after a delete finds what it wrote.
+#[test]
+fn a_statefulsets_claim_gets_a_local_volume_that_outlives_its_pod() {
+    let s = Server::node();
+    let ns = s.namespace("volumes");
+    ns.apply(DB);
+    rollout_status(&ns, "sts/db");
+    let claim = ns.get("pvc/data-db-0");
+    assert_eq!(claim["status"]["phase"], "Bound", "{claim:#}");
+    assert_eq!(claim["spec"]["storageClassName"], "local-path");
+    assert_eq!(
+        claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        s.node_name().as_str()
+    );
+    let volume = claim["spec"]["volumeName"].as_str().unwrap().to_owned();
+    let pv = json(&s.kubectl(["get", "pv", &volume, "-o", "json"]).ok());
+    assert_eq!(pv["status"]["phase"], "Bound");
+    assert_eq!(pv["spec"]["claimRef"]["uid"], claim["metadata"]["uid"]);
+    let path = std::path::PathBuf::from(pv["spec"]["hostPath"]["path"].as_str().unwrap());
+    assert!(path.starts_with(s.data_dir()), "{}", path.display());
+    let table = ns.kubectl(["get", "pvc", "data-db-0"]).ok();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        row[..5],
+        ["data-db-0", "Bound", volume.as_str(), "64Mi", "RWO"],
+        "{table}"
+    );
+
+    let first = ns
+        .kubectl(["exec", "db-0", "--", "cat", "/data/first"])
+        .ok();
+    assert_eq!(first.trim().len(), 36, "{first:?}");
+    assert_eq!(std::fs::read_to_string(path.join("first")).unwrap(), first);
+
+    // The pod made again under its name mounts the same volume.
+    let old_uid = ns.get("pod/db-0")["metadata"]["uid"].clone();
+    ns.kubectl(["delete", "pod", "db-0", "--timeout=60s"]).ok();
+    wait_for(&ns, "pod/db-0", "db-0 made again and running", |p| {
+        p["metadata"]["uid"] != old_uid && running(p)
+    });
+    let again = ns
+        .kubectl(["exec", "db-0", "--", "cat", "/data/first"])
+        .ok();
+    assert_eq!(again, first);
+
+    // The set and its claim gone, the volume goes too (the class's policy is Delete).
+    ns.kubectl(["delete", "sts", "db", "--timeout=60s"]).ok();
+    ns.kubectl(["delete", "pvc", "data-db-0", "--timeout=60s"])
+        .ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s
+        .kubectl(["get", "pv", &volume, "--ignore-not-found", "-o", "name"])
+        .ok()
+        .trim()
+        != ""
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{volume} was not deleted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
