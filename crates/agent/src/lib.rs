@@ -385,6 +385,10 @@ impl Agent {
                 config.node_name.clone(),
                 net::PolicyTable::new(&format!("{}-pol", config.nft_table)),
             )),
+            tokio::spawn(volumes::remove_deleted_local_volumes(
+                client.clone(),
+                config.node_name.clone(),
+            )),
             tokio::spawn(node::report_status(client, settings, gather)),
             tokio::spawn(pods::publish_events(recorder, event_queue)),
             tokio::spawn(pods::run(Arc::clone(&ctx))),

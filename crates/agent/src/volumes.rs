@@ -320,6 +320,65 @@ async fn claimed_volume(
     ))
 }
 
+/// Removes the directory of each local-path volume of this node whose PersistentVolume is
+/// deleted (the controllers delete a released one whose class says `Delete`), as
+/// local-path provisioners do. A deletion while the agent is down leaves the directory.
+pub(crate) async fn remove_deleted_local_volumes(client: kube::Client, node: String) {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let api: Api<PersistentVolume> = Api::all(client);
+    let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Delete(pv)) => {
+                let Some(dir) = provisioned_here(&pv, &node) else {
+                    continue;
+                };
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => {
+                        tracing::info!(volume = %dir.display(), "removed a deleted local volume")
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(volume = %dir.display(), error = %e, "removing a deleted local volume")
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "watching persistent volumes");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// The directory of a volume the local-path provisioner made on `node`: only a hostPath
+/// named after the volume, so nothing else is ever removed.
+fn provisioned_here(pv: &PersistentVolume, node: &str) -> Option<PathBuf> {
+    let annotations = pv.metadata.annotations.as_ref()?;
+    if annotations.get("pv.kubernetes.io/provisioned-by")? != "gantry.dev/local-path" {
+        return None;
+    }
+    let spec = pv.spec.as_ref()?;
+    let on_node = spec
+        .node_affinity
+        .as_ref()
+        .and_then(|a| a.required.as_ref())
+        .is_some_and(|r| {
+            r.node_selector_terms.iter().any(|t| {
+                t.match_expressions.iter().flatten().any(|e| {
+                    e.key == "kubernetes.io/hostname"
+                        && e.operator == "In"
+                        && e.values.iter().flatten().any(|v| v == node)
+                })
+            })
+        });
+    let path = PathBuf::from(&spec.host_path.as_ref()?.path);
+    let named = path.file_name()? == pv.metadata.name.as_deref()?;
+    (on_node && named && path.is_absolute()).then_some(path)
+}
+
 /// Checks (or makes) a hostPath volume by its type.
 fn host_path(volume: &str, path: &str, kind: &str) -> Result<PathBuf, VolumeError> {
     use std::os::unix::fs::FileTypeExt;

@@ -476,9 +476,13 @@ async fn a_new_table_applies_to_the_next_request_on_an_open_connection() {
     assert_eq!(status, 404);
 }
 
-/// A backend counting the connections it accepts; `/big` answers 200 KiB (streamed by
-/// the proxy, not buffered), anything else a short text.
-async fn counting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+/// A listener that counts the connections it accepts and gives each to `serve` in a task
+/// of its own.
+async fn counting_listener<F, Fut>(serve: F) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -487,21 +491,29 @@ async fn counting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             counter.fetch_add(1, Ordering::SeqCst);
-            let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                let body = if req.uri().path() == "/big" {
-                    Bytes::from(vec![b'x'; 200 * 1024])
-                } else {
-                    Bytes::from_static(b"small")
-                };
-                Ok::<_, Infallible>(Response::new(Full::new(body)))
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
+            tokio::spawn(serve(stream));
         }
     });
     (addr, accepted)
+}
+
+/// A backend counting the connections it accepts; `/big` answers 200 KiB (streamed by
+/// the proxy, not buffered), anything else a short text.
+async fn counting_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    counting_listener(|stream| async move {
+        let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+            let body = if req.uri().path() == "/big" {
+                Bytes::from(vec![b'x'; 200 * 1024])
+            } else {
+                Bytes::from_static(b"small")
+            };
+            Ok::<_, Infallible>(Response::new(Full::new(body)))
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -524,30 +536,21 @@ async fn backend_connections_are_kept_for_the_next_request_small_or_streamed() {
 async fn a_connection_the_backend_closed_while_idle_is_not_used_again() {
     // Each connection answers one request without `Connection: close`, and is closed
     // by the backend 20 ms later, as a backend's keep-alive timeout does.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            });
+    let (a, accepted) = counting_listener(|mut stream| async move {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
         }
-    });
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    })
+    .await;
     let r = start_to(a, backend("backend-b").await).await;
     let mut c = http1(TcpStream::connect(r.http).await.unwrap()).await;
     for _ in 0..5 {

@@ -264,7 +264,8 @@ fn a_statefulsets_claim_gets_a_local_volume_that_outlives_its_pod() {
         .ok();
     assert_eq!(again, first);
 
-    // The set and its claim gone, the volume goes too (the class's policy is Delete).
+    // The set and its claim gone, the volume goes too (the class's policy is Delete), and
+    // the node removes its directory.
     ns.kubectl(["delete", "sts", "db", "--timeout=60s"]).ok();
     ns.kubectl(["delete", "pvc", "data-db-0", "--timeout=60s"])
         .ok();
@@ -278,6 +279,14 @@ fn a_statefulsets_claim_gets_a_local_volume_that_outlives_its_pod() {
         assert!(
             std::time::Instant::now() < deadline,
             "{volume} was not deleted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    while path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} is left",
+            path.display()
         );
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
