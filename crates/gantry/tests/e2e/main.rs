@@ -31,6 +31,7 @@ mod legacy;
 mod modify;
 mod netpol;
 mod pods;
+mod policy;
 mod python;
 mod semantics;
 mod server;
