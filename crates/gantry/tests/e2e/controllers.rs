@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::pods::{running, wait_for};
+use crate::pods::{live, running, wait_for};
 
 const SLEEPERS: &str = r#"
 apiVersion: apps/v1
@@ -26,16 +26,9 @@ spec:
         command: [sleep, "3600"]
 "#;
 
-/// The names of the ReplicaSet's pods that are not being deleted.
+/// The ReplicaSet's pods that are not being deleted.
 fn live_pods(ns: &Namespace<'_>) -> Vec<Value> {
-    ns.get("pods")["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["metadata"]["labels"]["app"] == "sleepers")
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .cloned()
-        .collect()
+    live(ns, "sleepers")
 }
 
 fn name(p: &Value) -> String {

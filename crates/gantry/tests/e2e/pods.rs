@@ -51,6 +51,18 @@ fn container<'a>(p: &'a Value, name: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
+/// The namespace's pods labelled `app=<app>` that are not being deleted.
+pub(crate) fn live(ns: &Namespace<'_>, app: &str) -> Vec<Value> {
+    ns.get("pods")["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == app)
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .cloned()
+        .collect()
+}
+
 pub(crate) fn running(p: &Value) -> bool {
     phase(p) == "Running"
         && p["status"]["containerStatuses"]

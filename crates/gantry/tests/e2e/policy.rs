@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::pods::{running, wait_for};
+use crate::pods::{live, running, wait_for};
 
 const WEB: &str = r#"
 apiVersion: apps/v1
@@ -34,18 +34,6 @@ spec:
   selector:
     matchLabels: {app: web}
 "#;
-
-/// The web pods not being deleted.
-fn web_pods(ns: &Namespace<'_>) -> Vec<Value> {
-    ns.get("pods")["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["metadata"]["labels"]["app"] == "web")
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .cloned()
-        .collect()
-}
 
 #[test]
 fn a_drain_stops_at_the_disruption_budget_and_a_quota_refuses_with_403() {
@@ -79,7 +67,7 @@ fn a_drain_stops_at_the_disruption_budget_and_a_quota_refuses_with_403() {
         .kubectl(["get", "node", &node, "-o", "jsonpath={.spec.unschedulable}"])
         .ok();
     assert_eq!(cordoned, "true");
-    let pods = web_pods(&ns);
+    let pods = live(&ns, "web");
     let (up, waiting): (Vec<&Value>, Vec<&Value>) = pods.iter().partition(|p| running(p));
     assert_eq!((up.len(), waiting.len()), (1, 1), "{pods:#?}");
     assert!(waiting[0]["spec"]["nodeName"].is_null(), "{:#}", waiting[0]);

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::pods::{running, wait_for};
+use crate::pods::{live, running, wait_for};
 
 const WEB: &str = r#"
 apiVersion: v1
@@ -59,18 +59,6 @@ spec:
 fn rollout_status(ns: &Namespace<'_>, what: &str) -> String {
     ns.kubectl(["rollout", "status", what, "--timeout=90s"])
         .ok()
-}
-
-/// The live pods with label `app=<app>`.
-fn live(ns: &Namespace<'_>, app: &str) -> Vec<Value> {
-    ns.get("pods")["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["metadata"]["labels"]["app"] == app)
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .cloned()
-        .collect()
 }
 
 fn image(p: &Value) -> &str {
