@@ -225,6 +225,15 @@ async fn reconcile_claim(
         == Some("WaitForFirstConsumer");
     let selected = annotation(claim.as_ref(), SELECTED_NODE).map(str::to_owned);
     if waits_for_consumer && selected.is_none() {
+        let note = "waiting for first consumer to be created before binding";
+        ctx.events
+            .publish(
+                claim.as_ref(),
+                EventType::Normal,
+                "WaitForFirstConsumer",
+                note.into(),
+            )
+            .await;
         return Ok(Action::await_change());
     }
     let node = selected

@@ -192,8 +192,17 @@ async fn a_claim_of_the_default_class_gets_a_local_volume_on_the_chosen_node() {
         .unwrap();
     assert_eq!(none.spec.unwrap().storage_class_name.as_deref(), Some(""));
 
-    // WaitForFirstConsumer: nothing happens until a node is chosen.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // WaitForFirstConsumer: nothing happens until a node is chosen, and the claim says so.
+    wait_for("the WaitForFirstConsumer event", || {
+        common::has_event(
+            &client,
+            "data",
+            "WaitForFirstConsumer",
+            "waiting for first consumer to be created before binding",
+        )
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(bound(&claims, "data").await.0, "Pending");
     assert!(
         volumes
