@@ -201,7 +201,7 @@ impl Context {
     /// Publishes an event about a pod, as the kubelet. It is queued, not
     /// awaited: events go out in order on a task of their own, off the path
     /// of the container start they describe.
-    pub(crate) async fn event(&self, pod: &Pod, type_: EventType, reason: &str, message: &str) {
+    pub(crate) fn event(&self, pod: &Pod, type_: EventType, reason: &str, message: &str) {
         let m = &pod.metadata;
         let reference = ObjectReference {
             api_version: Some("v1".into()),

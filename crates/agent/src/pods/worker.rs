@@ -170,6 +170,9 @@ pub(crate) struct PodWorker {
     reported: HashMap<String, String>,
     /// Images whose last pull failed: when to try again, and the delay.
     pull_backoff: HashMap<String, (Instant, Duration)>,
+    /// Events of this pass, sent once its status is written (see
+    /// [`PodWorker::flush_events`]).
+    held: parking_lot::Mutex<Vec<(EventType, String, String)>>,
 }
 
 impl PodWorker {
@@ -211,6 +214,7 @@ impl PodWorker {
             finished: false,
             reported: HashMap::new(),
             pull_backoff: HashMap::new(),
+            held: parking_lot::Mutex::new(Vec::new()),
         };
         w.adopt(records);
         w
@@ -341,9 +345,10 @@ impl PodWorker {
     /// Runs the worker until the pod is gone from the node.
     pub(crate) async fn run(mut self, mut rx: watch::Receiver<Desired>) {
         loop {
-            let wake = match self.sync().await {
-                Some(t) => t,
-                None => break,
+            let wake = self.sync().await;
+            self.flush_events();
+            let Some(wake) = wake else {
+                break;
             };
             tokio::select! {
                 changed = rx.changed() => {
@@ -401,17 +406,32 @@ impl PodWorker {
             return Some(Instant::now() + Duration::from_secs(10));
         }
         let began = Instant::now();
-        if let Err(message) = self.ensure_sandbox().await {
+        // The volumes need nothing of the sandbox (their files hold none of
+        // the pod's addresses): both are made at once.
+        let volumes = self.volumes_due().then(|| self.setup_volumes());
+        let (sandboxed, volumes) = tokio::join!(self.ensure_sandbox(), async move {
+            match volumes {
+                Some(setup) => Some(setup.await),
+                None => None,
+            }
+        });
+        if let Err(message) = sandboxed {
             self.event(EventType::Warning, "FailedCreatePodSandBox", &message)
                 .await;
             self.write_status().await;
             return Some(Instant::now() + Duration::from_secs(2));
         }
-        let sandboxed = began.elapsed();
-        if let Err(e) = self.ensure_volumes().await {
-            self.report_once("FailedMount", &e.to_string()).await;
-            self.write_status().await;
-            return Some(Instant::now() + Duration::from_secs(2));
+        match volumes {
+            Some(Ok(v)) => {
+                self.volumes = Some(v);
+                self.volumes_checked = Some(Instant::now());
+            }
+            Some(Err(e)) => {
+                self.report_once("FailedMount", &e.to_string()).await;
+                self.write_status().await;
+                return Some(Instant::now() + Duration::from_secs(2));
+            }
+            None => {}
         }
         let prepared = began.elapsed();
         self.observe().await;
@@ -477,8 +497,7 @@ impl PodWorker {
         if began.elapsed() > Duration::from_millis(5) {
             tracing::debug!(
                 pod = %self.name(),
-                sandbox_ms = sandboxed.as_secs_f64() * 1e3,
-                volumes_ms = (prepared - sandboxed).as_secs_f64() * 1e3,
+                sandbox_and_volumes_ms = prepared.as_secs_f64() * 1e3,
                 status_ms = (began.elapsed() - before_status).as_secs_f64() * 1e3,
                 total_ms = began.elapsed().as_secs_f64() * 1e3,
                 "pod synced"
@@ -699,8 +718,10 @@ impl PodWorker {
         }
     }
 
-    async fn ensure_volumes(&mut self) -> Result<(), volumes::VolumeError> {
-        let due = self.volumes.is_none()
+    /// The volumes were never made, or are due to be refreshed (configMaps,
+    /// secrets, the service account token).
+    fn volumes_due(&self) -> bool {
+        self.volumes.is_none()
             || self
                 .volumes_checked
                 .is_none_or(|t| t.elapsed() >= VOLUME_REFRESH)
@@ -708,20 +729,19 @@ impl PodWorker {
                 .volumes
                 .as_ref()
                 .and_then(|v| v.token_refresh)
-                .is_some_and(|t| std::time::Instant::now() >= t);
-        if !due {
-            return Ok(());
-        }
-        let v = volumes::setup(
-            &self.ctx.client,
-            &self.ctx.pods_root,
-            &self.pod,
-            &self.facts(),
-        )
-        .await?;
-        self.volumes = Some(v);
-        self.volumes_checked = Some(Instant::now());
-        Ok(())
+                .is_some_and(|t| std::time::Instant::now() >= t)
+    }
+
+    /// Makes or refreshes the pod's volumes; the future borrows nothing of
+    /// the worker, so it runs beside the sandbox's making.
+    fn setup_volumes(
+        &self,
+    ) -> impl std::future::Future<Output = Result<PodVolumes, volumes::VolumeError>> + use<> {
+        let client = self.ctx.client.clone();
+        let pods_root = self.ctx.pods_root.clone();
+        let pod = self.pod.clone();
+        let facts = self.facts();
+        async move { volumes::setup(&client, &pods_root, &pod, &facts).await }
     }
 
     fn ctr(&mut self, init: bool, i: usize) -> &mut Ctr {
@@ -1063,6 +1083,8 @@ impl PodWorker {
         )
         .await;
         if let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            // The hook may run for the whole grace period.
+            self.flush_events();
             let grace = self.grace();
             if let Err(message) =
                 run_handler(&self.ctx, &id, spec, hook, self.probe_ip(), grace).await
@@ -1158,6 +1180,8 @@ impl PodWorker {
             &format!("Pulling image \"{image}\""),
         )
         .await;
+        // A pull can take minutes: what led to it is said now.
+        self.flush_events();
         let started = Instant::now();
         let options = images::PullOptions {
             credentials: self.pull_credentials().await,
@@ -1768,14 +1792,15 @@ impl PodWorker {
                             EventType::Warning,
                             "FailedPreStopHook",
                             &format!("PreStopHook failed: {m}"),
-                        )
-                        .await;
+                        );
                     }
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
                 stop_container(&ctx, &id, left).await;
             }));
         }
+        // Stopping takes up to the grace period.
+        self.flush_events();
         for task in stopping {
             let _ = task.await;
         }
@@ -1879,8 +1904,23 @@ impl PodWorker {
         self.event(kind, reason, message).await;
     }
 
+    /// Records an event of this pass. It goes out with the pass's others
+    /// once the pass has written the pod's status, or before a step that
+    /// waits long: a container's start then shares the two cores with
+    /// neither the events' writes nor their watchers, and its status is not
+    /// queued behind them.
     async fn event(&self, type_: EventType, reason: &str, message: &str) {
-        self.ctx.event(&self.pod, type_, reason, message).await;
+        self.held
+            .lock()
+            .push((type_, reason.to_owned(), message.to_owned()));
+    }
+
+    /// Sends the held events, in order.
+    fn flush_events(&self) {
+        let held = std::mem::take(&mut *self.held.lock());
+        for (type_, reason, message) in held {
+            self.ctx.event(&self.pod, type_, &reason, &message);
+        }
     }
 }
 

@@ -13,8 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, EphemeralContainer, HTTPGetAction, LifecycleHandler, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Volume,
+    Container, DownwardAPIVolumeFile, EphemeralContainer, HTTPGetAction, LifecycleHandler,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
@@ -558,18 +558,53 @@ fn volume_source(v: &Volume, path: &str) -> Vec<FieldError> {
             &format!("{p}.defaultMode"),
             downward.default_mode,
         ));
-        for (i, item) in downward.items.iter().flatten().enumerate() {
-            let ip = format!("{p}.items[{i}]");
-            errs.extend(field::required_string(
-                &format!("{ip}.path"),
-                Some(&item.path),
-            ));
-            if item.field_ref.is_none() && item.resource_field_ref.is_none() {
-                errs.push(FieldError::required(
-                    &ip,
-                    "one of fieldRef and resourceFieldRef is required",
+        errs.extend(downward_items(&p, downward.items.as_deref()));
+    }
+    if let Some(projected) = &v.projected {
+        for (i, source) in projected.sources.iter().flatten().enumerate() {
+            if let Some(downward) = &source.downward_api {
+                errs.extend(downward_items(
+                    &format!("{path}.projected.sources[{i}].downwardAPI"),
+                    downward.items.as_deref(),
                 ));
             }
+        }
+    }
+    errs
+}
+
+/// Errors for the files of a downwardAPI volume (or projection): each has a
+/// path and exactly one of a field of the pod's metadata and a container's
+/// resource.
+fn downward_items(path: &str, items: Option<&[DownwardAPIVolumeFile]>) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for (i, item) in items.into_iter().flatten().enumerate() {
+        let ip = format!("{path}.items[{i}]");
+        errs.extend(field::required_string(
+            &format!("{ip}.path"),
+            Some(&item.path),
+        ));
+        match (&item.field_ref, &item.resource_field_ref) {
+            (None, None) => errs.push(FieldError::required(
+                &ip,
+                "one of fieldRef and resourceFieldRef is required",
+            )),
+            (Some(_), Some(_)) => errs.push(FieldError::invalid(
+                &ip,
+                "\"\"",
+                "fieldRef and resourceFieldRef can not be specified simultaneously",
+            )),
+            (Some(field_ref), None) if !field_ref.field_path.is_empty() => {
+                errs.extend(check_field_path(
+                    &format!("{ip}.fieldRef"),
+                    &field_ref.field_path,
+                    VOLUME_FIELD_PATHS,
+                ))
+            }
+            (Some(_), None) => {
+                errs.push(FieldError::required(format!("{ip}.fieldRef.fieldPath"), ""))
+            }
+            (None, Some(_)) => {}
         }
     }
     errs
@@ -687,6 +722,16 @@ const ENV_FIELD_PATHS: &[&str] = &[
     "status.podIPs",
 ];
 
+/// The fields of the pod a downwardAPI volume file may hold (the pod's
+/// status and spec are not files: they may change after the volume is made).
+const VOLUME_FIELD_PATHS: &[&str] = &[
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+];
+
 /// The container resources an environment variable may read.
 const ENV_RESOURCE_FIELDS: &[&str] = &[
     "limits.cpu",
@@ -724,7 +769,11 @@ fn validate_env(c: &Container, path: &str) -> Vec<FieldError> {
             } else if field_ref.field_path.is_empty() {
                 errs.push(FieldError::required(format!("{fp}.fieldPath"), ""));
             } else {
-                errs.extend(env_field_path(&fp, &field_ref.field_path));
+                errs.extend(check_field_path(
+                    &fp,
+                    &field_ref.field_path,
+                    ENV_FIELD_PATHS,
+                ));
             }
         }
         if let Some(resource_ref) = &from.resource_field_ref {
@@ -819,8 +868,9 @@ fn validate_env(c: &Container, path: &str) -> Vec<FieldError> {
     errs
 }
 
-/// Errors for a downward-API field path of an environment variable.
-fn env_field_path(path: &str, field_path: &str) -> Vec<FieldError> {
+/// Errors for a downward-API field path, one of `supported` (an environment
+/// variable's or a volume file's).
+fn check_field_path(path: &str, field_path: &str, supported: &[&str]) -> Vec<FieldError> {
     // `metadata.labels['key']` and `metadata.annotations['key']` subscript
     // a map; everything else must be one of the supported fields.
     if let Some((base, rest)) = field_path.split_once('[') {
@@ -838,10 +888,10 @@ fn env_field_path(path: &str, field_path: &str) -> Vec<FieldError> {
             )],
         };
     }
-    if ENV_FIELD_PATHS.contains(&field_path) {
+    if supported.contains(&field_path) {
         Vec::new()
     } else {
-        let mut supported = ENV_FIELD_PATHS.to_vec();
+        let mut supported = supported.to_vec();
         supported.sort_unstable();
         vec![not_supported(
             format!("{path}.fieldPath"),
@@ -1983,6 +2033,45 @@ mod tests {
             [
                 "spec.volumes[0].hostPath: Forbidden: may not specify more than 1 volume type",
                 "spec.volumes[2].name: Duplicate value: \"b\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn downward_api_files_hold_only_metadata() {
+        let s = spec(json!({
+            "containers": [{"name": "a", "image": "x", "imagePullPolicy": "Always",
+                            "terminationMessagePolicy": "File"}],
+            "volumes": [
+                {"name": "info", "downwardAPI": {"items": [
+                    {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+                    {"path": "tier", "fieldRef": {"fieldPath": "metadata.labels['tier']"}},
+                    {"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}},
+                    {"path": "both", "fieldRef": {"fieldPath": "metadata.uid"},
+                     "resourceFieldRef": {"containerName": "a", "resource": "limits.cpu"}},
+                    {"path": "cpu", "resourceFieldRef": {"containerName": "a", "resource": "limits.cpu"}},
+                ]}},
+                {"name": "all", "projected": {"sources": [
+                    {"downwardAPI": {"items": [
+                        {"path": "node", "fieldRef": {"fieldPath": "spec.nodeName"}},
+                    ]}},
+                ]}},
+            ],
+            "restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+            "terminationGracePeriodSeconds": 30,
+        }));
+        let got = messages(validate_pod_spec(&s, "spec", SpecOwner::Pod));
+        let supported = "supported values: \"metadata.annotations\", \"metadata.labels\", \"metadata.name\", \"metadata.namespace\", \"metadata.uid\"";
+        assert_eq!(
+            got,
+            [
+                format!(
+                    "spec.volumes[0].downwardAPI.items[2].fieldRef.fieldPath: Unsupported value: \"status.podIP\": {supported}"
+                ),
+                "spec.volumes[0].downwardAPI.items[3]: Invalid value: \"\": fieldRef and resourceFieldRef can not be specified simultaneously".to_owned(),
+                format!(
+                    "spec.volumes[1].projected.sources[0].downwardAPI.items[0].fieldRef.fieldPath: Unsupported value: \"spec.nodeName\": {supported}"
+                ),
             ]
         );
     }
