@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, DownwardAPIVolumeFile, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod,
     Secret, ServiceAccount, Volume,
 };
+use kinds::storage::{LOCAL_PATH_PROVISIONER, PROVISIONED_BY, claim_volume_name};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
@@ -272,13 +273,8 @@ async fn claimed_volume(
                 format!("persistentvolumeclaim \"{claim_name}\" not found"),
             )
         })?;
-    let bound_to = claim
-        .spec
-        .as_ref()
-        .and_then(|s| s.volume_name.as_deref())
-        .filter(|v| !v.is_empty());
     let phase = claim.status.as_ref().and_then(|s| s.phase.as_deref());
-    let Some(name) = bound_to.filter(|_| phase == Some("Bound")) else {
+    let Some(name) = claim_volume_name(&claim).filter(|_| phase == Some("Bound")) else {
         return Err(err(volume, format!("PVC {ns}/{claim_name} is not bound")));
     };
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
@@ -291,8 +287,8 @@ async fn claimed_volume(
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get("pv.kubernetes.io/provisioned-by"))
-        .is_some_and(|p| p == "gantry.dev/local-path");
+        .and_then(|a| a.get(PROVISIONED_BY))
+        .is_some_and(|p| p == LOCAL_PATH_PROVISIONER);
     let spec = pv.spec.unwrap_or_default();
     if let Some(h) = &spec.host_path {
         let new = !Path::new(&h.path).exists();
@@ -357,7 +353,7 @@ pub(crate) async fn remove_deleted_local_volumes(client: kube::Client, node: Str
 /// named after the volume, so nothing else is ever removed.
 fn provisioned_here(pv: &PersistentVolume, node: &str) -> Option<PathBuf> {
     let annotations = pv.metadata.annotations.as_ref()?;
-    if annotations.get("pv.kubernetes.io/provisioned-by")? != "gantry.dev/local-path" {
+    if annotations.get(PROVISIONED_BY)? != LOCAL_PATH_PROVISIONER {
         return None;
     }
     let spec = pv.spec.as_ref()?;

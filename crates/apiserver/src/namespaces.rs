@@ -125,7 +125,7 @@ pub(crate) async fn bootstrap(api: &Arc<Api>) -> ApiResult<()> {
                 "name": "local-path",
                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}
             },
-            "provisioner": "gantry.dev/local-path",
+            "provisioner": kinds::storage::LOCAL_PATH_PROVISIONER,
             "parameters": {"path": volumes.display().to_string()},
             "reclaimPolicy": "Delete",
             "volumeBindingMode": "WaitForFirstConsumer"

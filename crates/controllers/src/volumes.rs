@@ -28,19 +28,19 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::{Value, json};
 
-use scheduler::plugins::{NO_PROVISIONER, SELECTED_NODE, best_volume, volume_fits_node};
+use kinds::storage::{
+    LOCAL_PATH_PROVISIONER, NO_PROVISIONER, PROVISIONED_BY, SELECTED_NODE, claim_volume_name,
+};
+use scheduler::plugins::{best_volume, volume_fits_node};
 
 use crate::events::Events;
 use crate::informers::Informers;
 
-/// The provisioner of Gantry's local-path volumes.
-pub const LOCAL_PATH_PROVISIONER: &str = "gantry.dev/local-path";
 /// Where local-path volumes go when their class names no `path`.
 pub const DEFAULT_LOCAL_PATH: &str = "/var/lib/gantry/local-path";
 
 const BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
 const BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
-const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
 const STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
 
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +87,7 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
             None => pending
                 .state()
                 .iter()
-                .filter(|c| bound_to(c).is_none())
+                .filter(|c| claim_volume_name(c).is_none())
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect(),
         }
@@ -97,7 +97,7 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
         waiting
             .state()
             .iter()
-            .filter(|c| bound_to(c).is_none())
+            .filter(|c| claim_volume_name(c).is_none())
             .map(|c| ObjectRef::from_obj(c.as_ref()))
             .collect()
     };
@@ -112,7 +112,7 @@ pub async fn run(informers: Informers) -> anyhow::Result<()> {
             std::future::ready(())
         });
     let claim_of = |c: PersistentVolumeClaim| -> Option<ObjectRef<PersistentVolume>> {
-        bound_to(&c).map(ObjectRef::new)
+        claim_volume_name(&c).map(ObjectRef::new)
     };
     let phases = Controller::for_stream(volumes.stream(), volumes.store())
         .watches_stream(claims.stream(), claim_of)
@@ -138,14 +138,6 @@ fn volume_error(volume: Arc<PersistentVolume>, error: &Error, _: Arc<Ctx>) -> Ac
 }
 
 /// The volume a claim names, if any.
-fn bound_to(claim: &PersistentVolumeClaim) -> Option<&str> {
-    claim
-        .spec
-        .as_ref()
-        .and_then(|s| s.volume_name.as_deref())
-        .filter(|v| !v.is_empty())
-}
-
 fn annotation<'a, K: ResourceExt>(obj: &'a K, key: &str) -> Option<&'a str> {
     obj.annotations().get(key).map(String::as_str)
 }
@@ -177,7 +169,7 @@ async fn reconcile_claim(
     }
     let ns = claim.namespace().ok_or(Error::NoNamespace)?;
     let volumes: Api<PersistentVolume> = Api::all(ctx.client.clone());
-    if let Some(name) = bound_to(&claim) {
+    if let Some(name) = claim_volume_name(&claim) {
         let cached = ctx.volumes.get(&ObjectRef::new(name));
         let volume = match cached {
             Some(v) => Some(PersistentVolume::clone(&v)),
@@ -356,7 +348,7 @@ async fn finish_binding(
             .await?;
     }
     let mut claim = claim.clone();
-    if bound_to(&claim) != Some(volume_name.as_str())
+    if claim_volume_name(&claim) != Some(volume_name.as_str())
         || annotation(&claim, BIND_COMPLETED).is_none()
     {
         claim.spec.get_or_insert_with(Default::default).volume_name = Some(volume_name.clone());
@@ -519,7 +511,7 @@ async fn reconcile_volume(volume: Arc<PersistentVolume>, ctx: Arc<Ctx>) -> Resul
     };
     if !claim_gone {
         // Bound once the claim names it; until then it waits for that claim.
-        let bound = claim.as_ref().and_then(bound_to) == Some(name.as_str());
+        let bound = claim.as_ref().and_then(claim_volume_name) == Some(name.as_str());
         if !bound && phase.is_none() {
             set_phase("Available", None).await?;
         }

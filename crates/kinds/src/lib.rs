@@ -39,7 +39,7 @@ mod rbac;
 mod review;
 pub use review::validate_token_request;
 mod scheduling;
-mod storage;
+pub mod storage;
 
 /// Resource quantities as Kubernetes parses and compares them (`500m`, `1Gi`).
 pub use self::core::quantity::{Notation, Quantity, parse as parse_quantity};

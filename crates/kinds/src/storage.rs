@@ -1,4 +1,5 @@
-//! storage.k8s.io/v1: StorageClasses.
+//! storage.k8s.io/v1: StorageClasses, and the names volume provisioning shares between
+//! the scheduler, the controllers and the node agent.
 
 use std::sync::Arc;
 
@@ -13,6 +14,30 @@ use crate::core::field::{immutable, not_supported};
 use crate::table::{self, age_column, column, name_column};
 use crate::validation::{qualified_name, quote};
 use crate::{Column, FieldError, ResourceDef};
+
+/// The provisioner of Gantry's local-path volumes (the default class's).
+pub const LOCAL_PATH_PROVISIONER: &str = "gantry.dev/local-path";
+
+/// The provisioner of classes whose volumes are all made ahead of time.
+pub const NO_PROVISIONER: &str = "kubernetes.io/no-provisioner";
+
+/// The annotation on a volume naming the provisioner that made it.
+pub const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
+
+/// The annotation the scheduler puts on a WaitForFirstConsumer claim: the node its pod
+/// goes to.
+pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+
+/// The volume a claim names (`spec.volumeName`), bound or being bound.
+pub fn claim_volume_name(
+    claim: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+) -> Option<&str> {
+    claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.as_deref())
+        .filter(|v| !v.is_empty())
+}
 
 /// The annotations that make a StorageClass the default one.
 const DEFAULT_CLASS: [&str; 2] = [

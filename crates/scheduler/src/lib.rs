@@ -307,7 +307,7 @@ async fn bind_claims(s: &Shared, key: &PodKey, pod: &Pod, node: &str) -> Result<
     }
     let api: Api<PersistentVolumeClaim> = Api::namespaced(s.client.clone(), &key.namespace);
     let patch = serde_json::json!({
-        "metadata": {"annotations": {plugins::SELECTED_NODE: node}}
+        "metadata": {"annotations": {kinds::storage::SELECTED_NODE: node}}
     });
     for name in &waiting {
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -19,8 +19,7 @@ pub use interpod::InterPodAffinity;
 pub use scores::{BalancedAllocation, ImageLocality, NodeAffinityScore, TaintTolerationScore};
 pub use spread::PodTopologySpread;
 pub use volumes::{
-    Claims, NO_PROVISIONER, SELECTED_NODE, VolumeBinding, VolumeZone, best_volume,
-    volume_fits_claim, volume_fits_node,
+    Claims, VolumeBinding, VolumeZone, best_volume, volume_fits_claim, volume_fits_node,
 };
 
 /// Resources in the units the scheduler adds up.

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::api::core::v1::{NodeSelector, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
+use kinds::storage::{NO_PROVISIONER, claim_volume_name};
 
 use super::{Filter, NodeInfo, PodContext, Reason, term_matches};
 
@@ -27,12 +28,6 @@ const TOPOLOGY_LABELS: [&str; 4] = [
     "failure-domain.beta.kubernetes.io/zone",
     "failure-domain.beta.kubernetes.io/region",
 ];
-
-/// The provisioner of classes whose volumes are all made ahead of time.
-pub const NO_PROVISIONER: &str = "kubernetes.io/no-provisioner";
-
-/// The annotation the scheduler puts on a WaitForFirstConsumer claim: the node its pod goes to.
-pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 
 /// The claims, volumes and classes of the cluster, as the scheduler's watches last saw them.
 #[derive(Debug, Default)]
@@ -105,7 +100,7 @@ impl Claims {
             .filter(|name| {
                 self.claims
                     .get(&(namespace.to_owned(), (*name).to_owned()))
-                    .is_some_and(|c| bound_volume(c).is_none() && self.waits_for_consumer(c))
+                    .is_some_and(|c| claim_volume_name(c).is_none() && self.waits_for_consumer(c))
             })
             .map(str::to_owned)
             .collect()
@@ -115,7 +110,7 @@ impl Claims {
     pub fn is_bound(&self, namespace: &str, name: &str) -> Option<bool> {
         let claim = self.claims.get(&(namespace.to_owned(), name.to_owned()))?;
         let phase = claim.status.as_ref().and_then(|s| s.phase.as_deref());
-        Some(bound_volume(claim).is_some() && phase == Some("Bound"))
+        Some(claim_volume_name(claim).is_some() && phase == Some("Bound"))
     }
 
     fn class_of(&self, claim: &PersistentVolumeClaim) -> Option<&StorageClass> {
@@ -146,14 +141,6 @@ fn claim_names(pod: &Pod) -> impl Iterator<Item = &str> {
 }
 
 /// The volume a claim is bound to, if any.
-fn bound_volume(claim: &PersistentVolumeClaim) -> Option<&str> {
-    claim
-        .spec
-        .as_ref()
-        .and_then(|s| s.volume_name.as_deref())
-        .filter(|v| !v.is_empty())
-}
-
 /// A `storage` quantity in bytes (absent or unreadable: zero).
 fn storage(
     quantities: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
@@ -280,7 +267,7 @@ impl PodState {
                     Some(format!("persistentvolumeclaim \"{name}\" is being deleted"));
                 return state;
             }
-            let Some(volume) = bound_volume(claim).and_then(|v| claims.volumes.get(v)) else {
+            let Some(volume) = claim_volume_name(claim).and_then(|v| claims.volumes.get(v)) else {
                 if !claims.waits_for_consumer(claim) {
                     // Binding it is the volume binder's, whatever node the pod goes to.
                     state.unresolvable =
