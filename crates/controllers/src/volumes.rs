@@ -137,7 +137,6 @@ fn volume_error(volume: Arc<PersistentVolume>, error: &Error, _: Arc<Ctx>) -> Ac
     Action::requeue(Duration::from_secs(1))
 }
 
-/// The volume a claim names, if any.
 fn annotation<'a, K: ResourceExt>(obj: &'a K, key: &str) -> Option<&'a str> {
     obj.annotations().get(key).map(String::as_str)
 }
