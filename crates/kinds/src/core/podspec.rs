@@ -722,8 +722,8 @@ const ENV_FIELD_PATHS: &[&str] = &[
     "status.podIPs",
 ];
 
-/// The fields of the pod a downwardAPI volume file may hold (the pod's
-/// status and spec are not files: they may change after the volume is made).
+/// The fields of the pod a downwardAPI volume file may hold: its metadata
+/// only (the volume is made before the pod has an address).
 const VOLUME_FIELD_PATHS: &[&str] = &[
     "metadata.annotations",
     "metadata.labels",
