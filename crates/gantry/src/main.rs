@@ -211,6 +211,12 @@ enum StoreCommand {
     },
 }
 
+/// mimalloc in place of glibc's malloc: the API server's and the agent's work is
+/// mostly building and dropping JSON trees, where glibc spent about a third of
+/// the CPU of a pod status PATCH in malloc and free (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     // A shim must not start threads before it forks: it runs before
     // anything else.
