@@ -10,13 +10,24 @@
 //! moves them from there into `succeeded` and `failed`. A pod whose uid is
 //! in that list is never counted twice, and a pod deleted after it finished
 //! has been counted already.
+//!
+//! A `podFailurePolicy` is read for each failed pod, its rules in order, the
+//! first that matches deciding: `FailJob` fails the Job at once (reason
+//! `PodFailurePolicy`), `Ignore` lets the pod go uncounted (no step towards
+//! `backoffLimit`, no back-off before its replacement), `Count` counts it as
+//! usual. (`FailIndex` needs `backoffLimitPerIndex`, which the API server
+//! refuses as not supported.) Under `podReplacementPolicy: Failed`, the
+//! default with a policy, a pod being deleted is replaced only once gone or
+//! finished.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
+use k8s_openapi::api::batch::v1::{
+    Job, JobCondition, JobStatus, PodFailurePolicy, PodFailurePolicyRule, UncountedTerminatedPods,
+};
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -155,6 +166,90 @@ fn outcome(p: &Pod) -> Option<Outcome> {
         Some("Failed") => Some(Outcome::Failed),
         _ if p.metadata.deletion_timestamp.is_some() => Some(Outcome::Failed),
         _ => None,
+    }
+}
+
+/// What a Job's `podFailurePolicy` makes of a failed pod.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Fail the Job, with this message.
+    FailJob(String),
+    /// Let the pod go without counting it.
+    Ignore,
+    /// Count it as a failure (also when no rule matches, or there is no policy).
+    Count,
+}
+
+/// The action of the first rule of `policy` that the failed pod `p` matches,
+/// as kube-controller-manager reads a pod failure policy: an exit-code rule
+/// matches a container (of the one named, if any) that ended with a non-zero
+/// code the operator accepts; a condition rule matches a pod condition of that
+/// type and status.
+fn judge(policy: Option<&PodFailurePolicy>, p: &Pod) -> Verdict {
+    let Some(policy) = policy else {
+        return Verdict::Count;
+    };
+    let status = p.status.as_ref();
+    let containers = status
+        .into_iter()
+        .flat_map(|s| {
+            s.init_container_statuses
+                .iter()
+                .chain(&s.container_statuses)
+        })
+        .flatten();
+    let pod = format!(
+        "{}/{}",
+        p.metadata.namespace.as_deref().unwrap_or_default(),
+        p.name_any()
+    );
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let matched = if let Some(codes) = &rule.on_exit_codes {
+            containers.clone().find_map(|c| {
+                let code = c.state.as_ref()?.terminated.as_ref()?.exit_code;
+                let named = codes.container_name.as_ref().is_none_or(|n| *n == c.name);
+                let listed = codes.values.contains(&code);
+                let accepted = match codes.operator.as_str() {
+                    "In" => listed,
+                    "NotIn" => !listed,
+                    _ => false,
+                };
+                (named && code != 0 && accepted).then(|| {
+                    format!(
+                        "Container {} for pod {pod} failed with exit code {code} matching {} \
+                         rule at index {index}",
+                        c.name, rule.action
+                    )
+                })
+            })
+        } else {
+            let conditions = status
+                .into_iter()
+                .flat_map(|s| s.conditions.iter().flatten());
+            rule.on_pod_conditions.iter().flatten().find_map(|pattern| {
+                conditions
+                    .clone()
+                    .any(|c| c.type_ == pattern.type_ && c.status == pattern.status)
+                    .then(|| {
+                        format!(
+                            "Pod {pod} has condition {} matching {} rule at index {index}",
+                            pattern.type_, rule.action
+                        )
+                    })
+            })
+        };
+        if let Some(message) = matched {
+            return verdict(rule, message);
+        }
+    }
+    Verdict::Count
+}
+
+fn verdict(rule: &PodFailurePolicyRule, message: String) -> Verdict {
+    match rule.action.as_str() {
+        "FailJob" => Verdict::FailJob(message),
+        "Ignore" => Verdict::Ignore,
+        _ => Verdict::Count,
     }
 }
 
@@ -359,6 +454,9 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         completions.unwrap_or(0),
     );
     let mut recorded_new = false;
+    let policy = spec.pod_failure_policy.as_ref();
+    // Failed pods the policy ignores: let go, never counted.
+    let mut ignored = Vec::new();
     for p in pods.iter().filter(|p| has_finalizer(p)) {
         let pod_uid = p.uid().unwrap_or_default();
         if recorded.contains(&pod_uid) {
@@ -376,8 +474,12 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 recorded_new = true;
             }
             Some(Outcome::Failed) => {
-                fail_uids.push(pod_uid);
-                recorded_new = true;
+                if judge(policy, p) == Verdict::Ignore {
+                    ignored.push(Arc::clone(p));
+                } else {
+                    fail_uids.push(pod_uid);
+                    recorded_new = true;
+                }
             }
             None => {}
         }
@@ -403,6 +505,10 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             remove_finalizer(&pods_api, p).await?;
             released.push(p.uid().unwrap_or_default());
         }
+    }
+    for p in &ignored {
+        remove_finalizer(&pods_api, p).await?;
+        released.push(p.uid().unwrap_or_default());
     }
     if !released.is_empty() {
         settle(&ctx.pods, |pods| {
@@ -454,6 +560,16 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .filter(|p| has_finalizer(p) && outcome(p).is_some())
         .filter(|p| !p.uid().is_some_and(|u| uncounted_uids.contains(&u)))
         .collect();
+    // With `podReplacementPolicy: Failed` (the default under a pod failure
+    // policy) a pod being deleted is replaced only once it has finished.
+    let replacing: Vec<&Arc<Pod>> = if spec.pod_replacement_policy.as_deref() == Some("Failed") {
+        pods.iter()
+            .filter(|p| is_terminating(p))
+            .filter(|p| !unrecorded.iter().any(|u| Arc::ptr_eq(u, p)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let now = Timestamp::now();
     let mut requeue = RESYNC;
 
@@ -531,7 +647,25 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             Some(c) => all_succeeded >= c,
             None => all_succeeded > 0 && active.is_empty(),
         };
-        if all_failed + restarted > backoff_limit {
+        // A failure being counted that the policy says fails the Job (pods let
+        // go uncounted, ones the Job deleted itself say, are no failures).
+        let failed_by_policy = pods
+            .iter()
+            .filter(|p| p.uid().is_some_and(|u| uncounted_uids.contains(&u)))
+            .filter(|p| outcome(p) == Some(Outcome::Failed))
+            .find_map(|p| match judge(policy, p) {
+                Verdict::FailJob(message) => Some(message),
+                _ => None,
+            });
+        if let Some(message) = failed_by_policy {
+            set_condition(
+                &mut conditions,
+                "FailureTarget",
+                "True",
+                "PodFailurePolicy",
+                &message,
+            );
+        } else if all_failed + restarted > backoff_limit {
             set_condition(
                 &mut conditions,
                 "FailureTarget",
@@ -609,7 +743,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             });
             extra.truncate(active.len() - want);
             delete_pods(&job, &ctx, &pods_api, &extra, true).await?;
-        } else if active.len() + unrecorded.len() < want {
+        } else if active.len() + unrecorded.len() + replacing.len() < want {
             let last_failure = pods
                 .iter()
                 .filter(|p| outcome(p) == Some(Outcome::Failed))
@@ -622,11 +756,12 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             if wait > 0 {
                 requeue = requeue.min(Duration::from_secs(wait as u64));
             } else {
-                let count = want - active.len() - unrecorded.len();
+                let count = want - active.len() - unrecorded.len() - replacing.len();
                 let indexes: Vec<Option<i32>> = if indexed {
                     let running: HashSet<i32> = active
                         .iter()
                         .chain(unrecorded.iter().copied())
+                        .chain(replacing.iter().copied())
                         .filter_map(|p| index_of(p))
                         .collect();
                     (0..completions.unwrap_or(0))
@@ -874,6 +1009,83 @@ async fn delete_pods(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    fn failed_pod(exit_codes: &[(&str, i32)], conditions: &[(&str, &str)]) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns"},
+            "status": {
+                "phase": "Failed",
+                "containerStatuses": exit_codes.iter().map(|(name, code)| json!({
+                    "name": name, "image": "busybox", "imageID": "", "ready": false,
+                    "restartCount": 0, "state": {"terminated": {"exitCode": code}},
+                })).collect::<Vec<_>>(),
+                "conditions": conditions.iter().map(|(t, s)| json!({"type": t, "status": s}))
+                    .collect::<Vec<_>>(),
+            },
+        }))
+        .unwrap()
+    }
+
+    fn policy(rules: Value) -> PodFailurePolicy {
+        serde_json::from_value(json!({ "rules": rules })).unwrap()
+    }
+
+    #[test]
+    fn failure_policy_takes_the_first_matching_rule() {
+        let p = policy(json!([
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}},
+            {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [0, 1]}},
+            {"action": "Ignore", "onExitCodes": {"operator": "NotIn", "values": [0]}},
+        ]));
+        let judged = |codes: &[(&str, i32)], conds: &[(&str, &str)]| {
+            judge(Some(&p), &failed_pod(codes, conds))
+        };
+        assert_eq!(
+            judged(&[("main", 42)], &[]),
+            Verdict::FailJob(
+                "Container main for pod ns/p failed with exit code 42 matching FailJob rule at \
+                 index 1"
+                    .into()
+            )
+        );
+        // Another container's 42 is no match for a rule naming `main`.
+        assert_eq!(judged(&[("side", 42)], &[]), Verdict::Count);
+        // The disruption rule comes first.
+        assert_eq!(
+            judged(&[("main", 42)], &[("DisruptionTarget", "True")]),
+            Verdict::Ignore
+        );
+        assert_eq!(
+            judged(&[("main", 42)], &[("DisruptionTarget", "False")]),
+            Verdict::FailJob(
+                "Container main for pod ns/p failed with exit code 42 matching FailJob rule at \
+                 index 1"
+                    .into()
+            )
+        );
+        // 1 passes the third rule and matches the fourth.
+        assert_eq!(judged(&[("main", 1)], &[]), Verdict::Ignore);
+        // Exit code 0 matches no rule, even NotIn ones.
+        assert_eq!(judged(&[("main", 0)], &[]), Verdict::Count);
+        assert_eq!(
+            judge(None, &failed_pod(&[("main", 42)], &[])),
+            Verdict::Count
+        );
+        let by_condition = policy(json!([
+            {"action": "FailJob", "onPodConditions": [{"type": "ConfigIssue", "status": "True"}]},
+        ]));
+        assert_eq!(
+            judge(
+                Some(&by_condition),
+                &failed_pod(&[], &[("ConfigIssue", "True")])
+            ),
+            Verdict::FailJob(
+                "Pod ns/p has condition ConfigIssue matching FailJob rule at index 0".into()
+            )
+        );
+    }
 
     #[test]
     fn indexes_round_trip() {

@@ -53,6 +53,11 @@ fn running(p: &Pod) -> bool {
 /// Ends a pod as a kubelet would report it.
 async fn finish(pods: &Api<Pod>, p: &Pod, phase: &str) {
     let code = if phase == "Succeeded" { 0 } else { 1 };
+    finish_with(pods, p, phase, code).await;
+}
+
+/// Ends a pod whose container exited with `code`.
+async fn finish_with(pods: &Api<Pod>, p: &Pod, phase: &str, code: i32) {
     pods.patch_status(
         &p.name_any(),
         &PatchParams::default(),
@@ -421,5 +426,113 @@ async fn ttl_after_finished_deletes_the_job() {
         jobs.get_opt("brief").await.unwrap().is_none() && pods_of(&pods, "brief").await.is_empty()
     })
     .await;
+    controllers.abort();
+}
+
+/// The one running pod of `job`, once there is one.
+async fn running_pod(pods: &Api<Pod>, job: &str) -> Pod {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(p) = pods_of(pods, job).await.into_iter().find(running) {
+            return p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no running pod of {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn pod_failure_policy_fails_the_job_at_once() {
+    let (_dir, _server, client) = server().await;
+    let controllers = tokio::spawn(controllers::run(client.clone()));
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let spec = json!({"backoffLimit": 6, "podFailurePolicy": {"rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": "c", "operator": "In", "values": [42]}},
+    ]}});
+    jobs.create(&PostParams::default(), &job("fatal", spec))
+        .await
+        .unwrap();
+    let first = running_pod(&pods, "fatal").await;
+    finish_with(&pods, &first, "Failed", 42).await;
+    wait_long("the job to fail", 30, || async {
+        holds(&jobs.get("fatal").await.unwrap(), "Failed")
+    })
+    .await;
+    let j = jobs.get("fatal").await.unwrap();
+    assert_eq!(
+        condition(&j, "Failed"),
+        Some(("True".into(), "PodFailurePolicy".into()))
+    );
+    let message = j
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Failed")
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        format!(
+            "Container c for pod default/{} failed with exit code 42 matching FailJob rule at index 0",
+            first.name_any()
+        )
+    );
+    assert_eq!(j.status.as_ref().unwrap().failed, Some(1));
+    // No retry: the budget of 6 was not spent.
+    assert_eq!(pods_of(&pods, "fatal").await.len(), 1);
+    controllers.abort();
+}
+
+#[tokio::test]
+async fn pod_failure_policy_ignores_and_counts() {
+    let (_dir, _server, client) = server().await;
+    let controllers = tokio::spawn(controllers::run(client.clone()));
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let spec = json!({"backoffLimit": 0, "podFailurePolicy": {"rules": [
+        {"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}},
+        {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [3]}},
+    ]}});
+    jobs.create(&PostParams::default(), &job("picky", spec))
+        .await
+        .unwrap();
+    // An ignored failure: replaced without back-off, and not counted, so a
+    // backoffLimit of 0 does not fail the Job.
+    let first = running_pod(&pods, "picky").await;
+    let ended = tokio::time::Instant::now();
+    finish_with(&pods, &first, "Failed", 3).await;
+    let second = running_pod(&pods, "picky").await;
+    assert_ne!(second.uid(), first.uid());
+    assert!(
+        ended.elapsed() < Duration::from_secs(8),
+        "the replacement waited {:?}, a back-off",
+        ended.elapsed()
+    );
+    let j = jobs.get("picky").await.unwrap();
+    assert!(
+        !holds(&j, "Failed") && !holds(&j, "FailureTarget"),
+        "{:?}",
+        j.status
+    );
+    assert_eq!(j.status.as_ref().unwrap().failed, None);
+    // A counted one exceeds the limit of 0.
+    finish_with(&pods, &second, "Failed", 1).await;
+    wait_long("the job to fail", 30, || async {
+        holds(&jobs.get("picky").await.unwrap(), "Failed")
+    })
+    .await;
+    let j = jobs.get("picky").await.unwrap();
+    assert_eq!(
+        condition(&j, "Failed"),
+        Some(("True".into(), "BackoffLimitExceeded".into()))
+    );
+    assert_eq!(j.status.as_ref().unwrap().failed, Some(1));
     controllers.abort();
 }

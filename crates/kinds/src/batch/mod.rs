@@ -330,18 +330,45 @@ fn validate_job_spec(spec: &Value, path: &str) -> Vec<FieldError> {
             ));
         }
     }
+    // Failure budgets per index are not run by this server's Job controller:
+    // refused rather than ignored.
+    for key in ["backoffLimitPerIndex", "maxFailedIndexes"] {
+        if get(spec, &format!("/{key}")).is_some_and(|v| !v.is_null()) {
+            errs.push(FieldError::forbidden(
+                format!("{path}.{key}"),
+                "not supported by this server (per-index backoff limits are not implemented)",
+            ));
+        }
+    }
     let template = podspec::template_at(spec, "/template");
     errs.extend(podspec::validate_pod_template_spec(
         &template,
         &format!("{path}.template"),
     ));
+    if let Some(policy) = get(spec, "/podFailurePolicy").filter(|v| !v.is_null()) {
+        let names: Vec<&str> = template
+            .spec
+            .iter()
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        errs.extend(validate_pod_failure_policy(
+            policy,
+            &names,
+            &format!("{path}.podFailurePolicy"),
+        ));
+    }
     // An unset restartPolicy was defaulted to Always, so both mean the user
     // has not chosen one a Job can use.
     let restart_field = format!("{path}.template.spec.restartPolicy");
     let restart = template.spec.and_then(|s| s.restart_policy);
     match restart.as_deref().unwrap_or_default() {
         "" | "Always" => errs.push(FieldError::required(
-            restart_field,
+            &restart_field,
             "valid values: \"OnFailure\", \"Never\"",
         )),
         "OnFailure" | "Never" => {}
@@ -350,6 +377,181 @@ fn validate_job_spec(spec: &Value, path: &str) -> Vec<FieldError> {
             other,
             &["OnFailure", "Never"],
         )),
+    }
+    if get(spec, "/podFailurePolicy").is_some_and(|v| !v.is_null())
+        && let Some(policy @ "OnFailure") = restart.as_deref()
+    {
+        errs.push(not_supported(&restart_field, policy, &["Never"]));
+    }
+    errs
+}
+
+/// The most rules a pod failure policy may have, and patterns and exit codes a rule.
+const MAX_FAILURE_RULES: usize = 20;
+const MAX_CONDITION_PATTERNS: usize = 20;
+const MAX_EXIT_CODES: usize = 255;
+
+fn too_many(field: String, count: usize, most: usize) -> FieldError {
+    FieldError {
+        kind: crate::FieldErrorKind::TooMany,
+        field,
+        value: Some(count.to_string()),
+        detail: format!("must have at most {most} items"),
+    }
+}
+
+/// Kubernetes' `validatePodFailurePolicy`; `containers` are the template's
+/// container and init container names.
+fn validate_pod_failure_policy(policy: &Value, containers: &[&str], path: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let rules = policy
+        .get("rules")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if rules.len() > MAX_FAILURE_RULES {
+        errs.push(too_many(
+            format!("{path}.rules"),
+            rules.len(),
+            MAX_FAILURE_RULES,
+        ));
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let at = format!("{path}.rules[{i}]");
+        let action = fields::str_or_empty(rule, "/action");
+        match action {
+            "" => errs.push(FieldError::required(
+                format!("{at}.action"),
+                "valid values: [\"Count\" \"FailIndex\" \"FailJob\" \"Ignore\"]",
+            )),
+            // FailIndex needs backoffLimitPerIndex, which is refused above.
+            "FailIndex" => errs.push(FieldError::invalid(
+                format!("{at}.action"),
+                quote(action),
+                "requires the backoffLimitPerIndex to be set",
+            )),
+            "Count" | "FailJob" | "Ignore" => {}
+            other => errs.push(not_supported(
+                format!("{at}.action"),
+                other,
+                &["Count", "FailIndex", "FailJob", "Ignore"],
+            )),
+        }
+        let codes = rule.get("onExitCodes").filter(|v| !v.is_null());
+        let patterns = rule
+            .get("onPodConditions")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if let Some(codes) = codes {
+            errs.extend(validate_on_exit_codes(
+                codes,
+                containers,
+                &format!("{at}.onExitCodes"),
+            ));
+        }
+        if patterns.len() > MAX_CONDITION_PATTERNS {
+            errs.push(too_many(
+                format!("{at}.onPodConditions"),
+                patterns.len(),
+                MAX_CONDITION_PATTERNS,
+            ));
+        }
+        for (j, pattern) in patterns.iter().enumerate() {
+            let pat = format!("{at}.onPodConditions[{j}]");
+            errs.extend(crate::core::field::qualified_name(
+                &format!("{pat}.type"),
+                fields::str_or_empty(pattern, "/type"),
+            ));
+            let status = fields::str_or_empty(pattern, "/status");
+            if !matches!(status, "True" | "False" | "Unknown") {
+                errs.push(not_supported(
+                    format!("{pat}.status"),
+                    status,
+                    &["False", "True", "Unknown"],
+                ));
+            }
+        }
+        let detail = match (codes.is_some(), patterns.is_empty()) {
+            (true, false) => "specifying both OnExitCodes and OnPodConditions is not supported",
+            (false, true) => "specifying one of OnExitCodes and OnPodConditions is required",
+            _ => "",
+        };
+        if !detail.is_empty() {
+            // Kubernetes gives no value here (`field.OmitValueType`).
+            errs.push(FieldError {
+                kind: crate::FieldErrorKind::Invalid,
+                field: at,
+                value: None,
+                detail: detail.to_owned(),
+            });
+        }
+    }
+    errs
+}
+
+/// A list of exit codes as Go prints an `[]int32`.
+fn go_int32s(values: &[i64]) -> String {
+    let items: Vec<String> = values.iter().map(i64::to_string).collect();
+    format!("[]int32{{{}}}", items.join(", "))
+}
+
+fn validate_on_exit_codes(codes: &Value, containers: &[&str], path: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if let Some(name) = fields::get_str(codes, "/containerName")
+        && !containers.contains(&name)
+    {
+        errs.push(FieldError::invalid(
+            format!("{path}.containerName"),
+            quote(name),
+            "must be one of the container or initContainer names in the pod template",
+        ));
+    }
+    let operator = fields::str_or_empty(codes, "/operator");
+    match operator {
+        "" => errs.push(FieldError::required(
+            format!("{path}.operator"),
+            "valid values: [\"In\" \"NotIn\"]",
+        )),
+        "In" | "NotIn" => {}
+        other => errs.push(not_supported(
+            format!("{path}.operator"),
+            other,
+            &["In", "NotIn"],
+        )),
+    }
+    let values: Vec<i64> = codes
+        .get("values")
+        .and_then(Value::as_array)
+        .map(|v| v.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default();
+    if values.is_empty() || values.len() > MAX_EXIT_CODES {
+        errs.push(FieldError::invalid(
+            format!("{path}.values"),
+            go_int32s(&values),
+            format!("at least one value is required, and at most {MAX_EXIT_CODES} are allowed"),
+        ));
+        return errs;
+    }
+    for (j, value) in values.iter().enumerate() {
+        let at = format!("{path}.values[{j}]");
+        if operator == "In" && *value == 0 {
+            errs.push(FieldError::invalid(
+                &at,
+                "0",
+                "must not be 0 for the In operator",
+            ));
+        }
+        if values[..j].contains(value) {
+            errs.push(FieldError::duplicate(&at, value.to_string()));
+        }
+        if j > 0 && values[j - 1] > *value {
+            errs.push(FieldError::invalid(
+                &at,
+                value.to_string(),
+                "must be ordered",
+            ));
+        }
     }
     errs
 }

@@ -235,3 +235,94 @@ fn cron_jobs() {
         ]
     );
 }
+
+#[test]
+fn pod_failure_policies_are_checked() {
+    let s = job_strategy();
+    let mut job = pi_job();
+    job["spec"]["podFailurePolicy"] = json!({"rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": "pi", "operator": "In", "values": [1, 42]}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+    ]});
+    let (made, errs) = create(&s, job.clone());
+    assert!(errs.is_empty(), "{errs:?}");
+    // A condition pattern's status defaults to True; replacement waits for failure.
+    assert_eq!(
+        made["spec"]["podFailurePolicy"]["rules"][1]["onPodConditions"][0]["status"],
+        "True"
+    );
+    assert_eq!(made["spec"]["podReplacementPolicy"], "Failed");
+
+    job["spec"]["podFailurePolicy"] = json!({"rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": "nope", "operator": "In", "values": [0, 3, 3, 2]}},
+        {"action": "Explode", "onPodConditions": [{"type": "Ready", "status": "Maybe"}]},
+        {"action": "Count"},
+        {"action": "Ignore", "onExitCodes": {"operator": "NotIn", "values": [1]},
+         "onPodConditions": [{"type": "Ready", "status": "True"}]},
+        {"action": "FailIndex", "onExitCodes": {"operator": "Between", "values": []}},
+    ]});
+    job["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+    let errs = create(&s, job).1;
+    let p = "spec.podFailurePolicy.rules";
+    for want in [
+        format!(
+            "{p}[0].onExitCodes.containerName: Invalid value: \"nope\": must be one of the \
+             container or initContainer names in the pod template"
+        ),
+        format!(
+            "{p}[0].onExitCodes.values[0]: Invalid value: 0: must not be 0 for the In operator"
+        ),
+        format!("{p}[0].onExitCodes.values[2]: Duplicate value: 3"),
+        format!("{p}[0].onExitCodes.values[3]: Invalid value: 2: must be ordered"),
+        format!(
+            "{p}[1].action: Unsupported value: \"Explode\": supported values: \"Count\", \
+             \"FailIndex\", \"FailJob\", \"Ignore\""
+        ),
+        format!(
+            "{p}[1].onPodConditions[0].status: Unsupported value: \"Maybe\": supported values: \
+             \"False\", \"True\", \"Unknown\""
+        ),
+        format!(
+            "{p}[2]: Invalid value: specifying one of OnExitCodes and OnPodConditions is required"
+        ),
+        format!(
+            "{p}[3]: Invalid value: specifying both OnExitCodes and OnPodConditions is not supported"
+        ),
+        format!(
+            "{p}[4].action: Invalid value: \"FailIndex\": requires the backoffLimitPerIndex to be set"
+        ),
+        format!(
+            "{p}[4].onExitCodes.operator: Unsupported value: \"Between\": supported values: \
+             \"In\", \"NotIn\""
+        ),
+        format!(
+            "{p}[4].onExitCodes.values: Invalid value: []int32{{}}: at least one value is required, and at \
+             most 255 are allowed"
+        ),
+        "spec.template.spec.restartPolicy: Unsupported value: \"OnFailure\": supported values: \
+         \"Never\""
+            .to_owned(),
+    ] {
+        assert!(errs.contains(&want), "missing {want}\nin {errs:#?}");
+    }
+    assert_eq!(errs.len(), 12, "{errs:#?}");
+}
+
+#[test]
+fn per_index_backoff_is_refused_not_ignored() {
+    let s = job_strategy();
+    let mut job = pi_job();
+    job["spec"]["completionMode"] = json!("Indexed");
+    job["spec"]["backoffLimitPerIndex"] = json!(1);
+    job["spec"]["maxFailedIndexes"] = json!(2);
+    let errs = create(&s, job).1;
+    assert_eq!(
+        errs,
+        vec![
+            "spec.backoffLimitPerIndex: Forbidden: not supported by this server (per-index \
+             backoff limits are not implemented)",
+            "spec.maxFailedIndexes: Forbidden: not supported by this server (per-index backoff \
+             limits are not implemented)",
+        ]
+    );
+}
