@@ -6,7 +6,9 @@
 //!   ([`SELECTED_NODE`]) and then takes only a volume that node can reach;
 //! - binding writes the volume first (`claimRef` with the claim's uid, a replace
 //!   conditioned on the volume's resourceVersion, so two claims never get one volume),
-//!   then the claim (`volumeName`, `bind-completed`), then both statuses;
+//!   then its status, then the claim (`volumeName`, `bind-completed`) and its status; a
+//!   volume whose `claimRef` already names the claim is taken first whatever its phase, so
+//!   a binding that stopped halfway is finished on the next try;
 //! - a claim of a class whose provisioner is [`LOCAL_PATH_PROVISIONER`] that no volume
 //!   fits gets a new volume once a node is chosen: a hostPath directory under the class's
 //!   `path` parameter, made by the agent on first use, with node affinity to that node,

@@ -163,6 +163,47 @@ async fn claims_get_the_smallest_volume_that_fits_and_give_it_back() {
     controller.abort();
 }
 
+/// A binder stopped between writing the volume (claimRef, phase Bound) and writing the
+/// claim leaves both so; the next binder finishes the binding instead of looking past
+/// the volume for one that is Available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_stopped_halfway_is_finished() {
+    let (_dir, _server, client) = server().await;
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
+    let pp = PostParams::default();
+    let half = claims
+        .create(&pp, &claim("half", "1Gi", Some("")))
+        .await
+        .unwrap();
+    let mut v = volume("taken", "2Gi", &["ReadWriteOnce"], "Retain");
+    v.spec.as_mut().unwrap().claim_ref = Some(k8s_openapi::api::core::v1::ObjectReference {
+        namespace: Some("default".into()),
+        name: Some("half".into()),
+        uid: half.metadata.uid.clone(),
+        ..Default::default()
+    });
+    volumes.create(&pp, &v).await.unwrap();
+    let bound_phase = json!({"status": {"phase": "Bound"}});
+    volumes
+        .patch_status(
+            "taken",
+            &PatchParams::default(),
+            &Patch::Merge(&bound_phase),
+        )
+        .await
+        .unwrap();
+    // Another volume that would fit, were the half-made binding given up.
+    volumes
+        .create(&pp, &volume("spare", "1Gi", &["ReadWriteOnce"], "Retain"))
+        .await
+        .unwrap();
+
+    let controller = tokio::spawn(controllers::volumes::run(Informers::new(client.clone())));
+    assert_eq!(wait_bound(&claims, "half").await, "taken");
+    controller.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_of_the_default_class_gets_a_local_volume_on_the_chosen_node() {
     let (dir, _server, client) = server().await;

@@ -162,10 +162,6 @@ pub fn volume_fits_claim(volume: &PersistentVolume, claim: &PersistentVolumeClai
     if volume.metadata.deletion_timestamp.is_some() {
         return false;
     }
-    let phase = volume.status.as_ref().and_then(|s| s.phase.as_deref());
-    if !matches!(phase, None | Some("Pending" | "Available")) {
-        return false;
-    }
     if let Some(r) = &spec.claim_ref {
         let uid = r.uid.as_deref().filter(|u| !u.is_empty());
         if r.namespace != claim.metadata.namespace
@@ -174,6 +170,12 @@ pub fn volume_fits_claim(volume: &PersistentVolume, claim: &PersistentVolumeClai
         {
             return false;
         }
+    }
+    // A volume already meant for this claim fits whatever its phase, as in Kubernetes: a
+    // binding that stopped after the volume was marked Bound is finished, not abandoned.
+    let phase = volume.status.as_ref().and_then(|s| s.phase.as_deref());
+    if spec.claim_ref.is_none() && !matches!(phase, None | Some("Pending" | "Available")) {
+        return false;
     }
     let class = |c: &Option<String>| c.clone().unwrap_or_default();
     let mode = |m: &Option<String>| m.clone().unwrap_or_else(|| "Filesystem".into());
@@ -619,6 +621,15 @@ mod tests {
         assert!(!fits(
             &|v| v["spec"]["claimRef"] = json!({"namespace": "ns", "name": "other"})
         ));
+        // Half bound to this claim (the volume written, the claim not yet): still fits.
+        assert!(fits(&|v| {
+            v["spec"]["claimRef"] = json!({"namespace": "ns", "name": "c", "uid": "u1"});
+            v["status"] = json!({"phase": "Bound"});
+        }));
+        assert!(!fits(&|v| {
+            v["spec"]["claimRef"] = json!({"namespace": "ns", "name": "c", "uid": "old"});
+            v["status"] = json!({"phase": "Released"});
+        }));
     }
 
     #[test]
