@@ -50,6 +50,15 @@ pub enum NetError {
         source: rtnetlink::Error,
     },
 
+    /// Netlink requests got no answer in time (a reply the kernel dropped).
+    #[error("netlink: {op}: no answer within {waited:?}")]
+    NetlinkTimeout {
+        /// What was being done, naming the pod.
+        op: String,
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
+
     /// A pod uid was empty: it names the pod's address file and veth.
     #[error("pod uid must not be empty")]
     EmptyPodUid,

@@ -36,6 +36,7 @@ mod sysctl;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::link::InfoKind;
@@ -288,7 +289,11 @@ impl PodNetwork {
             gateway: self.gateway,
             host_veth: host_veth_name(pod_uid),
         };
-        match self.wire(&interface, netns).await {
+        let wired = patient(
+            || format!("attaching pod {pod_uid}"),
+            self.wire(&interface, netns),
+        );
+        match wired.await {
             Ok(()) => {
                 tracing::debug!(pod = pod_uid, %ip, veth = %interface.host_veth, "pod attached");
                 Ok(interface)
@@ -296,7 +301,8 @@ impl PodNetwork {
             Err(error) => {
                 if new {
                     // Best effort: the error being returned is the one worth reporting.
-                    let _ = self.netlink.delete_link(&interface.host_veth).await;
+                    let unwire = self.netlink.delete_link(&interface.host_veth);
+                    let _ = patient(|| format!("detaching pod {pod_uid}"), unwire).await;
                     let _ = self.ipam.release(pod_uid);
                 }
                 Err(error)
@@ -420,6 +426,18 @@ impl PodNetwork {
         if pod_uid.is_empty() {
             return Err(NetError::EmptyPodUid);
         }
+        patient(
+            || format!("detaching pod {pod_uid}"),
+            self.unwire(pod_uid, netns),
+        )
+        .await?;
+        let released = self.ipam.release(pod_uid)?;
+        tracing::debug!(pod = pod_uid, ?released, "pod detached");
+        Ok(())
+    }
+
+    /// Removes the pod's veth pair, from the node's end or else the pod's.
+    async fn unwire(&self, pod_uid: &str, netns: Option<&Path>) -> Result<(), NetError> {
         let host = host_veth_name(pod_uid);
         let removed = self.netlink.delete_link(&host).await?;
         if !removed && let Some(netns) = netns {
@@ -447,8 +465,6 @@ impl PodNetwork {
                 }
             }
         }
-        let released = self.ipam.release(pod_uid)?;
-        tracing::debug!(pod = pod_uid, ?released, "pod detached");
         Ok(())
     }
 
@@ -509,6 +525,25 @@ fn dup(ns: &OwnedFd, path: &Path) -> Result<OwnedFd, NetError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// How long wiring or unwiring a pod may wait on the kernel's answers.
+const NETLINK_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs `work`, an error if it takes longer than [`NETLINK_PATIENCE`]: a netlink
+/// reply the kernel dropped would otherwise leave it waiting for good.
+async fn patient<T>(
+    op: impl FnOnce() -> String,
+    work: impl Future<Output = Result<T, NetError>>,
+) -> Result<T, NetError> {
+    tokio::time::timeout(NETLINK_PATIENCE, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(NetError::NetlinkTimeout {
+                op: op(),
+                waited: NETLINK_PATIENCE,
+            })
+        })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! uses it afterwards.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
@@ -13,6 +13,7 @@ use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{RouteAttribute, RouteHeader};
+use rtnetlink::sys::AsyncSocket;
 use rtnetlink::{
     LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
@@ -102,6 +103,25 @@ impl Link {
     }
 }
 
+/// The receive buffer a netlink connection asks for. The kernel drops a reply
+/// that does not fit (the reader sees ENOBUFS) and the request waiting for it
+/// never ends; the default (`net.core.rmem_default`, 208 KiB) was overrun when
+/// 110 pods were deleted at once on two busy cores.
+const RECEIVE_BUFFER: usize = 8 << 20;
+
+/// Sets the socket's receive buffer to [`RECEIVE_BUFFER`], past
+/// `net.core.rmem_max` where allowed (`SO_RCVBUFFORCE` needs CAP_NET_ADMIN,
+/// which the agent has), else as far as that limit.
+fn grow_receive_buffer(socket: &impl AsFd) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let size = RECEIVE_BUFFER;
+    if setsockopt(socket, sockopt::RcvBufForce, &size).is_err()
+        && setsockopt(socket, sockopt::RcvBuf, &size).is_err()
+    {
+        tracing::debug!("could not grow a netlink socket's receive buffer");
+    }
+}
+
 /// A netlink connection, bound to the network namespace it was opened in.
 #[derive(Clone)]
 pub(crate) struct Netlink {
@@ -112,11 +132,12 @@ impl Netlink {
     /// Opens a connection in the calling thread's network namespace; its driver runs as a
     /// task of the current tokio runtime and ends when the last clone is dropped.
     pub(crate) fn open() -> Result<Self, NetError> {
-        let (connection, handle, _) =
+        let (mut connection, handle, _) =
             rtnetlink::new_connection().map_err(|source| NetError::Netns {
                 path: crate::netns::THREAD_NETNS.into(),
                 source,
             })?;
+        grow_receive_buffer(connection.socket_mut().socket_mut());
         tokio::spawn(connection);
         Ok(Netlink { handle })
     }
@@ -436,6 +457,18 @@ mod tests {
         assert_ne!(a, host_veth_name("0f1e2d3c-aaaa-bbbb-cccc-000000000002"));
         assert!(a.len() <= 15 && a.starts_with("veth"), "{a}");
         assert!(a[4..].chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+    }
+
+    /// Needs CAP_NET_ADMIN (root), as the agent runs.
+    #[tokio::test]
+    async fn netlink_sockets_get_a_large_receive_buffer() {
+        let (mut connection, _, _) = rtnetlink::new_connection().unwrap();
+        let socket = connection.socket_mut().socket_mut();
+        let before = socket.get_rx_buf_sz().unwrap();
+        grow_receive_buffer(socket);
+        // The kernel reports twice what was asked (its bookkeeping included).
+        let after = socket.get_rx_buf_sz().unwrap();
+        assert!(after >= RECEIVE_BUFFER, "{before} -> {after}");
     }
 
     #[test]
