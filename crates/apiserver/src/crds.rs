@@ -186,25 +186,6 @@ fn conflict(crd: &Value, crds: &[Value]) -> Option<(&'static str, String)> {
     None
 }
 
-/// Puts `cond` among `conditions`, keeping the transition time when the
-/// status does not change.
-fn set_condition(conditions: &mut Vec<Value>, mut cond: Value, now: &str) {
-    match conditions.iter_mut().find(|c| c["type"] == cond["type"]) {
-        Some(existing) => {
-            cond["lastTransitionTime"] = if existing["status"] == cond["status"] {
-                existing["lastTransitionTime"].clone()
-            } else {
-                json!(now)
-            };
-            *existing = cond;
-        }
-        None => {
-            cond["lastTransitionTime"] = json!(now);
-            conditions.push(cond);
-        }
-    }
-}
-
 fn conditions_of(crd: &Value) -> Vec<Value> {
     crd.pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -233,13 +214,13 @@ async fn establish(api: &Arc<Api>, crd: &Value, crds: &[Value], name: &str) -> A
     let mut conditions = conditions_of(crd);
     let accepted = match conflict(crd, crds) {
         Some((reason, message)) => {
-            set_condition(
+            meta::set_condition(
                 &mut conditions,
                 json!({"type": "NamesAccepted", "status": "False", "reason": reason, "message": message}),
                 &now,
             );
             if !is_established(crd) {
-                set_condition(
+                meta::set_condition(
                     &mut conditions,
                     json!({"type": "Established", "status": "False", "reason": "NotAccepted",
                            "message": "not all names are accepted"}),
@@ -249,13 +230,13 @@ async fn establish(api: &Arc<Api>, crd: &Value, crds: &[Value], name: &str) -> A
             crd.pointer("/status/acceptedNames").cloned()
         }
         None => {
-            set_condition(
+            meta::set_condition(
                 &mut conditions,
                 json!({"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
                        "message": "no conflicts found"}),
                 &now,
             );
-            set_condition(
+            meta::set_condition(
                 &mut conditions,
                 json!({"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
                        "message": "the initial names have been accepted"}),
@@ -310,7 +291,7 @@ async fn clean_up(api: &Arc<Api>, crd: &Value, name: &str) -> ApiResult<bool> {
     let set = api.schemas();
     if condition(crd, "Terminating").is_none() {
         let mut conditions = conditions_of(crd);
-        set_condition(
+        meta::set_condition(
             &mut conditions,
             json!({"type": "Terminating", "status": "True", "reason": "InstanceDeletionInProgress",
                    "message": "CustomResource deletion is in progress"}),
@@ -416,19 +397,19 @@ mod tests {
     fn conditions_keep_their_transition_time() {
         let mut conditions = vec![json!({"type": "Established", "status": "True",
             "lastTransitionTime": "t0"})];
-        set_condition(
+        meta::set_condition(
             &mut conditions,
             json!({"type": "Established", "status": "True", "reason": "R"}),
             "t1",
         );
         assert_eq!(conditions[0]["lastTransitionTime"], "t0");
-        set_condition(
+        meta::set_condition(
             &mut conditions,
             json!({"type": "Established", "status": "False"}),
             "t2",
         );
         assert_eq!(conditions[0]["lastTransitionTime"], "t2");
-        set_condition(
+        meta::set_condition(
             &mut conditions,
             json!({"type": "NamesAccepted", "status": "True"}),
             "t3",

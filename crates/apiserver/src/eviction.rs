@@ -60,7 +60,7 @@ pub(crate) async fn evict(t: &Target, body: Bytes) -> ApiResult<()> {
             if let Some((pdb, kv)) = covering.into_iter().next() {
                 let Some(charged) = charge(pdb, &pod, t.name())? else {
                     // Unhealthy pod of a healthy budget: no disruption spent.
-                    return delete(t, &options).await;
+                    return delete(t, &options, dry_run).await;
                 };
                 if !dry_run {
                     let key = String::from_utf8_lossy(&kv.key).into_owned();
@@ -84,7 +84,7 @@ pub(crate) async fn evict(t: &Target, body: Bytes) -> ApiResult<()> {
                 }
             }
         }
-        return delete(t, &options).await;
+        return delete(t, &options, dry_run).await;
     }
     Err(ApiError::conflict(
         "policy",
@@ -93,9 +93,104 @@ pub(crate) async fn evict(t: &Target, body: Bytes) -> ApiResult<()> {
     ))
 }
 
-async fn delete(t: &Target, options: &Value) -> ApiResult<()> {
+/// Marks the pod `DisruptionTarget` (reason `EvictionByEvictionAPI`), as
+/// Kubernetes does so that a Job's pod failure policy can tell an eviction
+/// from a failure, then deletes it.
+async fn delete(t: &Target, options: &Value, dry_run: bool) -> ApiResult<()> {
+    let mut options = options.clone();
+    if !dry_run {
+        mark_disrupted(t, &mut options).await?;
+    }
     write::delete(t, Bytes::from(options.to_string())).await?;
     Ok(())
+}
+
+/// Adds the condition to the pod as it is now, checking the delete's
+/// preconditions against it first; a resourceVersion precondition is then
+/// moved on to the pod's new version, the one this write made.
+async fn mark_disrupted(t: &Target, options: &mut Value) -> ApiResult<()> {
+    let precondition = |field: &str| {
+        options
+            .pointer(&format!("/preconditions/{field}"))
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let (want_uid, want_version) = (precondition("uid"), precondition("resourceVersion"));
+    let failed = |what: &str, want: &str, have: &str| {
+        ApiError::conflict_because(
+            "",
+            "pods",
+            t.name(),
+            &format!(
+                "Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"
+            ),
+        )
+    };
+    for _ in 0..ATTEMPTS {
+        let Some((mut pod, revision)) = crate::rest::read::read_object(t, &t.key()).await? else {
+            return Err(ApiError::not_found("", "pods", t.name()));
+        };
+        let uid = crate::meta::meta_str(&pod, "uid").unwrap_or("");
+        if let Some(want) = &want_uid
+            && want != uid
+        {
+            return Err(failed("UID", want, uid));
+        }
+        if let Some(want) = &want_version
+            && *want != revision.to_string()
+        {
+            return Err(failed("ResourceVersion", want, &revision.to_string()));
+        }
+        if crate::meta::is_deleting(&pod) {
+            return Ok(());
+        }
+        let status = pod
+            .as_object_mut()
+            .expect("a stored pod is an object")
+            .entry("status")
+            .or_insert_with(|| json!({}));
+        let mut conditions = status
+            .get("conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let before = conditions.clone();
+        let cond = json!({
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting",
+        });
+        crate::meta::set_condition(&mut conditions, cond, &crate::meta::now_rfc3339());
+        if conditions == before {
+            return Ok(());
+        }
+        status["conditions"] = Value::Array(conditions);
+        let key = t.key();
+        let resp = t
+            .api
+            .store
+            .txn(
+                TxnRequest::when(vec![Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    revision,
+                )])
+                .and_then(vec![TxnOp::Put(PutRequest::new(
+                    key,
+                    crate::storage::encode(&pod),
+                ))]),
+            )
+            .await?;
+        if resp.succeeded {
+            if want_version.is_some() {
+                options["preconditions"]["resourceVersion"] = json!(resp.revision.to_string());
+            }
+            return Ok(());
+        }
+    }
+    Err(ApiError::conflict("", "pods", t.name()))
 }
 
 /// A finished, pending or deleting pod disrupts nothing more when evicted.

@@ -81,6 +81,25 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// Puts `cond` among `conditions` (one per type), keeping the transition time
+/// when the status does not change.
+pub fn set_condition(conditions: &mut Vec<Value>, mut cond: Value, now: &str) {
+    match conditions.iter_mut().find(|c| c["type"] == cond["type"]) {
+        Some(existing) => {
+            cond["lastTransitionTime"] = if existing["status"] == cond["status"] {
+                existing["lastTransitionTime"].clone()
+            } else {
+                json!(now)
+            };
+            *existing = cond;
+        }
+        None => {
+            cond["lastTransitionTime"] = json!(now);
+            conditions.push(cond);
+        }
+    }
+}
+
 /// Seconds since the epoch, for table ages.
 pub fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()

@@ -371,3 +371,56 @@ async fn budgets_count_pods_and_evictions_respect_them() {
     kubelet.abort();
     controllers.abort();
 }
+
+/// An eviction marks the pod `DisruptionTarget` before it deletes it (so a
+/// Job's pod failure policy can tell it from a failure), checks the
+/// delete's preconditions first and still honours them after its own write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eviction_marks_the_pod_disrupted() {
+    let (_dir, _server, client) = server().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut held = pod("held", json!({}));
+    // Kept after its deletion, to be looked at.
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    let held = pods.create(&PostParams::default(), &held).await.unwrap();
+    let disrupted = |p: &Pod| {
+        p.status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .find(|c| c.type_ == "DisruptionTarget")
+            .map(|c| (c.status.clone(), c.reason.clone().unwrap_or_default()))
+    };
+    // kube's `EvictParams` sends its options as `delete_options`, which the
+    // API (ours as Kubernetes') does not read: the body is written here.
+    let evict = |rv: &str| {
+        let body = json!({
+            "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "held"},
+            "deleteOptions": {"preconditions": {"resourceVersion": rv}},
+        });
+        let request = kube::core::Request::new("/api/v1/namespaces/default/pods/held/eviction")
+            .create(&PostParams::default(), serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        client.request::<Value>(request)
+    };
+
+    let (code, message) = refusal(evict("1").await);
+    assert_eq!(code, 409);
+    assert!(message.contains("Precondition failed"), "{message}");
+    let now = pods.get("held").await.unwrap();
+    assert_eq!(disrupted(&now), None);
+    assert!(now.metadata.deletion_timestamp.is_none());
+
+    let rv = held.resource_version().unwrap();
+    evict(&rv).await.unwrap();
+    let gone = pods.get("held").await.unwrap();
+    assert!(gone.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        disrupted(&gone),
+        Some(("True".to_owned(), "EvictionByEvictionAPI".to_owned()))
+    );
+
+    let release = json!({"metadata": {"finalizers": null}});
+    pods.patch("held", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+}

@@ -340,9 +340,10 @@ async fn bind_claims(s: &Shared, key: &PodKey, pod: &Pod, node: &str) -> Result<
     }
 }
 
-/// Nominates the node for the preemptor, then deletes the victims with
-/// their own grace period; the preemptor is retried when they are gone
-/// (a deleted pod flushes the back-off).
+/// Nominates the node for the preemptor, then marks each victim
+/// `DisruptionTarget` (so a Job's pod failure policy can tell preemption from
+/// failure) and deletes it with its own grace period; the preemptor is
+/// retried when they are gone (a deleted pod flushes the back-off).
 async fn preempt(s: &Shared, pod: &Pod, p: Preemption) {
     let meta = &pod.metadata;
     let api: Api<Pod> = Api::namespaced(
@@ -360,8 +361,30 @@ async fn preempt(s: &Shared, pod: &Pod, p: Preemption) {
     {
         tracing::debug!(error = %e, "writing nominatedNodeName");
     }
+    let scheduler = pod
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.scheduler_name.as_deref())
+        .unwrap_or("default-scheduler");
     for v in p.victims {
         let victims: Api<Pod> = Api::namespaced(s.client.clone(), &v.namespace);
+        let disrupted = serde_json::json!({"status": {"conditions": [{
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "PreemptionByScheduler",
+            "message": format!("{scheduler}: preempting to accommodate a higher priority pod"),
+            "lastTransitionTime": chrono_now(),
+        }]}});
+        if let Err(e) = victims
+            .patch_status(
+                &v.name,
+                &PatchParams::default(),
+                &Patch::Strategic(disrupted),
+            )
+            .await
+        {
+            tracing::debug!(pod = %v, error = %e, "marking a preemption victim");
+        }
         // Only this pod, as the scheduler saw it.
         let params = DeleteParams {
             preconditions: Some(Preconditions {

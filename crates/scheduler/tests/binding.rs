@@ -285,7 +285,10 @@ async fn a_higher_priority_pod_evicts_a_lower_one() {
         p.spec.as_mut().unwrap().priority = Some(priority);
         p
     };
-    pods.create(&pp, &with_priority("low", 1)).await.unwrap();
+    let mut low = with_priority("low", 1);
+    // Kept after its deletion, to be looked at.
+    low.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    pods.create(&pp, &low).await.unwrap();
     wait_for("low to be bound", || async {
         node_of(&pods, "low").await.is_some()
     })
@@ -304,12 +307,28 @@ async fn a_higher_priority_pod_evicts_a_lower_one() {
     })
     .await;
     wait_for("low to be deleted", || async {
-        match pods.get_opt("low").await.unwrap() {
-            None => true,
-            Some(p) => p.metadata.deletion_timestamp.is_some(),
-        }
+        pods.get("low")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
     })
     .await;
+    // Marked as preempted first, as kube-scheduler does.
+    let low = pods.get("low").await.unwrap();
+    let disrupted = low
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .find(|c| c.type_ == "DisruptionTarget")
+        .expect("the victim is marked");
+    assert_eq!(disrupted.status, "True");
+    assert_eq!(disrupted.reason.as_deref(), Some("PreemptionByScheduler"));
+    assert_eq!(
+        disrupted.message.as_deref(),
+        Some("default-scheduler: preempting to accommodate a higher priority pod")
+    );
     // A pod of equal or lower priority evicts nobody.
     pods.create(&pp, &with_priority("peer", 100)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
