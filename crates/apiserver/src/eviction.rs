@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use store::{Compare, CompareOp, PutRequest, RangeRequest, TxnOp, TxnRequest};
+use store::{Compare, CompareOp, PutRequest, RangeRequest, Revision, TxnOp, TxnRequest};
 
 use crate::rest::Target;
 use crate::rest::write;
@@ -64,21 +64,10 @@ pub(crate) async fn evict(t: &Target, body: Bytes) -> ApiResult<()> {
                 };
                 if !dry_run {
                     let key = String::from_utf8_lossy(&kv.key).into_owned();
-                    let resp = t
-                        .api
-                        .store
-                        .txn(
-                            TxnRequest::when(vec![Compare::mod_revision(
-                                key.clone(),
-                                CompareOp::Equal,
-                                kv.mod_revision,
-                            )])
-                            .and_then(vec![TxnOp::Put(
-                                PutRequest::new(key, crate::storage::encode(&charged)),
-                            )]),
-                        )
-                        .await?;
-                    if !resp.succeeded {
+                    if put_unchanged(t, key, kv.mod_revision, &charged)
+                        .await?
+                        .is_none()
+                    {
                         continue;
                     }
                 }
@@ -167,30 +156,40 @@ async fn mark_disrupted(t: &Target, options: &mut Value) -> ApiResult<()> {
             return Ok(());
         }
         status["conditions"] = Value::Array(conditions);
-        let key = t.key();
-        let resp = t
-            .api
-            .store
-            .txn(
-                TxnRequest::when(vec![Compare::mod_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    revision,
-                )])
-                .and_then(vec![TxnOp::Put(PutRequest::new(
-                    key,
-                    crate::storage::encode(&pod),
-                ))]),
-            )
-            .await?;
-        if resp.succeeded {
+        if let Some(written) = put_unchanged(t, t.key(), revision, &pod).await? {
             if want_version.is_some() {
-                options["preconditions"]["resourceVersion"] = json!(resp.revision.to_string());
+                options["preconditions"]["resourceVersion"] = json!(written.to_string());
             }
             return Ok(());
         }
     }
     Err(ApiError::conflict("", "pods", t.name()))
+}
+
+/// Stores `obj` at `key` if nothing wrote there since `revision`; the
+/// revision of the write, or `None` when another write came first.
+async fn put_unchanged(
+    t: &Target,
+    key: String,
+    revision: Revision,
+    obj: &Value,
+) -> ApiResult<Option<Revision>> {
+    let resp = t
+        .api
+        .store
+        .txn(
+            TxnRequest::when(vec![Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                revision,
+            )])
+            .and_then(vec![TxnOp::Put(PutRequest::new(
+                key,
+                crate::storage::encode(obj),
+            ))]),
+        )
+        .await?;
+    Ok(resp.succeeded.then_some(resp.revision))
 }
 
 /// A finished, pending or deleting pod disrupts nothing more when evicted.
