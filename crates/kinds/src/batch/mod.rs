@@ -345,7 +345,8 @@ fn validate_job_spec(spec: &Value, path: &str) -> Vec<FieldError> {
         &template,
         &format!("{path}.template"),
     ));
-    if let Some(policy) = get(spec, "/podFailurePolicy").filter(|v| !v.is_null()) {
+    let failure_policy = get(spec, "/podFailurePolicy").filter(|v| !v.is_null());
+    if let Some(policy) = failure_policy {
         let names: Vec<&str> = template
             .spec
             .iter()
@@ -378,7 +379,7 @@ fn validate_job_spec(spec: &Value, path: &str) -> Vec<FieldError> {
             &["OnFailure", "Never"],
         )),
     }
-    if get(spec, "/podFailurePolicy").is_some_and(|v| !v.is_null())
+    if failure_policy.is_some()
         && let Some(policy @ "OnFailure") = restart.as_deref()
     {
         errs.push(not_supported(&restart_field, policy, &["Never"]));
