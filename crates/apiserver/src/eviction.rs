@@ -11,8 +11,9 @@
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use store::{Compare, CompareOp, PutRequest, RangeRequest, Revision, TxnOp, TxnRequest};
+use store::{Compare, CompareOp, PutRequest, RangeRequest, TxnOp, TxnRequest};
 
+use crate::meta;
 use crate::rest::Target;
 use crate::rest::write;
 use crate::status::{ApiError, ApiResult, Cause};
@@ -64,10 +65,21 @@ pub(crate) async fn evict(t: &Target, body: Bytes) -> ApiResult<()> {
                 };
                 if !dry_run {
                     let key = String::from_utf8_lossy(&kv.key).into_owned();
-                    if put_unchanged(t, key, kv.mod_revision, &charged)
-                        .await?
-                        .is_none()
-                    {
+                    let resp = t
+                        .api
+                        .store
+                        .txn(
+                            TxnRequest::when(vec![Compare::mod_revision(
+                                key.clone(),
+                                CompareOp::Equal,
+                                kv.mod_revision,
+                            )])
+                            .and_then(vec![TxnOp::Put(
+                                PutRequest::new(key, crate::storage::encode(&charged)),
+                            )]),
+                        )
+                        .await?;
+                    if !resp.succeeded {
                         continue;
                     }
                 }
@@ -94,9 +106,9 @@ async fn delete(t: &Target, options: &Value, dry_run: bool) -> ApiResult<()> {
     Ok(())
 }
 
-/// Adds the condition to the pod as it is now, checking the delete's
-/// preconditions against it first; a resourceVersion precondition is then
-/// moved on to the pod's new version, the one this write made.
+/// Adds the condition to the pod as it is now, a status write as any other,
+/// checking the delete's preconditions against the pod first; a
+/// resourceVersion precondition is then moved on to the version it wrote.
 async fn mark_disrupted(t: &Target, options: &mut Value) -> ApiResult<()> {
     let precondition = |field: &str| {
         options
@@ -116,80 +128,47 @@ async fn mark_disrupted(t: &Target, options: &mut Value) -> ApiResult<()> {
             ),
         )
     };
-    for _ in 0..ATTEMPTS {
-        let Some((mut pod, revision)) = crate::rest::read::read_object(t, &t.key()).await? else {
-            return Err(ApiError::not_found("", "pods", t.name()));
-        };
-        let uid = crate::meta::meta_str(&pod, "uid").unwrap_or("");
-        if let Some(want) = &want_uid
-            && want != uid
-        {
-            return Err(failed("UID", want, uid));
+    let now = meta::now_rfc3339();
+    let mark = |pod: &Value| -> ApiResult<Value> {
+        for (what, want, field) in [
+            ("UID", &want_uid, "uid"),
+            ("ResourceVersion", &want_version, "resourceVersion"),
+        ] {
+            let have = meta::meta_str(pod, field).unwrap_or("");
+            if let Some(want) = want
+                && want != have
+            {
+                return Err(failed(what, want, have));
+            }
         }
-        if let Some(want) = &want_version
-            && *want != revision.to_string()
-        {
-            return Err(failed("ResourceVersion", want, &revision.to_string()));
+        let mut marked = pod.clone();
+        if meta::is_deleting(pod) {
+            return Ok(marked);
         }
-        if crate::meta::is_deleting(&pod) {
-            return Ok(());
-        }
-        let status = pod
-            .as_object_mut()
-            .expect("a stored pod is an object")
-            .entry("status")
-            .or_insert_with(|| json!({}));
-        let mut conditions = status
-            .get("conditions")
+        let mut conditions = pod
+            .pointer("/status/conditions")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let before = conditions.clone();
         let cond = json!({
             "type": "DisruptionTarget",
             "status": "True",
             "reason": "EvictionByEvictionAPI",
             "message": "Eviction API: evicting",
         });
-        crate::meta::set_condition(&mut conditions, cond, &crate::meta::now_rfc3339());
-        if conditions == before {
-            return Ok(());
-        }
-        status["conditions"] = Value::Array(conditions);
-        if let Some(written) = put_unchanged(t, t.key(), revision, &pod).await? {
-            if want_version.is_some() {
-                options["preconditions"]["resourceVersion"] = json!(written.to_string());
-            }
-            return Ok(());
-        }
+        meta::set_condition(&mut conditions, cond, &now);
+        marked["status"]["conditions"] = Value::Array(conditions);
+        Ok(marked)
+    };
+    let mut status = Target::internal(&t.api, "", "v1", "pods", t.namespace(), Some(t.name()))
+        .expect("pods are always served");
+    status.path.subresource = Some("status".into());
+    let set = t.api.schemas();
+    let (_, written, _) = write::replace(&status, &set, mark, None, false, Some("status")).await?;
+    if let (Some(revision), Some(_)) = (written, &want_version) {
+        options["preconditions"]["resourceVersion"] = json!(revision.to_string());
     }
-    Err(ApiError::conflict("", "pods", t.name()))
-}
-
-/// Stores `obj` at `key` if nothing wrote there since `revision`; the
-/// revision of the write, or `None` when another write came first.
-async fn put_unchanged(
-    t: &Target,
-    key: String,
-    revision: Revision,
-    obj: &Value,
-) -> ApiResult<Option<Revision>> {
-    let resp = t
-        .api
-        .store
-        .txn(
-            TxnRequest::when(vec![Compare::mod_revision(
-                key.clone(),
-                CompareOp::Equal,
-                revision,
-            )])
-            .and_then(vec![TxnOp::Put(PutRequest::new(
-                key,
-                crate::storage::encode(obj),
-            ))]),
-        )
-        .await?;
-    Ok(resp.succeeded.then_some(resp.revision))
+    Ok(())
 }
 
 /// A finished, pending or deleting pod disrupts nothing more when evicted.
