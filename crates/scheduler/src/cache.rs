@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::SCHEDULER_NAME;
 use crate::plugins::{
-    Claims, Cluster, Filter, NodeInfo, PlacedPod, PodContext, Resources, Score, pod_requests,
-    unschedulable_message,
+    Claims, Cluster, Filter, NamespaceLabels, NodeInfo, PlacedPod, PodContext, Resources, Score,
+    pod_requests, unschedulable_message,
 };
 use crate::queue::PodKey;
 
@@ -39,6 +39,8 @@ pub(crate) struct Cache {
     next_start: usize,
     /// Persistent volume claims and volumes, for the volume filters.
     pub(crate) claims: Claims,
+    /// Namespaces' labels, for pod affinity terms that select namespaces.
+    pub(crate) namespaces: NamespaceLabels,
 }
 
 /// How many feasible nodes to find before scoring, as kube-scheduler's
@@ -240,6 +242,7 @@ impl Cache {
             image_nodes: &self.image_nodes,
             with_affinity: self.with_affinity,
             claims: &self.claims,
+            namespaces: &self.namespaces,
         };
         let ctx = PodContext::new(pod, requests, &cluster);
         let mut reasons = Vec::new();
@@ -333,6 +336,7 @@ impl Cache {
             image_nodes: &self.image_nodes,
             with_affinity: self.with_affinity,
             claims: &self.claims,
+            namespaces: &self.namespaces,
         };
         let ctx = PodContext::new(pod, requests, &cluster);
         let fits = |info: &NodeInfo| filters.iter().all(|f| f.filter(&ctx, info).is_ok());

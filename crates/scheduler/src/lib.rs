@@ -9,7 +9,7 @@
 //!
 //! The scheduler is a client of the API like any other; what it knows of the
 //! cluster comes from watches (nodes, pods, persistent volume claims,
-//! volumes and storage classes), kept in a [`cache`] that also holds the pods it has bound but
+//! volumes, storage classes and namespaces), kept in a [`cache`] that also holds the pods it has bound but
 //! not yet seen bound, so the next pod does not land on room already given
 //! away.
 
@@ -17,12 +17,13 @@ mod cache;
 pub mod plugins;
 mod queue;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
-    Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+    Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -62,6 +63,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let claims = tokio::spawn(watch_claims(Arc::clone(&shared)));
     let volumes = tokio::spawn(watch_persistent_volumes(Arc::clone(&shared)));
     let classes = tokio::spawn(watch_storage_classes(Arc::clone(&shared)));
+    let namespaces = tokio::spawn(watch_namespaces(Arc::clone(&shared)));
     let schedule = tokio::spawn(schedule_loop(Arc::clone(&shared)));
     // The tasks end only when aborted; if one fails, so does the scheduler,
     // and the caller sees why.
@@ -71,6 +73,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         r = claims => r,
         r = volumes => r,
         r = classes => r,
+        r = namespaces => r,
         r = schedule => r,
     };
     result?;
@@ -168,6 +171,29 @@ async fn watch_storage_classes(s: Arc<Shared>) {
         Change::Listed(all) => cache.claims.replace_classes(all),
         Change::Put(c) => cache.claims.put_class(c),
         Change::Removed(c) => cache.claims.remove_class(&c),
+    })
+    .await;
+}
+
+/// Namespaces' labels, for pod affinity terms with a `namespaceSelector`.
+async fn watch_namespaces(s: Arc<Shared>) {
+    fn entry(ns: Namespace) -> (String, BTreeMap<String, String>) {
+        (
+            ns.metadata.name.unwrap_or_default(),
+            ns.metadata.labels.unwrap_or_default(),
+        )
+    }
+    mirror::<Namespace>(s, |cache, change| match change {
+        Change::Listed(all) => cache.namespaces = all.into_iter().map(entry).collect(),
+        Change::Put(ns) => {
+            let (name, labels) = entry(ns);
+            cache.namespaces.insert(name, labels);
+        }
+        Change::Removed(ns) => {
+            cache
+                .namespaces
+                .remove(ns.metadata.name.as_deref().unwrap_or_default());
+        }
     })
     .await;
 }

@@ -322,7 +322,12 @@ pub struct Cluster<'a> {
     pub with_affinity: usize,
     /// The persistent volume claims and volumes.
     pub claims: &'a Claims,
+    /// Every namespace's labels, for pod affinity terms' `namespaceSelector`.
+    pub namespaces: &'a NamespaceLabels,
 }
+
+/// Namespaces' labels, by namespace name.
+pub type NamespaceLabels = HashMap<String, BTreeMap<String, String>>;
 
 /// The pod being scheduled, with what the plugins work out about it once
 /// before they look at nodes (kube-scheduler's PreFilter state).
@@ -729,6 +734,8 @@ pub fn unschedulable_message(total: usize, reasons: &[Vec<Reason>]) -> String {
 /// Builders shared by the plugins' tests.
 #[cfg(test)]
 pub(crate) mod testing {
+    use std::sync::LazyLock;
+
     use super::*;
 
     pub(crate) fn node(v: serde_json::Value) -> NodeInfo {
@@ -754,6 +761,21 @@ pub(crate) mod testing {
         Arc::new(placed)
     }
 
+    /// A cluster of these nodes and nothing else: no images, claims,
+    /// namespaces, nor placed pods with affinity terms.
+    pub(crate) fn bare(nodes: &BTreeMap<String, NodeInfo>) -> Cluster<'_> {
+        static IMAGES: LazyLock<HashMap<String, usize>> = LazyLock::new(HashMap::new);
+        static CLAIMS: LazyLock<Claims> = LazyLock::new(Claims::default);
+        static NAMESPACES: LazyLock<NamespaceLabels> = LazyLock::new(HashMap::new);
+        Cluster {
+            nodes,
+            image_nodes: &IMAGES,
+            with_affinity: 0,
+            claims: &CLAIMS,
+            namespaces: &NAMESPACES,
+        }
+    }
+
     pub(crate) fn context<'a>(p: &'a Pod, cluster: &Cluster) -> PodContext<'a> {
         PodContext::new(p, pod_requests(p.spec.as_ref().unwrap()), cluster)
     }
@@ -761,20 +783,14 @@ pub(crate) mod testing {
     /// A context for a pod in an empty cluster, with the given requests.
     pub(crate) fn alone(p: &Pod, requests: Resources) -> PodContext<'_> {
         let nodes = BTreeMap::new();
-        let images = HashMap::new();
-        let cluster = Cluster {
-            nodes: &nodes,
-            image_nodes: &images,
-            with_affinity: 0,
-            claims: &crate::plugins::Claims::default(),
-        };
+        let cluster = bare(&nodes);
         PodContext::new(p, requests, &cluster)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{alone, cluster_of, node, placed_pod, pod};
+    use super::testing::{alone, bare, cluster_of, node, placed_pod, pod};
     use super::*;
     use serde_json::json;
 
@@ -923,13 +939,7 @@ mod tests {
         };
         let p = pod(json!({"spec": {"containers": []}}));
         let nodes = cluster_of(vec![]);
-        let images = HashMap::new();
-        let cluster = Cluster {
-            nodes: &nodes,
-            image_nodes: &images,
-            with_affinity: 0,
-            claims: &crate::plugins::Claims::default(),
-        };
+        let cluster = bare(&nodes);
         let mut scores = [0, 0];
         LeastAllocated.score(
             &alone(&p, Resources::default()),

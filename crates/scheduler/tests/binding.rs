@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
@@ -480,5 +480,78 @@ async fn a_pod_names_its_node_on_a_claim_that_waited_and_is_bound_once_the_claim
     })
     .await;
     assert_eq!(node_of(&pods, "app").await.as_deref(), Some("only"));
+    scheduler.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_selector_follows_the_namespaces_labels() {
+    let (_dir, _server, client) = server().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let pp = PostParams::default();
+    for name in ["n1", "n2"] {
+        let labels = json!({"kubernetes.io/hostname": name});
+        nodes
+            .create(&pp, &labelled_node(name, "4", labels))
+            .await
+            .unwrap();
+    }
+    for (ns, team) in [("shop", "a"), ("blog", "b")] {
+        let n = json!({"metadata": {"name": ns, "labels": {"team": team}}});
+        namespaces
+            .create(&pp, &serde_json::from_value(n).unwrap())
+            .await
+            .unwrap();
+    }
+    // A database in each namespace, already on its node.
+    for (ns, node) in [("shop", "n1"), ("blog", "n2")] {
+        let mut db = pod("db", "100m");
+        db.metadata.labels = Some([("app".to_owned(), "db".to_owned())].into());
+        db.spec.as_mut().unwrap().node_name = Some(node.to_owned());
+        Api::<Pod>::namespaced(client.clone(), ns)
+            .create(&pp, &db)
+            .await
+            .unwrap();
+    }
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+    // Away from the databases of team a's namespaces.
+    let away = |name: &str, team: &str| -> Pod {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox"}],
+                "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"app": "db"}},
+                    "namespaceSelector": {"matchLabels": {"team": team}},
+                    "topologyKey": "kubernetes.io/hostname"}]}}
+            }
+        }))
+        .unwrap()
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let placed = bind_all(&pods, vec![away("x", "a"), away("y", "b")]).await;
+    assert_eq!(placed, ["n2", "n1"]);
+
+    // blog joins team a: both nodes now hold one of its databases.
+    namespaces
+        .patch(
+            "blog",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pods.create(&pp, &away("z", "a")).await.unwrap();
+    wait_for("a FailedScheduling event for z", || {
+        failed_scheduling(
+            &client,
+            "z",
+            "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules.",
+        )
+    })
+    .await;
+    assert_eq!(node_of(&pods, "z").await, None);
     scheduler.abort();
 }

@@ -7,18 +7,19 @@
 //! looked at, the pods already placed are counted per domain (the filter's
 //! state in [`PodState`]); each node is then judged by its label value.
 //!
-//! Namespaces: a term applies to the namespaces it lists, or to all with an
-//! empty `namespaceSelector`, or else to its pod's own namespace. A
-//! `namespaceSelector` with labels is not resolved, since the scheduler does
-//! not watch namespaces: such a term counts only the namespaces it lists
-//! (its pod's own when it lists none).
+//! Namespaces: a term applies to the namespaces it lists together with the
+//! ones its `namespaceSelector` selects by their labels (an empty selector
+//! selects all); with neither, to its own pod's namespace. The selector is
+//! matched against the namespaces' labels when a pod is judged, not when
+//! its terms are compiled, so a placed pod's terms follow relabelled
+//! namespaces.
 
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
 
 use super::selector::Selector;
-use super::{Cluster, Filter, NodeInfo, PodContext, Reason, Score};
+use super::{Cluster, Filter, NamespaceLabels, NodeInfo, PodContext, Reason, Score};
 
 /// Counts of pods per topology domain: key, then value.
 type Counts = HashMap<String, HashMap<String, i64>>;
@@ -45,7 +46,12 @@ fn count(counts: &Counts, node: &NodeInfo, key: &str) -> i64 {
 #[derive(Debug)]
 enum Namespaces {
     All,
-    Listed(Vec<String>),
+    /// The listed ones, and those whose labels the selector matches (a
+    /// missing selector matches none).
+    Some {
+        listed: Vec<String>,
+        selector: Selector,
+    },
 }
 
 /// One pod affinity term, compiled.
@@ -63,14 +69,19 @@ impl Term {
         let listed = t.namespaces.clone().unwrap_or_default();
         let namespaces = match &t.namespace_selector {
             Some(sel)
-                if listed.is_empty()
-                    && sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+                if sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
                     && sel.match_expressions.as_ref().is_none_or(Vec::is_empty) =>
             {
                 Namespaces::All
             }
-            _ if listed.is_empty() => Namespaces::Listed(vec![own_namespace.to_owned()]),
-            _ => Namespaces::Listed(listed),
+            None if listed.is_empty() => Namespaces::Some {
+                listed: vec![own_namespace.to_owned()],
+                selector: Selector::new(None),
+            },
+            sel => Namespaces::Some {
+                listed,
+                selector: Selector::new(sel.as_ref()),
+            },
         };
         Self {
             selector: Selector::new(t.label_selector.as_ref()),
@@ -81,10 +92,21 @@ impl Term {
     }
 
     /// Whether the term selects a pod of that namespace and those labels.
-    fn matches(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+    /// A namespace the scheduler has not seen has no labels to select.
+    fn matches(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        namespaces: &NamespaceLabels,
+    ) -> bool {
         let ns_ok = match &self.namespaces {
             Namespaces::All => true,
-            Namespaces::Listed(l) => l.iter().any(|n| n == namespace),
+            Namespaces::Some { listed, selector } => {
+                listed.iter().any(|n| n == namespace)
+                    || namespaces
+                        .get(namespace)
+                        .is_some_and(|l| selector.matches(l))
+            }
         };
         ns_ok && self.selector.matches(labels)
     }
@@ -195,7 +217,7 @@ impl PodState {
             for placed in &node.placed {
                 if let Some(theirs) = placed.terms.as_deref() {
                     for t in &theirs.required_anti {
-                        if t.matches(namespace, labels) {
+                        if t.matches(namespace, labels, cluster.namespaces) {
                             bump(&mut state.existing_anti, node, &t.topology_key, 1);
                         }
                     }
@@ -207,14 +229,14 @@ impl PodState {
                     && own
                         .required_affinity
                         .iter()
-                        .all(|t| t.matches(&placed.namespace, &placed.labels))
+                        .all(|t| t.matches(&placed.namespace, &placed.labels, cluster.namespaces))
                 {
                     for t in &own.required_affinity {
                         bump(&mut state.affinity, node, &t.topology_key, 1);
                     }
                 }
                 for t in &own.required_anti {
-                    if t.matches(&placed.namespace, &placed.labels) {
+                    if t.matches(&placed.namespace, &placed.labels, cluster.namespaces) {
                         bump(&mut state.anti, node, &t.topology_key, 1);
                     }
                 }
@@ -223,7 +245,7 @@ impl PodState {
         state.matches_own_affinity = own
             .required_affinity
             .iter()
-            .all(|t| t.matches(namespace, labels));
+            .all(|t| t.matches(namespace, labels, cluster.namespaces));
         state
     }
 }
@@ -315,12 +337,12 @@ impl Score for InterPodAffinity {
             for placed in &node.placed {
                 if let Some(own) = own {
                     for t in &own.preferred_affinity {
-                        if t.matches(&placed.namespace, &placed.labels) {
+                        if t.matches(&placed.namespace, &placed.labels, cluster.namespaces) {
                             bump(&mut sums, node, &t.topology_key, t.weight);
                         }
                     }
                     for t in &own.preferred_anti {
-                        if t.matches(&placed.namespace, &placed.labels) {
+                        if t.matches(&placed.namespace, &placed.labels, cluster.namespaces) {
                             bump(&mut sums, node, &t.topology_key, -t.weight);
                         }
                     }
@@ -328,7 +350,7 @@ impl Score for InterPodAffinity {
                 let Some(theirs) = placed.terms.as_deref() else {
                     continue;
                 };
-                let selects = |t: &&Term| t.matches(pod.namespace, pod.labels);
+                let selects = |t: &&Term| t.matches(pod.namespace, pod.labels, cluster.namespaces);
                 for t in theirs.required_affinity.iter().filter(selects) {
                     bump(&mut sums, node, &t.topology_key, 1);
                 }
@@ -360,7 +382,7 @@ impl Score for InterPodAffinity {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{cluster_of, context, node, placed_pod, pod};
+    use super::super::testing::{bare, cluster_of, context, node, placed_pod, pod};
     use super::*;
     use serde_json::json;
 
@@ -381,12 +403,19 @@ mod tests {
         nodes: &std::collections::BTreeMap<String, NodeInfo>,
         with_affinity: usize,
     ) -> Vec<(String, Result<(), Vec<Reason>>)> {
-        let images = HashMap::new();
+        reasons_in(incoming, nodes, with_affinity, &NamespaceLabels::new())
+    }
+
+    fn reasons_in(
+        incoming: &Pod,
+        nodes: &std::collections::BTreeMap<String, NodeInfo>,
+        with_affinity: usize,
+        namespaces: &NamespaceLabels,
+    ) -> Vec<(String, Result<(), Vec<Reason>>)> {
         let cluster = Cluster {
-            nodes,
-            image_nodes: &images,
             with_affinity,
-            claims: &crate::plugins::Claims::default(),
+            namespaces,
+            ..bare(nodes)
         };
         let ctx = context(incoming, &cluster);
         nodes
@@ -442,6 +471,90 @@ mod tests {
     }
 
     #[test]
+    fn a_namespace_selector_picks_namespaces_by_their_labels() {
+        let labelled = |pairs: &[(&str, &str)]| -> NamespaceLabels {
+            pairs
+                .iter()
+                .map(|(ns, team)| {
+                    let labels = [("team".to_owned(), (*team).to_owned())].into();
+                    ((*ns).to_owned(), labels)
+                })
+                .collect()
+        };
+        let web = |name: &str, ns: &str| {
+            pod(
+                json!({"metadata": {"name": name, "namespace": ns, "labels": {"app": "web"}},
+                "spec": {"containers": []}}),
+            )
+        };
+        let mut nodes = cluster_of(zone_nodes());
+        nodes
+            .get_mut("a1")
+            .unwrap()
+            .add(placed_pod(&web("w0", "shop")));
+        nodes
+            .get_mut("a2")
+            .unwrap()
+            .add(placed_pod(&web("w1", "blog")));
+        // Away from web pods of team x's namespaces, whatever its own.
+        let term = |selector: serde_json::Value, listed: serde_json::Value| {
+            pod(json!({"metadata": {"name": "p", "namespace": "default"},
+                "spec": {"containers": [], "affinity": {"podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [{
+                        "labelSelector": {"matchLabels": {"app": "web"}},
+                        "namespaceSelector": selector,
+                        "namespaces": listed,
+                        "topologyKey": "kubernetes.io/hostname"}]}}}}))
+        };
+        let anti = Err(vec![ANTI_AFFINITY_REASON.to_owned()]);
+        let team_x = term(json!({"matchLabels": {"team": "x"}}), json!([]));
+        let got = reasons_in(
+            &team_x,
+            &nodes,
+            0,
+            &labelled(&[("shop", "x"), ("blog", "y")]),
+        );
+        assert_eq!(got[0].1, anti, "shop is team x's");
+        assert_eq!(got[1].1, Ok(()), "blog is not");
+        assert_eq!(got[2].1, Ok(()));
+        // Relabelled: the same term now selects blog and not shop.
+        let got = reasons_in(
+            &team_x,
+            &nodes,
+            0,
+            &labelled(&[("shop", "y"), ("blog", "x")]),
+        );
+        assert_eq!((&got[0].1, &got[1].1), (&Ok(()), &anti));
+        // The listed namespaces are added to the selected ones.
+        let both = term(json!({"matchLabels": {"team": "x"}}), json!(["blog"]));
+        let got = reasons_in(&both, &nodes, 0, &labelled(&[("shop", "x"), ("blog", "y")]));
+        assert_eq!((&got[0].1, &got[1].1), (&anti, &anti));
+        // An empty selector selects every namespace, listed ones or not.
+        let all = term(json!({}), json!(["elsewhere"]));
+        let got = reasons_in(&all, &nodes, 0, &NamespaceLabels::new());
+        assert_eq!((&got[0].1, &got[1].1, &got[2].1), (&anti, &anti, &Ok(())));
+        // A namespace the scheduler has not seen has no labels to match.
+        let got = reasons_in(&team_x, &nodes, 0, &NamespaceLabels::new());
+        assert!(got.iter().all(|(_, r)| r.is_ok()));
+        // A placed pod's term is judged against the incoming pod's namespace
+        // as labelled now.
+        let mut nodes = cluster_of(zone_nodes());
+        nodes.get_mut("b1").unwrap().add(placed_pod(&pod(json!({
+            "metadata": {"name": "guard", "namespace": "default"},
+            "spec": {"containers": [], "affinity": {"podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"app": "web"}},
+                    "namespaceSelector": {"matchExpressions": [
+                        {"key": "team", "operator": "In", "values": ["x"]}]},
+                    "topologyKey": "zone"}]}}}}))));
+        let existing = Err(vec![EXISTING_ANTI_AFFINITY_REASON.to_owned()]);
+        let got = reasons_in(&web("w2", "shop"), &nodes, 1, &labelled(&[("shop", "x")]));
+        assert_eq!((&got[0].1, &got[2].1), (&Ok(()), &existing));
+        let got = reasons_in(&web("w2", "shop"), &nodes, 1, &labelled(&[("shop", "y")]));
+        assert!(got.iter().all(|(_, r)| r.is_ok()));
+    }
+
+    #[test]
     fn affinity_needs_a_matching_pod_in_the_domain_unless_none_exists() {
         let affine = |labels: serde_json::Value| {
             pod(
@@ -491,13 +604,7 @@ mod tests {
                     {"weight": 80, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}}]},
                 "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
                     {"weight": 20, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone"}}]}}}}));
-        let images = HashMap::new();
-        let cluster = Cluster {
-            nodes: &nodes,
-            image_nodes: &images,
-            with_affinity: 0,
-            claims: &crate::plugins::Claims::default(),
-        };
+        let cluster = bare(&nodes);
         let ctx = context(&incoming, &cluster);
         let feasible: Vec<&NodeInfo> = nodes.values().collect();
         let mut scores = vec![0; 3];

@@ -195,7 +195,7 @@ impl Score for ImageLocality {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{cluster_of, context, node};
+    use super::super::testing::{bare, cluster_of, context, node};
     use super::*;
     use crate::plugins::{Resources, pod_requests};
     use k8s_openapi::api::core::v1::Pod;
@@ -210,10 +210,8 @@ mod tests {
     ) -> Vec<i64> {
         let nodes = cluster_of(nodes);
         let cluster = Cluster {
-            nodes: &nodes,
             image_nodes: images,
-            with_affinity: 0,
-            claims: &crate::plugins::Claims::default(),
+            ..bare(&nodes)
         };
         let mut ctx = context(pod, &cluster);
         ctx.requests = pod_requests(pod.spec.as_ref().unwrap());

@@ -278,7 +278,7 @@ impl Score for PodTopologySpread {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{cluster_of, context, node, placed_pod, pod};
+    use super::super::testing::{bare, cluster_of, context, node, placed_pod, pod};
     use super::*;
     use serde_json::json;
 
@@ -314,13 +314,7 @@ mod tests {
         incoming: &Pod,
         nodes: &BTreeMap<String, NodeInfo>,
     ) -> Vec<Result<(), Vec<Reason>>> {
-        let images = HashMap::new();
-        let cluster = Cluster {
-            nodes,
-            image_nodes: &images,
-            with_affinity: 0,
-            claims: &crate::plugins::Claims::default(),
-        };
+        let cluster = bare(nodes);
         let ctx = context(incoming, &cluster);
         nodes
             .values()
@@ -396,13 +390,7 @@ mod tests {
         nodes.get_mut("a2").unwrap().add(w("w1"));
         nodes.get_mut("b1").unwrap().add(w("w2"));
         let incoming = web("w", "ScheduleAnyway", json!({}));
-        let images = HashMap::new();
-        let cluster = Cluster {
-            nodes: &nodes,
-            image_nodes: &images,
-            with_affinity: 0,
-            claims: &crate::plugins::Claims::default(),
-        };
+        let cluster = bare(&nodes);
         let ctx = context(&incoming, &cluster);
         let feasible: Vec<&NodeInfo> = nodes.values().collect();
         let mut scores = vec![0; 4];

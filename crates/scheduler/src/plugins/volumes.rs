@@ -374,7 +374,7 @@ impl Filter for VolumeZone {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{node, pod};
+    use super::super::testing::{bare, node, pod};
     use super::super::{Cluster, default_filters, pod_requests, unschedulable_message};
     use super::*;
     use serde_json::json;
@@ -441,12 +441,9 @@ mod tests {
     fn feasible(p: &Pod, claims: &Claims) -> (Vec<String>, String) {
         let infos = nodes();
         let by_name: BTreeMap<String, NodeInfo> = BTreeMap::new();
-        let images: HashMap<String, usize> = HashMap::new();
         let cluster = Cluster {
-            nodes: &by_name,
-            image_nodes: &images,
-            with_affinity: 0,
             claims,
+            ..bare(&by_name)
         };
         let ctx = PodContext::new(p, pod_requests(p.spec.as_ref().unwrap()), &cluster);
         let filters = default_filters();
