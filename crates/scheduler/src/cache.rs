@@ -8,8 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::SCHEDULER_NAME;
+use crate::plugins::selector::Selector;
 use crate::plugins::{
     Claims, Cluster, Filter, NamespaceLabels, NodeInfo, PlacedPod, PodContext, Resources, Score,
     pod_requests, unschedulable_message,
@@ -41,6 +43,43 @@ pub(crate) struct Cache {
     pub(crate) claims: Claims,
     /// Namespaces' labels, for pod affinity terms that select namespaces.
     pub(crate) namespaces: NamespaceLabels,
+    /// PodDisruptionBudgets by namespace and name, for preemption.
+    budgets: BTreeMap<(String, String), Budget>,
+}
+
+/// A PodDisruptionBudget as preemption weighs it.
+struct Budget {
+    /// `None` for a missing or empty selector: preemption counts such a
+    /// budget as covering no pod, as kube-scheduler does.
+    selector: Option<Selector>,
+    /// `status.disruptionsAllowed`.
+    allowed: i32,
+    /// `status.disruptedPods`: pods the API server has already charged.
+    disrupted: Vec<String>,
+}
+
+impl Budget {
+    fn of(pdb: &PodDisruptionBudget) -> ((String, String), Self) {
+        let key = (
+            pdb.metadata.namespace.clone().unwrap_or_default(),
+            pdb.metadata.name.clone().unwrap_or_default(),
+        );
+        let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref());
+        let empty = selector.is_none_or(|s| {
+            s.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+                && s.match_expressions.as_ref().is_none_or(Vec::is_empty)
+        });
+        let status = pdb.status.as_ref();
+        let budget = Self {
+            selector: (!empty).then(|| Selector::new(selector)),
+            allowed: status.map_or(0, |s| s.disruptions_allowed),
+            disrupted: status
+                .and_then(|s| s.disrupted_pods.as_ref())
+                .map(|d| d.keys().cloned().collect())
+                .unwrap_or_default(),
+        };
+        (key, budget)
+    }
 }
 
 /// How many feasible nodes to find before scoring, as kube-scheduler's
@@ -118,6 +157,49 @@ impl Cache {
                 self.nodes.insert(name, info);
             }
         }
+    }
+
+    pub(crate) fn replace_budgets(&mut self, all: Vec<PodDisruptionBudget>) {
+        self.budgets = all.iter().map(Budget::of).collect();
+    }
+
+    pub(crate) fn put_budget(&mut self, pdb: &PodDisruptionBudget) {
+        let (key, budget) = Budget::of(pdb);
+        self.budgets.insert(key, budget);
+    }
+
+    pub(crate) fn remove_budget(&mut self, pdb: &PodDisruptionBudget) {
+        self.budgets.remove(&Budget::of(pdb).0);
+    }
+
+    /// Splits would-be victims (most important first) into those whose
+    /// eviction would take some budget below zero and the others, charging
+    /// the budgets in that order, as kube-scheduler's preemption does.
+    fn split_by_budgets(
+        &self,
+        pods: Vec<Arc<PlacedPod>>,
+    ) -> (Vec<Arc<PlacedPod>>, Vec<Arc<PlacedPod>>) {
+        let mut allowed: Vec<i32> = self.budgets.values().map(|b| b.allowed).collect();
+        let (mut violating, mut fine) = (Vec::new(), Vec::new());
+        for p in pods {
+            let mut violates = false;
+            for (((ns, _), b), left) in self.budgets.iter().zip(allowed.iter_mut()) {
+                let covers = *ns == p.namespace
+                    && !p.labels.is_empty()
+                    && b.selector.as_ref().is_some_and(|s| s.matches(&p.labels))
+                    && !b.disrupted.contains(&p.name);
+                if covers {
+                    *left -= 1;
+                    violates |= *left < 0;
+                }
+            }
+            if violates {
+                violating.push(p);
+            } else {
+                fine.push(p);
+            }
+        }
+        (violating, fine)
     }
 
     pub(crate) fn remove_node(&mut self, name: &str) {
@@ -305,9 +387,13 @@ impl Cache {
     /// priority, and which ones: kube-scheduler's DefaultPreemption, pure.
     /// On each node every lower-priority pod is taken away; if the pod then
     /// passes the filters, the would-be victims are given back one by one,
-    /// highest priority first, while it still does. The node whose victims
-    /// have the lowest highest priority wins, then the lowest priority sum,
-    /// then the fewest. Pods already being deleted are counted as gone but
+    /// highest priority first, while it still does: first those a
+    /// PodDisruptionBudget protects (whose eviction would take its
+    /// `disruptionsAllowed` below zero), then the others. The node with the
+    /// fewest victims that break a budget wins, then the one whose victims
+    /// have the lowest highest priority, then the lowest priority sum, then
+    /// the fewest. Budgets are a preference, not a bar: when every choice
+    /// breaks one, the pod still preempts. Pods already being deleted are counted as gone but
     /// never chosen again, so a retry while victims terminate evicts no
     /// more; the room they free is kept for the pod nominated to that
     /// node. `None` when the pod may not preempt (`preemptionPolicy:
@@ -340,7 +426,7 @@ impl Cache {
         };
         let ctx = PodContext::new(pod, requests, &cluster);
         let fits = |info: &NodeInfo| filters.iter().all(|f| f.filter(&ctx, info).is_ok());
-        let mut best: Option<((i32, i64, usize), Preemption)> = None;
+        let mut best: Option<((usize, i32, i64, usize), Preemption)> = None;
         for info in self.nodes.values() {
             let lower: Vec<Arc<PlacedPod>> = info
                 .placed
@@ -361,12 +447,19 @@ impl Cache {
             let mut candidates: Vec<Arc<PlacedPod>> =
                 lower.into_iter().filter(|p| !p.deleting).collect();
             candidates.sort_by_key(|p| std::cmp::Reverse(p.priority));
+            // Pods a budget protects are given back first, then the others,
+            // each time the most important first, while the pod still fits.
+            let (violating, fine) = self.split_by_budgets(candidates);
             let mut victims = Vec::new();
-            for p in candidates {
-                reduced.add(Arc::clone(&p));
-                if !fits(&reduced) {
-                    reduced.remove(&p.uid);
-                    victims.push(p);
+            let mut violations = 0;
+            for (group, violate) in [(violating, true), (fine, false)] {
+                for p in group {
+                    reduced.add(Arc::clone(&p));
+                    if !fits(&reduced) {
+                        reduced.remove(&p.uid);
+                        victims.push(p);
+                        violations += usize::from(violate);
+                    }
                 }
             }
             // Room freed only by pods already going was claimed by the pod
@@ -375,6 +468,7 @@ impl Cache {
                 continue;
             }
             let rank = (
+                violations,
                 victims.iter().map(|v| v.priority).max().unwrap_or(i32::MIN),
                 victims.iter().map(|v| i64::from(v.priority)).sum(),
                 victims.len(),
@@ -582,5 +676,68 @@ mod tests {
                 victims: vec![]
             })
         );
+    }
+
+    #[test]
+    fn preemption_spares_pods_a_budget_protects_when_it_can() {
+        let labelled = |uid: &str, cpu: &str, node: &str, priority: i32, app: &str| {
+            let mut p = prioritised(uid, cpu, Some(node), priority);
+            p.metadata.labels = Some([("app".to_owned(), app.to_owned())].into());
+            p
+        };
+        let budget = |allowed: i32, disrupted: serde_json::Value| -> PodDisruptionBudget {
+            serde_json::from_value(json!({
+                "metadata": {"name": "db", "namespace": "default"},
+                "spec": {"selector": {"matchLabels": {"app": "db"}}},
+                "status": {"disruptionsAllowed": allowed, "disruptedPods": disrupted,
+                           "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1,
+                           "observedGeneration": 1}
+            }))
+            .unwrap()
+        };
+        let mut c = Cache::default();
+        c.replace_nodes(vec![node("a", "2"), node("b", "2")]);
+        // a: a database (priority 1) and a web pod (2), 1 cpu each; b: a
+        // 2-cpu cache (5).
+        c.put_pod(&labelled("a1", "1", "a", 1, "db"));
+        c.put_pod(&labelled("a2", "1", "a", 2, "web"));
+        c.put_pod(&labelled("b5", "2", "b", 5, "cache"));
+        let f = default_filters();
+        let wants = |c: &Cache, cpu: &str| {
+            let p = prioritised("new", cpu, None, 20);
+            let req = pod_requests(p.spec.as_ref().unwrap());
+            c.preempt(&p, req, &f).map(|p| {
+                let victims: Vec<String> = p.victims.into_iter().map(|v| v.uid).collect();
+                (p.node, victims)
+            })
+        };
+        let a = |victims: &[&str]| {
+            Some((
+                "a".to_owned(),
+                victims.iter().map(|v| (*v).to_owned()).collect(),
+            ))
+        };
+        let b5 = Some(("b".to_owned(), vec!["b5".to_owned()]));
+        // No budget: the lowest priorities go.
+        assert_eq!(wants(&c, "1"), a(&["a1"]));
+        assert_eq!(wants(&c, "2"), a(&["a2", "a1"]));
+        // The database may not be disrupted: for 1 cpu the web pod goes
+        // instead; for 2 cpu, a would break the budget, so b it is, though
+        // its pod's priority is higher.
+        c.put_budget(&budget(0, json!({})));
+        assert_eq!(wants(&c, "1"), a(&["a2"]));
+        assert_eq!(wants(&c, "2"), b5);
+        // A budget that allows one disruption, or that already counts the
+        // database as disrupted, protects nothing here.
+        c.put_budget(&budget(1, json!({})));
+        assert_eq!(wants(&c, "2"), a(&["a2", "a1"]));
+        c.put_budget(&budget(0, json!({"a1": "2026-01-01T00:00:00Z"})));
+        assert_eq!(wants(&c, "2"), a(&["a2", "a1"]));
+        // A preference, not a bar: with b gone, a is chosen, budget or not.
+        c.put_budget(&budget(0, json!({})));
+        c.remove_node("b");
+        assert_eq!(wants(&c, "2"), a(&["a1", "a2"]));
+        c.remove_budget(&budget(0, json!({})));
+        assert_eq!(wants(&c, "2"), a(&["a2", "a1"]));
     }
 }

@@ -9,9 +9,9 @@
 //!
 //! The scheduler is a client of the API like any other; what it knows of the
 //! cluster comes from watches (nodes, pods, persistent volume claims,
-//! volumes, storage classes and namespaces), kept in a [`cache`] that also holds the pods it has bound but
-//! not yet seen bound, so the next pod does not land on room already given
-//! away.
+//! volumes, storage classes, namespaces and disruption budgets), kept in a
+//! [`cache`] that also holds the pods it has bound but not yet seen bound,
+//! so the next pod does not land on room already given away.
 
 mod cache;
 pub mod plugins;
@@ -25,6 +25,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
     Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
 };
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -64,6 +65,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let volumes = tokio::spawn(watch_persistent_volumes(Arc::clone(&shared)));
     let classes = tokio::spawn(watch_storage_classes(Arc::clone(&shared)));
     let namespaces = tokio::spawn(watch_namespaces(Arc::clone(&shared)));
+    let budgets = tokio::spawn(watch_budgets(Arc::clone(&shared)));
     let schedule = tokio::spawn(schedule_loop(Arc::clone(&shared)));
     // The tasks end only when aborted; if one fails, so does the scheduler,
     // and the caller sees why.
@@ -74,6 +76,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         r = volumes => r,
         r = classes => r,
         r = namespaces => r,
+        r = budgets => r,
         r = schedule => r,
     };
     result?;
@@ -194,6 +197,16 @@ async fn watch_namespaces(s: Arc<Shared>) {
                 .namespaces
                 .remove(ns.metadata.name.as_deref().unwrap_or_default());
         }
+    })
+    .await;
+}
+
+/// PodDisruptionBudgets, which preemption tries not to break.
+async fn watch_budgets(s: Arc<Shared>) {
+    mirror::<PodDisruptionBudget>(s, |cache, change| match change {
+        Change::Listed(all) => cache.replace_budgets(all),
+        Change::Put(pdb) => cache.put_budget(&pdb),
+        Change::Removed(pdb) => cache.remove_budget(&pdb),
     })
     .await;
 }

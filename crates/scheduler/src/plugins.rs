@@ -4,7 +4,7 @@
 
 mod interpod;
 mod scores;
-mod selector;
+pub(crate) mod selector;
 mod spread;
 mod volumes;
 

@@ -61,6 +61,10 @@ async fn node_of(pods: &Api<Pod>, name: &str) -> Option<String> {
     pods.get(name).await.unwrap().spec.unwrap().node_name
 }
 
+async fn nominated_node(pods: &Api<Pod>, name: &str) -> Option<String> {
+    pods.get(name).await.unwrap().status?.nominated_node_name
+}
+
 async fn wait_for<F, Fut>(what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
@@ -297,13 +301,7 @@ async fn a_higher_priority_pod_evicts_a_lower_one() {
     // nomination and the lower one is deleted.
     pods.create(&pp, &with_priority("high", 100)).await.unwrap();
     wait_for("high to be nominated", || async {
-        pods.get("high")
-            .await
-            .unwrap()
-            .status
-            .and_then(|s| s.nominated_node_name)
-            .as_deref()
-            == Some("only")
+        nominated_node(&pods, "high").await.as_deref() == Some("only")
     })
     .await;
     wait_for("low to be deleted", || async {
@@ -333,14 +331,7 @@ async fn a_higher_priority_pod_evicts_a_lower_one() {
     pods.create(&pp, &with_priority("peer", 100)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(pods.get("high").await.is_ok());
-    assert_eq!(
-        pods.get("peer")
-            .await
-            .unwrap()
-            .status
-            .and_then(|s| s.nominated_node_name),
-        None
-    );
+    assert_eq!(nominated_node(&pods, "peer").await, None);
     scheduler.abort();
 }
 
@@ -553,5 +544,66 @@ async fn a_namespace_selector_follows_the_namespaces_labels() {
     })
     .await;
     assert_eq!(node_of(&pods, "z").await, None);
+    scheduler.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preemption_passes_over_a_pod_its_budget_protects() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let (_dir, _server, client) = server().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pp = PostParams::default();
+    for name in ["n1", "n2"] {
+        nodes.create(&pp, &node(name, "1")).await.unwrap();
+    }
+    // With no disruption controller here the budget's status says 0
+    // disruptions allowed, as it would on a cluster without one.
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let pdb = json!({"metadata": {"name": "db"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}});
+    budgets
+        .create(&pp, &serde_json::from_value(pdb).unwrap())
+        .await
+        .unwrap();
+    // The database has the lowest priority, on n1; a batch pod on n2.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let placed = |name: &str, node: &str, priority: i32, app: &str| {
+        let mut p = pod(name, "800m");
+        p.metadata.labels = Some([("app".to_owned(), app.to_owned())].into());
+        let spec = p.spec.as_mut().unwrap();
+        spec.priority = Some(priority);
+        spec.node_name = Some(node.to_owned());
+        p
+    };
+    pods.create(&pp, &placed("db", "n1", 1, "db"))
+        .await
+        .unwrap();
+    pods.create(&pp, &placed("batch", "n2", 5, "batch"))
+        .await
+        .unwrap();
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut high = pod("high", "800m");
+    high.spec.as_mut().unwrap().priority = Some(100);
+    pods.create(&pp, &high).await.unwrap();
+    wait_for("high to be nominated", || async {
+        nominated_node(&pods, "high").await.is_some()
+    })
+    .await;
+    assert_eq!(nominated_node(&pods, "high").await.as_deref(), Some("n2"));
+    // No agent here to see them go: the victims keep their deletion mark.
+    let deleting = |name: &'static str| {
+        let pods = pods.clone();
+        async move {
+            pods.get(name)
+                .await
+                .unwrap()
+                .metadata
+                .deletion_timestamp
+                .is_some()
+        }
+    };
+    wait_for("batch to be deleted", || deleting("batch")).await;
+    assert!(!deleting("db").await, "the budget's pod stays");
     scheduler.abort();
 }
