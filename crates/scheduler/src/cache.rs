@@ -13,8 +13,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use crate::SCHEDULER_NAME;
 use crate::plugins::selector::Selector;
 use crate::plugins::{
-    Claims, Cluster, Filter, NamespaceLabels, NodeInfo, PlacedPod, PodContext, Resources, Score,
-    pod_requests, unschedulable_message,
+    Claims, Cluster, Filter, NamespaceLabels, NodeInfo, Owners, PlacedPod, PodContext, Resources,
+    Score, pod_requests, unschedulable_message,
 };
 use crate::queue::PodKey;
 
@@ -43,6 +43,8 @@ pub(crate) struct Cache {
     pub(crate) claims: Claims,
     /// Namespaces' labels, for pod affinity terms that select namespaces.
     pub(crate) namespaces: NamespaceLabels,
+    /// Services' and controllers' selectors, for default spreading.
+    pub(crate) owners: Owners,
     /// PodDisruptionBudgets by namespace and name, for preemption.
     budgets: BTreeMap<(String, String), Budget>,
 }
@@ -325,6 +327,7 @@ impl Cache {
             with_affinity: self.with_affinity,
             claims: &self.claims,
             namespaces: &self.namespaces,
+            owners: &self.owners,
         };
         let ctx = PodContext::new(pod, requests, &cluster);
         let mut reasons = Vec::new();
@@ -423,6 +426,7 @@ impl Cache {
             with_affinity: self.with_affinity,
             claims: &self.claims,
             namespaces: &self.namespaces,
+            owners: &self.owners,
         };
         let ctx = PodContext::new(pod, requests, &cluster);
         let fits = |info: &NodeInfo| filters.iter().all(|f| f.filter(&ctx, info).is_ok());

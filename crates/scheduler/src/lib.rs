@@ -9,7 +9,8 @@
 //!
 //! The scheduler is a client of the API like any other; what it knows of the
 //! cluster comes from watches (nodes, pods, persistent volume claims,
-//! volumes, storage classes, namespaces and disruption budgets), kept in a
+//! volumes, storage classes, namespaces, disruption budgets, and the
+//! Services and controllers that default spreading counts by), kept in a
 //! [`cache`] that also holds the pods it has bound but not yet seen bound,
 //! so the next pod does not land on room already given away.
 
@@ -22,18 +23,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{
     Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+    ReplicationController, Service,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use parking_lot::Mutex;
 
 use crate::cache::{Cache, Preemption};
-use crate::plugins::{Filter, Score, default_filters, default_scores, pod_requests};
+use crate::plugins::{Filter, Owners, Score, default_filters, default_scores, pod_requests};
 use crate::queue::{PodKey, Queue};
 
 /// The name pods ask for in `spec.schedulerName` to be scheduled here.
@@ -58,28 +62,47 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         ),
         client: client.clone(),
         binding: Arc::new(tokio::sync::Semaphore::new(BINDINGS_IN_FLIGHT)),
+        synced: tokio::sync::watch::Sender::new(0),
     });
-    let nodes = tokio::spawn(watch_nodes(Arc::clone(&shared)));
-    let pods = tokio::spawn(watch_pods(Arc::clone(&shared)));
-    let claims = tokio::spawn(watch_claims(Arc::clone(&shared)));
-    let volumes = tokio::spawn(watch_persistent_volumes(Arc::clone(&shared)));
-    let classes = tokio::spawn(watch_storage_classes(Arc::clone(&shared)));
-    let namespaces = tokio::spawn(watch_namespaces(Arc::clone(&shared)));
-    let budgets = tokio::spawn(watch_budgets(Arc::clone(&shared)));
-    let schedule = tokio::spawn(schedule_loop(Arc::clone(&shared)));
+    // In a JoinSet, so that dropping this future (a lost lease) aborts
+    // every task, and the old leader schedules nothing more.
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(watch_nodes(Arc::clone(&shared)));
+    tasks.spawn(watch_pods(Arc::clone(&shared)));
+    tasks.spawn(watch_claims(Arc::clone(&shared)));
+    tasks.spawn(watch_persistent_volumes(Arc::clone(&shared)));
+    tasks.spawn(watch_storage_classes(Arc::clone(&shared)));
+    tasks.spawn(watch_namespaces(Arc::clone(&shared)));
+    tasks.spawn(watch_budgets(Arc::clone(&shared)));
+    tasks.spawn(watch_services(Arc::clone(&shared)));
+    tasks.spawn(watch_controllers::<ReplicaSet>(
+        Arc::clone(&shared),
+        "ReplicaSet",
+        |o| o.spec.map(|s| s.selector),
+    ));
+    tasks.spawn(watch_controllers::<StatefulSet>(
+        Arc::clone(&shared),
+        "StatefulSet",
+        |o| o.spec.map(|s| s.selector),
+    ));
+    tasks.spawn(watch_controllers::<ReplicationController>(
+        Arc::clone(&shared),
+        "ReplicationController",
+        |o| {
+            let labels = o.spec?.selector?;
+            Some(LabelSelector {
+                match_labels: Some(labels),
+                match_expressions: None,
+            })
+        },
+    ));
+    let watches = tasks.len();
+    tasks.spawn(schedule_loop(Arc::clone(&shared), watches));
     // The tasks end only when aborted; if one fails, so does the scheduler,
     // and the caller sees why.
-    let result = tokio::select! {
-        r = nodes => r,
-        r = pods => r,
-        r = claims => r,
-        r = volumes => r,
-        r = classes => r,
-        r = namespaces => r,
-        r = budgets => r,
-        r = schedule => r,
-    };
-    result?;
+    if let Some(result) = tasks.join_next().await {
+        result?;
+    }
     Ok(())
 }
 
@@ -92,6 +115,17 @@ struct Shared {
     client: kube::Client,
     /// Bindings (with their events) in flight.
     binding: Arc<tokio::sync::Semaphore>,
+    /// How many watches have listed their kind once: nothing is scheduled
+    /// before all have, as kube-scheduler waits for its caches to sync.
+    synced: tokio::sync::watch::Sender<usize>,
+}
+
+impl Shared {
+    fn listed_once(&self, first: &mut bool) {
+        if std::mem::take(first) {
+            self.synced.send_modify(|n| *n += 1);
+        }
+    }
 }
 
 /// What a watch tells the cache: everything after a (re)list, or one object.
@@ -101,21 +135,35 @@ enum Change<K> {
     Removed(K),
 }
 
-/// Keeps one kind in the cache through `apply`, from a watch of all of it. Any change may
-/// let waiting pods fit (a node added, a claim bound or made, a volume or class made), so
-/// they are tried again.
-async fn mirror<K>(s: Arc<Shared>, apply: impl Fn(&mut Cache, Change<K>))
-where
+/// A kind the scheduler mirrors from a watch of all of it.
+trait Watched:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + k8s_openapi::serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + 'static
+{
+}
+
+impl<K> Watched for K where
     K: kube::Resource<DynamicType = ()>
         + Clone
         + k8s_openapi::serde::de::DeserializeOwned
         + std::fmt::Debug
         + Send
-        + 'static,
+        + 'static
 {
+}
+
+/// Keeps one kind in the cache through `apply`, from a watch of all of it. With `retry`, a
+/// change may let waiting pods fit (a node added, a claim bound or made, a volume or class
+/// made, a namespace relabelled), so they are tried again.
+async fn mirror<K: Watched>(s: Arc<Shared>, retry: bool, apply: impl Fn(&mut Cache, Change<K>)) {
     let api: Api<K> = Api::all(s.client.clone());
     let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
     let mut relisted = Vec::new();
+    let mut first = true;
     while let Some(event) = events.next().await {
         let change = match event {
             Ok(WatchEvent::Init) => {
@@ -135,13 +183,19 @@ where
                 continue;
             }
         };
+        let listed = matches!(change, Change::Listed(_));
         apply(&mut s.cache.lock(), change);
-        s.queue.flush_backoff();
+        if listed {
+            s.listed_once(&mut first);
+        }
+        if retry {
+            s.queue.flush_backoff();
+        }
     }
 }
 
 async fn watch_nodes(s: Arc<Shared>) {
-    mirror::<Node>(s, |cache, change| match change {
+    mirror::<Node>(s, true, |cache, change| match change {
         Change::Listed(all) => cache.replace_nodes(all),
         Change::Put(node) => cache.put_node(node),
         Change::Removed(node) => {
@@ -152,7 +206,7 @@ async fn watch_nodes(s: Arc<Shared>) {
 }
 
 async fn watch_claims(s: Arc<Shared>) {
-    mirror::<PersistentVolumeClaim>(s, |cache, change| match change {
+    mirror::<PersistentVolumeClaim>(s, true, |cache, change| match change {
         Change::Listed(all) => cache.claims.replace_claims(all),
         Change::Put(c) => cache.claims.put_claim(c),
         Change::Removed(c) => cache.claims.remove_claim(&c),
@@ -161,7 +215,7 @@ async fn watch_claims(s: Arc<Shared>) {
 }
 
 async fn watch_persistent_volumes(s: Arc<Shared>) {
-    mirror::<PersistentVolume>(s, |cache, change| match change {
+    mirror::<PersistentVolume>(s, true, |cache, change| match change {
         Change::Listed(all) => cache.claims.replace_volumes(all),
         Change::Put(v) => cache.claims.put_volume(v),
         Change::Removed(v) => cache.claims.remove_volume(&v),
@@ -170,7 +224,7 @@ async fn watch_persistent_volumes(s: Arc<Shared>) {
 }
 
 async fn watch_storage_classes(s: Arc<Shared>) {
-    mirror::<StorageClass>(s, |cache, change| match change {
+    mirror::<StorageClass>(s, true, |cache, change| match change {
         Change::Listed(all) => cache.claims.replace_classes(all),
         Change::Put(c) => cache.claims.put_class(c),
         Change::Removed(c) => cache.claims.remove_class(&c),
@@ -186,7 +240,7 @@ async fn watch_namespaces(s: Arc<Shared>) {
             ns.metadata.labels.unwrap_or_default(),
         )
     }
-    mirror::<Namespace>(s, |cache, change| match change {
+    mirror::<Namespace>(s, true, |cache, change| match change {
         Change::Listed(all) => cache.namespaces = all.into_iter().map(entry).collect(),
         Change::Put(ns) => {
             let (name, labels) = entry(ns);
@@ -201,9 +255,73 @@ async fn watch_namespaces(s: Arc<Shared>) {
     .await;
 }
 
+/// Services' selectors, for default spreading (scores only: no retry).
+async fn watch_services(s: Arc<Shared>) {
+    fn put(owners: &mut Owners, svc: Service) {
+        let selector = svc.spec.and_then(|s| s.selector);
+        let m = svc.metadata;
+        owners.put_service(
+            m.namespace.unwrap_or_default(),
+            m.name.unwrap_or_default(),
+            selector,
+        );
+    }
+    mirror::<Service>(s, false, |cache, change| match change {
+        Change::Listed(all) => {
+            cache.owners.clear_services();
+            for svc in all {
+                put(&mut cache.owners, svc);
+            }
+        }
+        Change::Put(svc) => put(&mut cache.owners, svc),
+        Change::Removed(svc) => {
+            let m = svc.metadata;
+            cache
+                .owners
+                .remove_service(m.namespace.unwrap_or_default(), m.name.unwrap_or_default());
+        }
+    })
+    .await;
+}
+
+/// One kind of controller's selectors, for default spreading (scores only:
+/// no retry).
+async fn watch_controllers<K: Watched>(
+    s: Arc<Shared>,
+    kind: &'static str,
+    selector: fn(K) -> Option<LabelSelector>,
+) {
+    let put = move |owners: &mut Owners, o: K| {
+        let m = o.meta().clone();
+        let (namespace, name) = (m.namespace.unwrap_or_default(), m.name.unwrap_or_default());
+        match selector(o) {
+            Some(sel) => owners.put_controller(kind, namespace, name, sel),
+            None => owners.remove_controller(kind, namespace, name),
+        }
+    };
+    mirror::<K>(s, false, move |cache, change| match change {
+        Change::Listed(all) => {
+            cache.owners.clear_controllers(kind);
+            for o in all {
+                put(&mut cache.owners, o);
+            }
+        }
+        Change::Put(o) => put(&mut cache.owners, o),
+        Change::Removed(o) => {
+            let m = o.meta().clone();
+            cache.owners.remove_controller(
+                kind,
+                m.namespace.unwrap_or_default(),
+                m.name.unwrap_or_default(),
+            );
+        }
+    })
+    .await;
+}
+
 /// PodDisruptionBudgets, which preemption tries not to break.
 async fn watch_budgets(s: Arc<Shared>) {
-    mirror::<PodDisruptionBudget>(s, |cache, change| match change {
+    mirror::<PodDisruptionBudget>(s, false, |cache, change| match change {
         Change::Listed(all) => cache.replace_budgets(all),
         Change::Put(pdb) => cache.put_budget(&pdb),
         Change::Removed(pdb) => cache.remove_budget(&pdb),
@@ -215,6 +333,7 @@ async fn watch_pods(s: Arc<Shared>) {
     let api: Api<Pod> = Api::all(s.client.clone());
     let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
     let mut relisted = Vec::new();
+    let mut first = true;
     while let Some(event) = events.next().await {
         match event {
             Ok(WatchEvent::Init) => relisted.clear(),
@@ -223,6 +342,7 @@ async fn watch_pods(s: Arc<Shared>) {
                 let pods = std::mem::take(&mut relisted);
                 let pending = s.cache.lock().replace_pods(&pods);
                 s.queue.replace(pending);
+                s.listed_once(&mut first);
             }
             Ok(WatchEvent::Apply(pod)) => {
                 let pending = s.cache.lock().put_pod(&pod);
@@ -250,7 +370,8 @@ async fn watch_pods(s: Arc<Shared>) {
     }
 }
 
-async fn schedule_loop(s: Arc<Shared>) {
+async fn schedule_loop(s: Arc<Shared>, watches: usize) {
+    let _ = s.synced.subscribe().wait_for(|n| *n >= watches).await;
     loop {
         let (key, pod) = s.queue.pop().await;
         let Some(spec) = pod.spec.as_ref() else {

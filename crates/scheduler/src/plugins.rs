@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{
 
 pub use interpod::InterPodAffinity;
 pub use scores::{BalancedAllocation, ImageLocality, NodeAffinityScore, TaintTolerationScore};
-pub use spread::PodTopologySpread;
+pub use spread::{Owners, PodTopologySpread};
 pub use volumes::{
     Claims, VolumeBinding, VolumeZone, best_volume, volume_fits_claim, volume_fits_node,
 };
@@ -324,6 +324,8 @@ pub struct Cluster<'a> {
     pub claims: &'a Claims,
     /// Every namespace's labels, for pod affinity terms' `namespaceSelector`.
     pub namespaces: &'a NamespaceLabels,
+    /// Services' and controllers' selectors, for default spreading.
+    pub owners: &'a Owners,
 }
 
 /// Namespaces' labels, by namespace name.
@@ -767,12 +769,14 @@ pub(crate) mod testing {
         static IMAGES: LazyLock<HashMap<String, usize>> = LazyLock::new(HashMap::new);
         static CLAIMS: LazyLock<Claims> = LazyLock::new(Claims::default);
         static NAMESPACES: LazyLock<NamespaceLabels> = LazyLock::new(HashMap::new);
+        static OWNERS: LazyLock<Owners> = LazyLock::new(Owners::default);
         Cluster {
             nodes,
             image_nodes: &IMAGES,
             with_affinity: 0,
             claims: &CLAIMS,
             namespaces: &NAMESPACES,
+            owners: &OWNERS,
         }
     }
 

@@ -187,19 +187,31 @@ async fn bind_all(pods: &Api<Pod>, created: Vec<Pod>) -> Vec<String> {
     nodes
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anti_affinity_by_hostname_puts_each_replica_on_its_own_node() {
-    let (_dir, _server, client) = server().await;
+/// One big node the resource scores alone would pile every pod on, and two
+/// small ones.
+async fn big_and_small_nodes(client: &kube::Client) {
     let nodes: Api<Node> = Api::all(client.clone());
-    let pp = PostParams::default();
-    // One big node the resource score alone would pile every pod on.
     for (name, cpu) in [("big", "16"), ("small-1", "2"), ("small-2", "2")] {
         let labels = json!({"kubernetes.io/hostname": name});
         nodes
-            .create(&pp, &labelled_node(name, cpu, labels))
+            .create(&PostParams::default(), &labelled_node(name, cpu, labels))
             .await
             .unwrap();
     }
+}
+
+/// Three replicas, created at once, land one on each of those nodes.
+async fn one_on_each_node(pods: &Api<Pod>, replica: impl Fn(&str) -> Pod) {
+    let mut placed = bind_all(pods, ["web-0", "web-1", "web-2"].map(replica).to_vec()).await;
+    placed.sort();
+    assert_eq!(placed, ["big", "small-1", "small-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_affinity_by_hostname_puts_each_replica_on_its_own_node() {
+    let (_dir, _server, client) = server().await;
+    let pp = PostParams::default();
+    big_and_small_nodes(&client).await;
     let scheduler = tokio::spawn(scheduler::run(client.clone()));
     let replica = |name: &str| -> Pod {
         serde_json::from_value(json!({
@@ -216,13 +228,7 @@ async fn anti_affinity_by_hostname_puts_each_replica_on_its_own_node() {
         .unwrap()
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let mut placed = bind_all(
-        &pods,
-        vec![replica("web-0"), replica("web-1"), replica("web-2")],
-    )
-    .await;
-    placed.sort();
-    assert_eq!(placed, ["big", "small-1", "small-2"]);
+    one_on_each_node(&pods, replica).await;
 
     // A fourth replica has nowhere to go, and says why per node.
     pods.create(&pp, &replica("web-3")).await.unwrap();
@@ -606,4 +612,72 @@ async fn preemption_passes_over_a_pod_its_budget_protects() {
     wait_for("batch to be deleted", || deleting("batch")).await;
     assert!(!deleting("db").await, "the budget's pod stays");
     scheduler.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicasets_pods_spread_over_nodes_by_default() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let (_dir, _server, client) = server().await;
+    let pp = PostParams::default();
+    big_and_small_nodes(&client).await;
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    }))
+    .unwrap();
+    let rs = Api::<ReplicaSet>::namespaced(client.clone(), "default")
+        .create(&pp, &rs)
+        .await
+        .unwrap();
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+    // The scheduler's watches catch up before the pods come.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let replica = |name: &str| -> Pod {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "web"},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                             "name": "web", "uid": rs.metadata.uid, "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "resources": {"requests": {"cpu": "100m"}}}]}
+        }))
+        .unwrap()
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    one_on_each_node(&pods, replica).await;
+    // A pod nothing owns or selects piles on the big node as before.
+    let mut lone = pod("lone-0", "100m");
+    let mut lone_1 = pod("lone-1", "100m");
+    for p in [&mut lone, &mut lone_1] {
+        p.metadata.labels = Some([("app".to_owned(), "web".to_owned())].into());
+    }
+    let placed = bind_all(&pods, vec![lone, lone_1]).await;
+    assert_eq!(placed, ["big", "big"]);
+    scheduler.abort();
+}
+
+/// A leader that loses its Lease has its scheduler dropped: none of its
+/// tasks may go on binding pods beside the new leader's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_scheduler_binds_nothing_more() {
+    let (_dir, _server, client) = server().await;
+    let pp = PostParams::default();
+    Api::<Node>::all(client.clone())
+        .create(&pp, &node("only", "4"))
+        .await
+        .unwrap();
+    let scheduler = tokio::spawn(scheduler::run(client.clone()));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&pp, &pod("first", "100m")).await.unwrap();
+    wait_for("first to be bound", || async {
+        node_of(&pods, "first").await.is_some()
+    })
+    .await;
+    scheduler.abort();
+    assert!(scheduler.await.unwrap_err().is_cancelled());
+    pods.create(&pp, &pod("second", "100m")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(node_of(&pods, "second").await, None);
 }

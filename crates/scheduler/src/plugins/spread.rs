@@ -5,13 +5,15 @@
 //! the least-loaded domain by more than that is filtered out; with
 //! `ScheduleAnyway` fuller domains only score lower.
 //!
-//! Only constraints written on the pod apply; kube-scheduler's cluster-wide
-//! default constraints (derived from the Services and ReplicaSets selecting
-//! the pod) are not applied, since the scheduler watches neither.
+//! A pod that writes no constraints gets kube-scheduler's system defaults,
+//! two `ScheduleAnyway` ones (at most 3 apart per host, 5 per zone) over the
+//! pods its Services and controller select ([`Owners`]); a pod nothing
+//! selects gets none.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
 use super::selector::Selector;
 use super::{
@@ -20,6 +22,133 @@ use super::{
 
 /// The label whose domains are single nodes; counted per node when scoring.
 const HOSTNAME: &str = "kubernetes.io/hostname";
+/// The zone label the default constraints spread over.
+const ZONE: &str = "topology.kubernetes.io/zone";
+
+/// What kube-scheduler's default spreading counts a pod's siblings by (its
+/// `DefaultSelector`): the selectors of the Services of the pod's namespace
+/// that select it, and that of the ReplicaSet, StatefulSet or
+/// ReplicationController that controls it.
+#[derive(Default)]
+pub struct Owners {
+    /// Services' selectors by namespace and name (none kept when empty).
+    services: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// Controllers' selectors by kind, namespace and name.
+    controllers: HashMap<(&'static str, String, String), LabelSelector>,
+}
+
+/// The controllers whose selectors count, by owner reference API version
+/// and kind.
+const CONTROLLERS: [(&str, &str); 3] = [
+    ("apps/v1", "ReplicaSet"),
+    ("apps/v1", "StatefulSet"),
+    ("v1", "ReplicationController"),
+];
+
+impl Owners {
+    /// Keeps (or, without a selector, forgets) a Service's selector.
+    pub(crate) fn put_service(
+        &mut self,
+        namespace: String,
+        name: String,
+        selector: Option<BTreeMap<String, String>>,
+    ) {
+        match selector.filter(|s| !s.is_empty()) {
+            Some(selector) => {
+                self.services.insert((namespace, name), selector);
+            }
+            None => {
+                self.services.remove(&(namespace, name));
+            }
+        }
+    }
+
+    pub(crate) fn remove_service(&mut self, namespace: String, name: String) {
+        self.services.remove(&(namespace, name));
+    }
+
+    pub(crate) fn clear_services(&mut self) {
+        self.services.clear();
+    }
+
+    /// Keeps a controller's selector; `kind` is one of ReplicaSet,
+    /// StatefulSet and ReplicationController.
+    pub(crate) fn put_controller(
+        &mut self,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        selector: LabelSelector,
+    ) {
+        self.controllers.insert((kind, namespace, name), selector);
+    }
+
+    pub(crate) fn remove_controller(
+        &mut self,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    ) {
+        self.controllers.remove(&(kind, namespace, name));
+    }
+
+    pub(crate) fn clear_controllers(&mut self, kind: &'static str) {
+        self.controllers.retain(|(k, _, _), _| *k != kind);
+    }
+
+    /// The selector of a pod's siblings, or `None` when nothing selects it.
+    fn default_selector(
+        &self,
+        pod: &Pod,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<Selector> {
+        let mut match_labels = BTreeMap::new();
+        let start = (namespace.to_owned(), String::new());
+        for ((ns, _), selector) in self.services.range(start..) {
+            if ns != namespace {
+                break;
+            }
+            if selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                match_labels.extend(selector.clone());
+            }
+        }
+        let mut expressions = Vec::new();
+        let owner = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true));
+        let kind = owner.and_then(|o| {
+            CONTROLLERS
+                .iter()
+                .find(|(v, k)| o.api_version == *v && o.kind == *k)
+                .map(|(_, k)| *k)
+        });
+        if let (Some(owner), Some(kind)) = (owner, kind)
+            && let Some(selector) =
+                self.controllers
+                    .get(&(kind, namespace.to_owned(), owner.name.clone()))
+        {
+            for (key, value) in selector.match_labels.iter().flatten() {
+                expressions.push(LabelSelectorRequirement {
+                    key: key.clone(),
+                    operator: "In".into(),
+                    values: Some(vec![value.clone()]),
+                });
+            }
+            expressions.extend(selector.match_expressions.iter().flatten().cloned());
+        }
+        if match_labels.is_empty() && expressions.is_empty() {
+            return None;
+        }
+        Some(Selector::new(Some(&LabelSelector {
+            match_labels: Some(match_labels),
+            match_expressions: Some(expressions),
+        })))
+    }
+}
 
 /// Reason for a node whose domain would be too full.
 pub const SPREAD_REASON: &str = "node(s) didn't match pod topology spread constraints";
@@ -70,6 +199,9 @@ impl Constraint {
 pub(crate) struct PodState {
     hard: Vec<Constraint>,
     soft: Vec<Constraint>,
+    /// Whether `soft` holds the system defaults: then a node without a
+    /// constraint's label is scored on the others instead of left out.
+    system_default: bool,
     /// Per hard constraint: matching pods per domain (every eligible
     /// domain present, 0 when empty).
     counts: Vec<HashMap<String, i64>>,
@@ -88,7 +220,25 @@ impl PodState {
         let constraints = pod
             .spec
             .as_ref()
-            .and_then(|s| s.topology_spread_constraints.as_ref());
+            .and_then(|s| s.topology_spread_constraints.as_ref())
+            .filter(|c| !c.is_empty());
+        if constraints.is_none() {
+            if let Some(selector) = cluster.owners.default_selector(pod, namespace, labels) {
+                state.system_default = true;
+                for (key, max_skew) in [(HOSTNAME, 3), (ZONE, 5)] {
+                    state.soft.push(Constraint {
+                        max_skew,
+                        topology_key: key.to_owned(),
+                        selects_self: selector.matches(labels),
+                        selector: selector.clone(),
+                        min_domains: 1,
+                        honor_affinity: true,
+                        honor_taints: false,
+                    });
+                }
+            }
+            return state;
+        }
         for c in constraints.into_iter().flatten() {
             let mut selector = Selector::new(c.label_selector.as_ref());
             // matchLabelKeys: the pod's own values for these keys join the
@@ -135,6 +285,13 @@ impl PodState {
             .collect();
         state
     }
+}
+
+/// The node's value for a constraint's label, "" when it has none.
+fn label_or_empty<'n>(node: &'n NodeInfo, c: &Constraint) -> &'n str {
+    node.labels()
+        .get(&c.topology_key)
+        .map_or("", String::as_str)
 }
 
 /// The node's value for each constraint's label, or `None` if it lacks one.
@@ -194,20 +351,21 @@ impl Score for PodTopologySpread {
             return;
         }
         // Domains are those of the candidate nodes; pods are counted in
-        // them over every node.
+        // them over every node. Under written constraints a node without
+        // all their labels is left out; under the defaults its missing
+        // label counts as the value "".
+        let system = pod.spread.system_default;
+        let counted = |node: &NodeInfo| system || domain_values(soft, node).is_some();
         let mut counts: Vec<HashMap<&str, i64>> = vec![HashMap::new(); soft.len()];
         let mut ignored = HashSet::new();
         for (i, node) in nodes.iter().enumerate() {
-            match domain_values(soft, node) {
-                None => {
-                    ignored.insert(i);
-                }
-                Some(values) => {
-                    for ((c, counts), value) in soft.iter().zip(&mut counts).zip(values) {
-                        if c.topology_key != HOSTNAME {
-                            counts.entry(value).or_insert(0);
-                        }
-                    }
+            if !counted(node) {
+                ignored.insert(i);
+                continue;
+            }
+            for (c, counts) in soft.iter().zip(&mut counts) {
+                if c.topology_key != HOSTNAME {
+                    counts.entry(label_or_empty(node, c)).or_insert(0);
                 }
             }
         }
@@ -224,14 +382,14 @@ impl Score for PodTopologySpread {
             })
             .collect();
         for node in cluster.nodes.values() {
-            let Some(values) = domain_values(soft, node) else {
+            if !counted(node) {
                 continue;
-            };
-            for ((c, counts), value) in soft.iter().zip(&mut counts).zip(values) {
+            }
+            for (c, counts) in soft.iter().zip(&mut counts) {
                 if c.topology_key == HOSTNAME || !c.includes(pod.pod, node) {
                     continue;
                 }
-                if let Some(n) = counts.get_mut(value) {
+                if let Some(n) = counts.get_mut(label_or_empty(node, c)) {
                     *n += c.count_on(pod.namespace, node);
                 }
             }
@@ -242,10 +400,11 @@ impl Score for PodTopologySpread {
             }
             let mut raw = 0.0;
             for ((c, counts), weight) in soft.iter().zip(&counts).zip(&weights) {
-                let value = node
-                    .labels()
-                    .get(&c.topology_key)
-                    .map_or("", String::as_str);
+                // Only under the defaults can a label be missing here; that
+                // constraint then adds nothing.
+                let Some(value) = node.labels().get(&c.topology_key).map(String::as_str) else {
+                    continue;
+                };
                 let n = if c.topology_key == HOSTNAME {
                     c.count_on(pod.namespace, node)
                 } else {
@@ -401,5 +560,120 @@ mod tests {
         assert_eq!(scores, [33, 33, 100, 0]);
         // Filtering is not affected by ScheduleAnyway constraints.
         assert!(filter_all(&incoming, &nodes).iter().all(Result::is_ok));
+    }
+
+    /// A pod of ReplicaSet `web` (selector app=web), labelled app=web and
+    /// tier=front.
+    fn sibling(name: &str) -> Pod {
+        pod(json!({"metadata": {"name": name, "namespace": "default",
+            "labels": {"app": "web", "tier": "front"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": "web", "uid": "u", "controller": true}]},
+            "spec": {"containers": []}}))
+    }
+
+    fn owners() -> Owners {
+        let mut owners = Owners::default();
+        let selector = serde_json::from_value(json!({"matchLabels": {"app": "web"}})).unwrap();
+        owners.put_controller("ReplicaSet", "default".into(), "web".into(), selector);
+        owners
+    }
+
+    #[test]
+    fn the_default_selector_comes_from_services_and_the_controller() {
+        let mut owners = owners();
+        let labels = |p: &Pod| p.metadata.labels.clone().unwrap();
+        let web = sibling("w");
+        let front = pod(json!({"metadata": {"name": "f", "namespace": "default",
+            "labels": {"app": "api", "tier": "front"}}, "spec": {"containers": []}}));
+        let selector = owners
+            .default_selector(&web, "default", &labels(&web))
+            .unwrap();
+        assert!(selector.matches(&labels(&web)));
+        assert!(!selector.matches(&labels(&front)));
+        // Nothing selects the other pod: no defaults for it.
+        assert!(
+            owners
+                .default_selector(&front, "default", &labels(&front))
+                .is_none()
+        );
+        // A Service selecting tier=front adds its labels to the web pod's
+        // selector, and gives the other pod one.
+        let tier: BTreeMap<String, String> = [("tier".to_owned(), "front".to_owned())].into();
+        owners.put_service("default".into(), "front".into(), Some(tier.clone()));
+        let both = owners
+            .default_selector(&web, "default", &labels(&web))
+            .unwrap();
+        let mut app_only = labels(&web);
+        app_only.remove("tier");
+        assert!(both.matches(&labels(&web)) && !both.matches(&app_only));
+        let by_service = owners
+            .default_selector(&front, "default", &labels(&front))
+            .unwrap();
+        assert!(by_service.matches(&labels(&front)));
+        // Another namespace's Service or controller does not count.
+        assert!(
+            owners
+                .default_selector(&front, "other", &labels(&front))
+                .is_none()
+        );
+        owners.remove_service("default".into(), "front".into());
+        assert!(
+            owners
+                .default_selector(&front, "default", &labels(&front))
+                .is_none()
+        );
+        // A pod that writes its own constraints keeps them only.
+        let written = web_owned_with_constraint();
+        let cluster_nodes = nodes();
+        let cluster = Cluster {
+            owners: &owners,
+            ..bare(&cluster_nodes)
+        };
+        let ctx = context(&written, &cluster);
+        assert_eq!(ctx.spread.soft.len(), 0);
+        assert_eq!(ctx.spread.hard.len(), 1);
+    }
+
+    fn web_owned_with_constraint() -> Pod {
+        let mut p = web("w", "DoNotSchedule", json!({}));
+        p.metadata.owner_references = sibling("w").metadata.owner_references;
+        p
+    }
+
+    #[test]
+    fn default_constraints_spread_siblings_over_hosts() {
+        // Three hosts, no zones: the zone constraint adds nothing.
+        let mut nodes = cluster_of(
+            ["n1", "n2", "n3"]
+                .iter()
+                .map(|n| {
+                    node(json!({"metadata": {"name": n, "labels": {"kubernetes.io/hostname": n}}}))
+                })
+                .collect(),
+        );
+        nodes.get_mut("n1").unwrap().add(placed_pod(&sibling("w0")));
+        nodes.get_mut("n1").unwrap().add(placed_pod(&sibling("w1")));
+        nodes.get_mut("n3").unwrap().add(placed_pod(&sibling("w2")));
+        let owners = owners();
+        let cluster = Cluster {
+            owners: &owners,
+            ..bare(&nodes)
+        };
+        let incoming = sibling("w3");
+        let ctx = context(&incoming, &cluster);
+        let feasible: Vec<&NodeInfo> = nodes.values().collect();
+        let mut scores = vec![0; 3];
+        PodTopologySpread.score(&ctx, &cluster, &feasible, &mut scores);
+        // Per host: ln(3 + 2) per sibling plus maxSkew - 1 = 2, so raw
+        // round(2 ln 5 + 2) = 5, 2, round(ln 5 + 2) = 4; normalised
+        // 100 * (5 + 2 - raw) / 5.
+        assert_eq!(scores, [40, 100, 60]);
+        // Without an owner nothing is spread.
+        let bare_cluster = bare(&nodes);
+        let ctx = context(&incoming, &bare_cluster);
+        let mut scores = vec![0; 3];
+        PodTopologySpread.score(&ctx, &bare_cluster, &feasible, &mut scores);
+        assert_eq!(scores, [0, 0, 0]);
     }
 }
