@@ -27,7 +27,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::events::Events;
+use crate::events::{self, Events};
 use crate::informers::Informers;
 use crate::owners::{controller_ref, controller_uid, settle};
 
@@ -459,7 +459,7 @@ async fn start_job(
                     cj,
                     EventType::Warning,
                     "FailedCreate",
-                    format!("Error creating job: {e}"),
+                    format!("Error creating job: {}", events::failure(&e)),
                 )
                 .await;
             return Err(e.into());

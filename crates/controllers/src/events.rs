@@ -5,6 +5,16 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 
+/// What an event says of a failed request: the API server's own message
+/// (`pods "x" is forbidden: exceeded quota: ...`, as Kubernetes' events
+/// read), or the client's error when there was no answer.
+pub fn failure(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status.message.clone(),
+        e => e.to_string(),
+    }
+}
+
 /// One controller's event publisher.
 pub struct Events {
     recorder: Recorder,
@@ -60,10 +70,31 @@ impl Events {
                     .await
             }
             Err(e) => {
-                let note = format!("Error creating: {e}");
+                let note = format!("Error creating: {}", failure(e));
                 self.publish(owner, EventType::Warning, "FailedCreate", note)
                     .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_request_is_told_in_the_servers_words() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "pods \"p\" is forbidden: exceeded quota: small"
+        }))
+        .unwrap();
+        let refused = kube::Error::Api(Box::new(status));
+        assert_eq!(
+            failure(&refused),
+            "pods \"p\" is forbidden: exceeded quota: small"
+        );
+        let unanswered = kube::Error::LinesCodecMaxLineLengthExceeded;
+        assert_eq!(failure(&unanswered), unanswered.to_string());
     }
 }

@@ -24,7 +24,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 
-use crate::events::Events;
+use crate::events::{self, Events};
 use crate::informers::Informers;
 use crate::owners::{self, controller_ref, controller_uid, settle};
 use crate::replicaset::{is_ready, ready_since};
@@ -290,8 +290,9 @@ impl Sync<'_> {
                         EventType::Warning,
                         "FailedCreate",
                         format!(
-                            "create Claim {name} for Pod {pod_name} in StatefulSet {} failed error: {e}",
-                            self.set.name_any()
+                            "create Claim {name} for Pod {pod_name} in StatefulSet {} failed error: {}",
+                            self.set.name_any(),
+                            events::failure(&e)
                         ),
                     )
                     .await;
@@ -331,8 +332,9 @@ impl Sync<'_> {
                     EventType::Warning,
                     "FailedCreate",
                     format!(
-                        "create Pod {name} in StatefulSet {} failed error: {e}",
-                        self.set.name_any()
+                        "create Pod {name} in StatefulSet {} failed error: {}",
+                        self.set.name_any(),
+                        events::failure(&e)
                     ),
                 )
                 .await;
