@@ -401,10 +401,9 @@ impl Cache {
     /// more; the room they free is kept for the pod nominated to that
     /// node. `None` when the pod may not preempt (`preemptionPolicy:
     /// Never`) or no node would do.
-    ///
-    /// Only room (resources, pod count, ports) is freed this way: what
-    /// inter-pod affinity and topology spreading counted before the nodes
-    /// were looked at still counts the victims, as a simplification.
+    /// What inter-pod affinity and topology spreading counted before the
+    /// nodes were looked at is recounted as pods are taken away and given
+    /// back, so a pod kept off a node by another's presence can preempt it.
     pub(crate) fn preempt(
         &self,
         pod: &Pod,
@@ -428,8 +427,7 @@ impl Cache {
             namespaces: &self.namespaces,
             owners: &self.owners,
         };
-        let ctx = PodContext::new(pod, requests, &cluster);
-        let fits = |info: &NodeInfo| filters.iter().all(|f| f.filter(&ctx, info).is_ok());
+        let mut ctx = PodContext::new(pod, requests, &cluster);
         let mut best: Option<((usize, i32, i64, usize), Preemption)> = None;
         for info in self.nodes.values() {
             let lower: Vec<Arc<PlacedPod>> = info
@@ -441,31 +439,11 @@ impl Cache {
             if lower.is_empty() {
                 continue;
             }
-            let mut reduced = info.clone();
-            for p in &lower {
-                reduced.remove(&p.uid);
-            }
-            if !fits(&reduced) {
+            let Some((victims, violations)) =
+                self.victims_on(info, lower, &mut ctx, &cluster, filters)
+            else {
                 continue;
-            }
-            let mut candidates: Vec<Arc<PlacedPod>> =
-                lower.into_iter().filter(|p| !p.deleting).collect();
-            candidates.sort_by_key(|p| std::cmp::Reverse(p.priority));
-            // Pods a budget protects are given back first, then the others,
-            // each time the most important first, while the pod still fits.
-            let (violating, fine) = self.split_by_budgets(candidates);
-            let mut victims = Vec::new();
-            let mut violations = 0;
-            for (group, violate) in [(violating, true), (fine, false)] {
-                for p in group {
-                    reduced.add(Arc::clone(&p));
-                    if !fits(&reduced) {
-                        reduced.remove(&p.uid);
-                        victims.push(p);
-                        violations += usize::from(violate);
-                    }
-                }
-            }
+            };
             // Room freed only by pods already going was claimed by the pod
             // that evicted them: it is this pod's only if nominated here.
             if victims.is_empty() && nominated != Some(info.name()) {
@@ -496,6 +474,58 @@ impl Cache {
             }
         }
         best.map(|(_, p)| p)
+    }
+
+    /// The pods of lower priority (`lower`) whose eviction from a node lets
+    /// the pod pass the filters there, with how many of them break a
+    /// budget; `None` when even all of them would not do. Each pod taken
+    /// away or given back is also counted out of or into the pod's
+    /// affinity and spreading state, which is as it was on return.
+    fn victims_on(
+        &self,
+        info: &NodeInfo,
+        lower: Vec<Arc<PlacedPod>>,
+        ctx: &mut PodContext,
+        cluster: &Cluster,
+        filters: &[Box<dyn Filter>],
+    ) -> Option<(Vec<Arc<PlacedPod>>, usize)> {
+        let fits =
+            |ctx: &PodContext, node: &NodeInfo| filters.iter().all(|f| f.filter(ctx, node).is_ok());
+        let mut reduced = info.clone();
+        for p in &lower {
+            reduced.remove(&p.uid);
+            ctx.account(p, info, -1, cluster);
+        }
+        let mut victims = Vec::new();
+        let mut violations = 0;
+        let (going, candidates): (Vec<_>, Vec<_>) = lower.into_iter().partition(|p| p.deleting);
+        let found = fits(ctx, &reduced);
+        if found {
+            let mut candidates = candidates;
+            candidates.sort_by_key(|p| std::cmp::Reverse(p.priority));
+            // Pods a budget protects are given back first, then the others,
+            // each time the most important first, while the pod still fits.
+            let (violating, fine) = self.split_by_budgets(candidates);
+            for (group, violate) in [(violating, true), (fine, false)] {
+                for p in group {
+                    reduced.add(Arc::clone(&p));
+                    ctx.account(&p, info, 1, cluster);
+                    if !fits(ctx, &reduced) {
+                        reduced.remove(&p.uid);
+                        ctx.account(&p, info, -1, cluster);
+                        victims.push(p);
+                        violations += usize::from(violate);
+                    }
+                }
+            }
+        } else {
+            victims = candidates;
+        }
+        // Everything still taken away is given back to the state.
+        for p in going.iter().chain(&victims) {
+            ctx.account(p, info, 1, cluster);
+        }
+        found.then_some((victims, violations))
     }
 }
 
@@ -743,5 +773,43 @@ mod tests {
         assert_eq!(wants(&c, "2"), a(&["a1", "a2"]));
         c.remove_budget(&budget(0, json!({})));
         assert_eq!(wants(&c, "2"), a(&["a2", "a1"]));
+    }
+
+    #[test]
+    fn preemption_frees_a_node_of_a_pod_its_anti_affinity_refuses() {
+        let mut c = Cache::default();
+        let hosts: Vec<Node> = ["a", "b"]
+            .iter()
+            .map(|n| {
+                serde_json::from_value(json!({"metadata": {"name": n,
+                    "labels": {"kubernetes.io/hostname": n}},
+                    "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}))
+                .unwrap()
+            })
+            .collect();
+        c.replace_nodes(hosts);
+        // A web pod on each node: at priority 1 on a, 5 on b.
+        for (uid, node, priority) in [("w1", "a", 1), ("w5", "b", 5)] {
+            let mut p = prioritised(uid, "100m", Some(node), priority);
+            p.metadata.labels = Some([("app".to_owned(), "web".to_owned())].into());
+            c.put_pod(&p);
+        }
+        // Room for it everywhere, but it must not share a host with a web pod.
+        let mut lonely = prioritised("new", "100m", None, 20);
+        lonely.spec.as_mut().unwrap().affinity = Some(
+            serde_json::from_value(json!({"podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"app": "web"}},
+                    "topologyKey": "kubernetes.io/hostname"}]}}))
+            .unwrap(),
+        );
+        let f = default_filters();
+        let req = pod_requests(lonely.spec.as_ref().unwrap());
+        assert!(c.choose(&lonely, req, &f, &default_scores()).is_err());
+        let got = c.preempt(&lonely, req, &f).unwrap();
+        assert_eq!((got.node.as_str(), got.victims.len()), ("a", 1));
+        assert_eq!(got.victims[0].uid, "w1");
+        // The state is given back whole: asking again gives the same.
+        assert_eq!(c.preempt(&lonely, req, &f), Some(got));
     }
 }

@@ -367,6 +367,25 @@ impl<'a> PodContext<'a> {
     }
 }
 
+impl PodContext<'_> {
+    /// Counts a placed pod on a node into (`by` 1) or out of (`by` -1) what
+    /// inter-pod affinity and topology spreading worked out before any node
+    /// was looked at: preemption takes would-be victims away and gives them
+    /// back, as kube-scheduler's `RemovePod` and `AddPod` do.
+    pub(crate) fn account(
+        &mut self,
+        placed: &PlacedPod,
+        node: &NodeInfo,
+        by: i64,
+        cluster: &Cluster,
+    ) {
+        self.inter_pod
+            .account(placed, node, by, self.namespace, self.labels, cluster);
+        self.spread
+            .account(self.pod, placed, node, by, self.namespace);
+    }
+}
+
 /// Host ports a pod asks for: (protocol, host IP, port).
 pub fn host_ports(spec: &PodSpec) -> Vec<(String, String, i32)> {
     spec.containers

@@ -19,18 +19,25 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
 
 use super::selector::Selector;
-use super::{Cluster, Filter, NamespaceLabels, NodeInfo, PodContext, Reason, Score};
+use super::{Cluster, Filter, NamespaceLabels, NodeInfo, PlacedPod, PodContext, Reason, Score};
 
 /// Counts of pods per topology domain: key, then value.
 type Counts = HashMap<String, HashMap<String, i64>>;
 
+/// Adds `by` to the node's domain; a domain that drops to 0 is removed, so
+/// that what is present is what holds pods (the filter asks for presence).
 fn bump(counts: &mut Counts, node: &NodeInfo, key: &str, by: i64) {
-    if let Some(value) = node.labels().get(key) {
-        *counts
-            .entry(key.to_owned())
-            .or_default()
-            .entry(value.clone())
-            .or_default() += by;
+    let Some(value) = node.labels().get(key) else {
+        return;
+    };
+    let values = counts.entry(key.to_owned()).or_default();
+    let n = values.entry(value.clone()).or_default();
+    *n += by;
+    if *n == 0 {
+        values.remove(value);
+        if values.is_empty() {
+            counts.remove(key);
+        }
     }
 }
 
@@ -211,42 +218,58 @@ impl PodState {
         if !required && cluster.with_affinity == 0 {
             return state;
         }
-        let empty = PodTerms::default();
-        let own = state.terms.as_ref().unwrap_or(&empty);
         for node in cluster.nodes.values() {
             for placed in &node.placed {
-                if let Some(theirs) = placed.terms.as_deref() {
-                    for t in &theirs.required_anti {
-                        if t.matches(namespace, labels, cluster.namespaces) {
-                            bump(&mut state.existing_anti, node, &t.topology_key, 1);
-                        }
-                    }
-                }
-                if !required {
-                    continue;
-                }
-                if !own.required_affinity.is_empty()
-                    && own
-                        .required_affinity
-                        .iter()
-                        .all(|t| t.matches(&placed.namespace, &placed.labels, cluster.namespaces))
-                {
-                    for t in &own.required_affinity {
-                        bump(&mut state.affinity, node, &t.topology_key, 1);
-                    }
-                }
-                for t in &own.required_anti {
-                    if t.matches(&placed.namespace, &placed.labels, cluster.namespaces) {
-                        bump(&mut state.anti, node, &t.topology_key, 1);
-                    }
-                }
+                state.account(placed, node, 1, namespace, labels, cluster);
             }
         }
+        let empty = PodTerms::default();
+        let own = state.terms.as_ref().unwrap_or(&empty);
         state.matches_own_affinity = own
             .required_affinity
             .iter()
             .all(|t| t.matches(namespace, labels, cluster.namespaces));
         state
+    }
+
+    /// Counts a placed pod on a node into (`by` 1) or out of (`by` -1) the
+    /// domains: placed pods' anti-affinity that selects the incoming pod,
+    /// and the pods the incoming pod's own required terms select.
+    pub(crate) fn account(
+        &mut self,
+        placed: &PlacedPod,
+        node: &NodeInfo,
+        by: i64,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+        cluster: &Cluster,
+    ) {
+        let ns = cluster.namespaces;
+        if let Some(theirs) = placed.terms.as_deref() {
+            for t in &theirs.required_anti {
+                if t.matches(namespace, labels, ns) {
+                    bump(&mut self.existing_anti, node, &t.topology_key, by);
+                }
+            }
+        }
+        let Some(own) = self.terms.as_ref().filter(|t| t.has_required()) else {
+            return;
+        };
+        if !own.required_affinity.is_empty()
+            && own
+                .required_affinity
+                .iter()
+                .all(|t| t.matches(&placed.namespace, &placed.labels, ns))
+        {
+            for t in &own.required_affinity {
+                bump(&mut self.affinity, node, &t.topology_key, by);
+            }
+        }
+        for t in &own.required_anti {
+            if t.matches(&placed.namespace, &placed.labels, ns) {
+                bump(&mut self.anti, node, &t.topology_key, by);
+            }
+        }
     }
 }
 

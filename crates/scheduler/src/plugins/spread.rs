@@ -17,7 +17,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 
 use super::selector::Selector;
 use super::{
-    Cluster, Filter, NodeInfo, PodContext, Reason, Score, node_affinity_matches, untolerated_taint,
+    Cluster, Filter, NodeInfo, PlacedPod, PodContext, Reason, Score, node_affinity_matches,
+    untolerated_taint,
 };
 
 /// The label whose domains are single nodes; counted per node when scoring.
@@ -278,12 +279,40 @@ impl PodState {
                 }
             }
         }
-        state.minimum = state
+        state.set_minimum();
+        state
+    }
+
+    fn set_minimum(&mut self) {
+        self.minimum = self
             .counts
             .iter()
             .map(|c| c.values().copied().min().unwrap_or(0))
             .collect();
-        state
+    }
+
+    /// Counts a placed pod on a node into (`by` 1) or out of (`by` -1) the
+    /// `DoNotSchedule` constraints' domains, as `new` counted it.
+    pub(crate) fn account(
+        &mut self,
+        pod: &Pod,
+        placed: &PlacedPod,
+        node: &NodeInfo,
+        by: i64,
+        namespace: &str,
+    ) {
+        let Some(values) = domain_values(&self.hard, node) else {
+            return;
+        };
+        if placed.deleting || placed.namespace != namespace {
+            return;
+        }
+        for ((c, counts), value) in self.hard.iter().zip(&mut self.counts).zip(values) {
+            if c.includes(pod, node) && c.selector.matches(&placed.labels) {
+                *counts.entry(value.to_owned()).or_default() += by;
+            }
+        }
+        self.set_minimum();
     }
 }
 
