@@ -396,11 +396,12 @@ impl Cache {
     /// fewest victims that break a budget wins, then the one whose victims
     /// have the lowest highest priority, then the lowest priority sum, then
     /// the fewest. Budgets are a preference, not a bar: when every choice
-    /// breaks one, the pod still preempts. Pods already being deleted are counted as gone but
-    /// never chosen again, so a retry while victims terminate evicts no
-    /// more; the room they free is kept for the pod nominated to that
-    /// node. `None` when the pod may not preempt (`preemptionPolicy:
-    /// Never`) or no node would do.
+    /// breaks one, the pod still preempts. Pods already being deleted are
+    /// counted as gone but never chosen again, so a retry while victims
+    /// terminate evicts no more; the room they free is kept for the pod
+    /// nominated to that node. `None` when the pod may not preempt
+    /// (`preemptionPolicy: Never`) or no node would do.
+    ///
     /// What inter-pod affinity and topology spreading counted before the
     /// nodes were looked at is recounted as pods are taken away and given
     /// back, so a pod kept off a node by another's presence can preempt it.
