@@ -87,9 +87,16 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Frees the slot for other test processes: removes its lock.
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.lock);
+        self.release();
     }
 }
 

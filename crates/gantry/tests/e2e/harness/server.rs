@@ -562,6 +562,10 @@ fn register_exit_cleanup() {
             for server in [SHARED.get(), SHARED_NODE.get()].into_iter().flatten() {
                 server.kill_and_sweep();
                 let _ = std::fs::remove_dir_all(server.dir.path());
+                // Statics are never dropped, so neither is their slot.
+                if let Some(slot) = &server.slot {
+                    slot.release();
+                }
             }
         });
     }
