@@ -13,6 +13,11 @@
 //! Each listener's connections are dealt in turn to one thread per core, each with a
 //! single-threaded runtime of its own, as nginx runs workers: a connection, its requests
 //! and the pooled backend connections they use stay on one thread.
+//!
+//! HTTP/1.1 connections start on [`crate::fast`], which forwards the common requests with
+//! their heads rewritten in place; it hands a connection over to hyper's server here, with
+//! the bytes it read, at the first request it leaves to this general path (HTTP/2, HTTP/1.0,
+//! upgrades, chunked requests, the proxy's own answers).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,6 +36,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::IngressError;
+use crate::fast::{self, Backends, Rewind};
 use crate::pool::{Pool, Streamed};
 use crate::routes::{Route, Table};
 use crate::tls::SniResolver;
@@ -46,6 +52,9 @@ const BUFFERED_BODY: u64 = 64 * 1024;
 const POOL_IDLE: Duration = Duration::from_secs(60);
 /// How often each worker closes the pooled connections idle longer than that.
 const POOL_SWEEP: Duration = Duration::from_secs(15);
+/// How long a client has to send a whole request head (and a kept-alive connection may
+/// stay silent).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The current routing table, shared by the proxy (which reads it on every request and
 /// handshake) and whoever builds new ones.
@@ -98,6 +107,8 @@ struct Inner {
 struct Worker {
     inner: Arc<Inner>,
     pool: Arc<Pool>,
+    /// The HTTP/1.1 path's own backend connections.
+    backends: Arc<Backends>,
 }
 
 /// What the forwarded headers say about one client connection, made once for all its
@@ -127,7 +138,7 @@ impl Proxy {
         server
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
+            .header_read_timeout(HEAD_TIMEOUT);
         server.http2().timer(TokioTimer::new());
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self(Arc::new(Inner {
@@ -182,13 +193,16 @@ impl Proxy {
                         let worker = Arc::new(Worker {
                             inner,
                             pool: Pool::new(POOL_IDLE),
+                            backends: Backends::new(POOL_IDLE),
                         });
                         let pool = Arc::clone(&worker.pool);
+                        let backends = Arc::clone(&worker.backends);
                         tokio::spawn(async move {
                             let mut tick = tokio::time::interval(POOL_SWEEP);
                             loop {
                                 tick.tick().await;
                                 pool.sweep();
+                                backends.sweep();
                             }
                         });
                         while let Some((stream, peer)) = dealt.recv().await {
@@ -252,6 +266,11 @@ impl Worker {
         tokio::spawn(async move {
             let handshake = worker.inner.tls.accept(stream);
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                    worker
+                        .serve_general(Rewind::new(stream, Bytes::new()), peer, true)
+                        .await
+                }
                 Ok(Ok(stream)) => worker.serve(stream, peer, true).await,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "ingress tls handshake failed")
@@ -263,7 +282,30 @@ impl Worker {
 }
 
 impl Worker {
+    /// Serves a connection from the HTTP/1.1 path, then, if it hands the connection over,
+    /// from the general one.
     async fn serve<S>(self: Arc<Self>, stream: S, peer: SocketAddr, secure: bool)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let ip = peer.ip().to_string();
+        let client = fast::Client {
+            ip: ip.as_bytes(),
+            secure,
+        };
+        let settings = fast::Settings {
+            table: &self.inner.table,
+            https_port: self.inner.https_port,
+            backends: &self.backends,
+        };
+        match fast::serve(stream, &client, &settings, HEAD_TIMEOUT).await {
+            fast::Outcome::Done => {}
+            fast::Outcome::HandOver(stream) => self.serve_general(stream, peer, secure).await,
+        }
+    }
+
+    /// Serves a connection with hyper's server, from the bytes `stream` gives back on.
+    async fn serve_general<S>(self: Arc<Self>, stream: Rewind<S>, peer: SocketAddr, secure: bool)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -413,7 +455,7 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
+pub(crate) const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",

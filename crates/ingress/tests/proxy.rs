@@ -560,3 +560,203 @@ async fn a_connection_the_backend_closed_while_idle_is_not_used_again() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 5);
 }
+
+/// A backend written by hand, answering by path: `/chunked` in chunks with a trailer,
+/// `/len` 1000 bytes (to HEAD only its head), `/early` a 103 before its 200, `/echo` the
+/// length of the body it was sent, `/close` an HTTP/1.0 answer that ends when the
+/// connection does, `/garbage` something that is not HTTP.
+async fn scripted_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    counting_listener(|mut stream| async move {
+        let mut buf = Vec::new();
+        loop {
+            let end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            buf.drain(..end);
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse().unwrap());
+            while buf.len() < length {
+                let mut chunk = [0u8; 65536];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buf.drain(..length);
+            let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+            let answer: Vec<u8> = match path.as_str() {
+                "/chunked" => b"HTTP/1.1 200 OK\r\ntrailer: x-sum\r\ntransfer-encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 11\r\n\r\n".to_vec(),
+                "/len" => {
+                    let mut a = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n".to_vec();
+                    if head.starts_with("get ") {
+                        a.extend(std::iter::repeat_n(b'y', 1000));
+                    }
+                    a
+                }
+                "/early" => b"HTTP/1.1 103 Early Hints\r\nlink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+                "/echo" => {
+                    let text = format!("got {length}");
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}", text.len()).into_bytes()
+                }
+                "/close" => {
+                    let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nuntil").await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let _ = stream.write_all(b" close").await;
+                    return;
+                }
+                _ => {
+                    let _ = stream.write_all(b"SSH-2.0-nothing\r\n\r\n").await;
+                    return;
+                }
+            };
+            if stream.write_all(&answer).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn http1_answers_pass_on_framed_as_they_came() {
+    let (a, accepted) = scripted_backend().await;
+    let r = start_to(a, backend("backend-b").await).await;
+    let mut c = http1(TcpStream::connect(r.http).await.unwrap()).await;
+
+    let response = c.send_request(get("/chunked", "plain.test")).await.unwrap();
+    assert_eq!(response.headers()["transfer-encoding"], "chunked");
+    let collected = response.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().unwrap()["x-sum"], "11");
+    assert_eq!(collected.to_bytes(), "hello world");
+
+    let head = Request::head("/len")
+        .header("host", "plain.test")
+        .body(Empty::new())
+        .unwrap();
+    let response = c.send_request(head).await.unwrap();
+    assert_eq!(response.headers()["content-length"], "1000");
+    assert_eq!(text(response).await, (StatusCode::OK, String::new()));
+    let (status, body) = text(c.send_request(get("/len", "plain.test")).await.unwrap()).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 1000));
+
+    // hyper's client passes over the 103 itself; what matters is the 200 after it.
+    let (status, body) = text(c.send_request(get("/early", "plain.test")).await.unwrap()).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    // All on the one backend connection.
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+    // A body larger than one read, sent on.
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(
+        TcpStream::connect(r.http).await.unwrap(),
+    ))
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut poster: hyper::client::conn::http1::SendRequest<Full<Bytes>> = sender;
+    for size in [0, 10, 300 * 1024] {
+        let post = Request::post("/echo")
+            .header("host", "plain.test")
+            .body(Full::new(Bytes::from(vec![b'p'; size])))
+            .unwrap();
+        let (status, body) = text(poster.send_request(post).await.unwrap()).await;
+        assert_eq!((status, body), (StatusCode::OK, format!("got {size}")));
+    }
+
+    // An answer that ends when the backend closes: passed on whole, and the client's
+    // connection closed after it.
+    let response = c.send_request(get("/close", "plain.test")).await.unwrap();
+    assert_eq!(response.headers()["connection"], "close");
+    assert_eq!(
+        text(response).await,
+        (StatusCode::OK, "until close".to_owned())
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(c.is_closed());
+}
+
+#[tokio::test]
+async fn a_backend_that_fails_is_a_bad_gateway_and_the_client_can_go_on() {
+    let (a, _) = scripted_backend().await;
+    // Nothing listens at `dead`.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let r = start_to(a, dead).await;
+    r.table.replace(r.world.table("b"));
+    let mut c = http1(TcpStream::connect(r.http).await.unwrap()).await;
+    for _ in 0..2 {
+        let (status, body) = text(c.send_request(get("/", "plain.test")).await.unwrap()).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::BAD_GATEWAY, "bad gateway\n")
+        );
+    }
+    // Not HTTP at all from the backend: also a 502, on the same client connection.
+    r.table.replace(r.world.table("a"));
+    let (status, _) = text(c.send_request(get("/garbage", "plain.test")).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let (status, body) = text(c.send_request(get("/echo", "plain.test")).await.unwrap()).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "got 0"));
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_turn_and_forwarded_headers_rewritten() {
+    let r = start().await;
+    let mut s = TcpStream::connect(r.http).await.unwrap();
+    s.write_all(
+        b"GET /one HTTP/1.1\r\nhost: plain.test\r\nx-forwarded-for: 192.0.2.1\r\nx-real-ip: 6.6.6.6\r\nx-forwarded-proto: https\r\nkeep-alive: 5\r\n\r\n\
+          GET /two HTTP/1.1\r\nHost: plain.test\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answers = Vec::new();
+    s.read_to_end(&mut answers).await.unwrap();
+    let answers = String::from_utf8(answers).unwrap();
+    let one = answers.find("backend-a GET \"/one\" host=plain.test xff=192.0.2.1, 127.0.0.1 real=127.0.0.1 proto=http fhost=plain.test");
+    let two = answers.find("backend-a GET \"/two\" host=plain.test xff=127.0.0.1 ");
+    assert!(
+        matches!((one, two), (Some(a), Some(b)) if a < b),
+        "{answers}"
+    );
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 2, "{answers}");
+}
+
+#[tokio::test]
+async fn a_connection_goes_on_through_the_general_path_from_a_request_it_needs() {
+    let r = start().await;
+    let mut c = http1(TcpStream::connect(r.http).await.unwrap()).await;
+    let (status, body) = text(c.send_request(get("/first", "plain.test")).await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("backend-a GET \"/first\""), "{body}");
+    // A 404 is the general path's: the connection is handed over and stays open.
+    let (status, _) = text(c.send_request(get("/", "nobody.test")).await.unwrap()).await;
+    assert_eq!(status, 404);
+    let (status, body) = text(c.send_request(get("/after", "plain.test")).await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("backend-a GET \"/after\""), "{body}");
+    // And an upgrade on it, later still.
+    let req = Request::get("/ws")
+        .header("host", "plain.test")
+        .header("connection", "Upgrade")
+        .header("upgrade", "echo")
+        .body(Empty::new())
+        .unwrap();
+    let response = c.send_request(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let mut io = TokioIo::new(hyper::upgrade::on(response).await.unwrap());
+    io.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    io.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+}
