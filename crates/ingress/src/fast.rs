@@ -101,8 +101,7 @@ enum Plan {
     HandOver,
 }
 
-/// Serves `stream`'s requests until it closes or a request needs the general path; `buf`
-/// holds what was read of it already.
+/// Serves `stream`'s requests until it closes or a request needs the general path.
 pub(crate) async fn serve<S>(
     mut stream: S,
     client: &Client<'_>,
