@@ -456,8 +456,6 @@ pub(crate) fn api_message(e: &kube::Error) -> String {
     }
 }
 
-/// The VXLAN device beside `bridge`: its name and `.vx`, within the 15
-/// bytes a link name may have.
 /// The tag of the load balancer addresses this node holds (`lo:<tag>`): its bridge's
 /// name, which is the node's own on a machine, cut to what a label allows.
 pub fn announcer_tag(bridge: &str) -> String {
@@ -468,6 +466,8 @@ pub fn announcer_tag(bridge: &str) -> String {
         .collect()
 }
 
+/// The VXLAN device beside `bridge`: its name and `.vx`, within the 15
+/// bytes a link name may have.
 fn overlay_device(bridge: &str) -> String {
     let mut end = bridge.len().min(12);
     while !bridge.is_char_boundary(end) {

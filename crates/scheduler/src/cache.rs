@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::SCHEDULER_NAME;
-use crate::plugins::selector::Selector;
+use crate::plugins::selector::{Selector, selects_everything};
 use crate::plugins::{
     Claims, Cluster, Filter, NamespaceLabels, NodeInfo, Owners, PlacedPod, PodContext, Resources,
     Score, pod_requests, unschedulable_message,
@@ -67,10 +67,7 @@ impl Budget {
             pdb.metadata.name.clone().unwrap_or_default(),
         );
         let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref());
-        let empty = selector.is_none_or(|s| {
-            s.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-                && s.match_expressions.as_ref().is_none_or(Vec::is_empty)
-        });
+        let empty = selector.is_none_or(selects_everything);
         let status = pdb.status.as_ref();
         let budget = Self {
             selector: (!empty).then(|| Selector::new(selector)),

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
 
-use super::selector::Selector;
+use super::selector::{Selector, selects_everything};
 use super::{Cluster, Filter, NamespaceLabels, NodeInfo, PlacedPod, PodContext, Reason, Score};
 
 /// Counts of pods per topology domain: key, then value.
@@ -75,12 +75,7 @@ impl Term {
     fn new(t: &PodAffinityTerm, own_namespace: &str, weight: i64) -> Self {
         let listed = t.namespaces.clone().unwrap_or_default();
         let namespaces = match &t.namespace_selector {
-            Some(sel)
-                if sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-                    && sel.match_expressions.as_ref().is_none_or(Vec::is_empty) =>
-            {
-                Namespaces::All
-            }
+            Some(sel) if selects_everything(sel) => Namespaces::All,
             None if listed.is_empty() => Namespaces::Some {
                 listed: vec![own_namespace.to_owned()],
                 selector: Selector::new(None),

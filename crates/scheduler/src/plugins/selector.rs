@@ -31,6 +31,18 @@ pub(crate) struct Selector {
     nothing: bool,
 }
 
+/// Whether `selector` has no requirement at all, and so selects everything.
+pub(crate) fn selects_everything(selector: &LabelSelector) -> bool {
+    selector
+        .match_labels
+        .as_ref()
+        .is_none_or(BTreeMap::is_empty)
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
+}
+
 impl Selector {
     /// Compiles a selector; `None` selects nothing, an empty one everything.
     pub(crate) fn new(selector: Option<&LabelSelector>) -> Self {
