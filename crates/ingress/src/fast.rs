@@ -48,6 +48,8 @@ const IDLE_PER_ENDPOINT: usize = 64;
 const BAD_GATEWAY: &[u8] = b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 12\r\n\r\nbad gateway\n";
 /// The same, closing the connection (the request's body was not read to its end).
 const BAD_GATEWAY_CLOSE: &[u8] = b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 12\r\nconnection: close\r\n\r\nbad gateway\n";
+/// The proxy's answer when a backend says nothing for [`Settings::answer_timeout`].
+const GATEWAY_TIMEOUT: &[u8] = b"HTTP/1.1 504 Gateway Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 16\r\n\r\ngateway timeout\n";
 
 /// Request headers the proxy writes itself (besides `X-Forwarded-For`, which it extends).
 const FORWARDED: [&str; 3] = ["x-real-ip", "x-forwarded-host", "x-forwarded-proto"];
@@ -72,6 +74,9 @@ pub(crate) struct Settings<'a> {
     /// Where plain requests for TLS hosts are redirected (`None`: no redirects).
     pub https_port: Option<u16>,
     pub backends: &'a Arc<Backends>,
+    /// How long a backend may stay silent: before its answer's head, and between reads of
+    /// its body (nginx's `proxy_read_timeout`).
+    pub answer_timeout: Duration,
 }
 
 /// How a connection left the fast path.
@@ -160,6 +165,7 @@ where
             head,
             idempotent,
             close,
+            silence: settings.answer_timeout,
         };
         match exchange
             .run(&mut stream, &mut buf, &mut out, settings.backends)
@@ -310,6 +316,8 @@ struct Exchange {
     head: bool,
     idempotent: bool,
     close: bool,
+    /// How long the backend may stay silent.
+    silence: Duration,
 }
 
 /// Why an exchange ended early.
@@ -375,6 +383,10 @@ impl Exchange {
                 {
                     kept = backends.checkout(self.endpoint);
                 }
+                Err(Failed::Backend(e, _)) if e.kind() == io::ErrorKind::TimedOut => {
+                    tracing::debug!(endpoint = %self.endpoint, "ingress: backend silent too long");
+                    return self.gateway_timeout(client).await;
+                }
                 Err(Failed::Backend(e, body_read)) => {
                     tracing::debug!(endpoint = %self.endpoint, error = %e, "ingress: backend failed");
                     return self.bad_gateway(client, body_read).await;
@@ -394,6 +406,15 @@ impl Exchange {
         let answer = if open { BAD_GATEWAY } else { BAD_GATEWAY_CLOSE };
         client.write_all(answer).await.map_err(|_| ())?;
         Ok(open)
+    }
+
+    /// Tells the client the backend said nothing in time.
+    async fn gateway_timeout<S>(&self, client: &mut S) -> Result<bool, ()>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        client.write_all(GATEWAY_TIMEOUT).await.map_err(|_| ())?;
+        Ok(!self.close)
     }
 
     /// One attempt on `conn`.
@@ -432,9 +453,11 @@ impl Exchange {
         conn.buf.clear();
         let mut first = true;
         loop {
-            let parsed = read_answer_head(conn, out, self.head, first)
-                .await
-                .map_err(|e| Failed::Backend(e, true))?;
+            let parsed =
+                tokio::time::timeout(self.silence, read_answer_head(conn, out, self.head, first))
+                    .await
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+                    .map_err(|e| Failed::Backend(e, true))?;
             first = false;
             match parsed {
                 Head::Informational(head_len) => {
@@ -481,7 +504,7 @@ impl Exchange {
                     if rest == 0 {
                         break;
                     }
-                    conn.fill().await?;
+                    conn.fill(self.silence).await?;
                 }
             }
             Framing::Chunked => {
@@ -498,7 +521,7 @@ impl Exchange {
                     if end.is_some() {
                         break;
                     }
-                    conn.fill().await?;
+                    conn.fill(self.silence).await?;
                 }
             }
             Framing::UntilClose => {
@@ -507,7 +530,9 @@ impl Exchange {
                 conn.buf.clear();
                 loop {
                     conn.buf.reserve(READ_SIZE);
-                    if conn.stream.read_buf(&mut conn.buf).await? == 0 {
+                    let read =
+                        tokio::time::timeout(self.silence, conn.stream.read_buf(&mut conn.buf));
+                    if read.await.map_err(|_| Failed::Midway)?? == 0 {
                         break;
                     }
                     client.write_all(&conn.buf).await?;
@@ -780,12 +805,17 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Reads more of the answer into the (emptied) buffer; the backend closing is an
-    /// error, since the answer is not at its end.
-    async fn fill(&mut self) -> io::Result<()> {
+    /// Reads more of the answer into the (emptied) buffer; the backend closing, or
+    /// saying nothing for `silence`, is an error, since the answer is not at its end.
+    async fn fill(&mut self, silence: Duration) -> io::Result<()> {
         self.buf.clear();
         self.buf.reserve(READ_SIZE);
-        if self.stream.read_buf(&mut self.buf).await? == 0 {
+        let read = tokio::time::timeout(silence, self.stream.read_buf(&mut self.buf));
+        if read
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??
+            == 0
+        {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         Ok(())
@@ -1050,6 +1080,60 @@ mod tests {
         for bad in [&b""[..], b"+1", b"1,1", b"0x10", b"99999999999999999999999"] {
             assert_eq!(parse_length(bad), None);
         }
+    }
+
+    #[tokio::test]
+    async fn a_backend_silent_too_long_is_a_gateway_timeout() {
+        // A backend that takes the request and never answers; one that answers only its
+        // head.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = silent.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = silent.accept().await {
+                let mut head = [0u8; 1024];
+                let _ = stream.read(&mut head).await;
+                if held.len() == 1 {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf")
+                        .await;
+                }
+                held.push(stream);
+            }
+        });
+        let backends = Backends::new(Duration::from_secs(60));
+        let exchange = Exchange {
+            endpoint: at,
+            body: 0,
+            head: false,
+            idempotent: true,
+            close: false,
+            silence: Duration::from_millis(100),
+        };
+        let (mut client, mut proxy_side) = tokio::io::duplex(4096);
+        let mut buf = BytesMut::new();
+        let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();
+        let started = Instant::now();
+        let open = exchange
+            .run(&mut proxy_side, &mut buf, &mut out.clone(), &backends)
+            .await;
+        assert_eq!(open, Ok(true));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        let mut got = vec![0u8; GATEWAY_TIMEOUT.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, GATEWAY_TIMEOUT);
+        // The second connection's answer stops halfway: what came is passed on, then the
+        // client's connection is given up.
+        let open = exchange
+            .run(&mut proxy_side, &mut buf, &mut out, &backends)
+            .await;
+        assert_eq!(open, Err(()));
+        drop(proxy_side);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf");
+        // Neither backend connection is kept.
+        assert_eq!(backends.sweep(), 0);
     }
 
     #[test]

@@ -52,6 +52,9 @@ const BUFFERED_BODY: u64 = 64 * 1024;
 const POOL_IDLE: Duration = Duration::from_secs(60);
 /// How often each worker closes the pooled connections idle longer than that.
 const POOL_SWEEP: Duration = Duration::from_secs(15);
+/// How long a backend may stay silent on the HTTP/1.1 path, before its answer and between
+/// reads of it (ingress-nginx's `proxy-read-timeout`).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client has to send a whole request head (and a kept-alive connection may
 /// stay silent).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -297,6 +300,7 @@ impl Worker {
             table: &self.inner.table,
             https_port: self.inner.https_port,
             backends: &self.backends,
+            answer_timeout: ANSWER_TIMEOUT,
         };
         match fast::serve(stream, &client, &settings, HEAD_TIMEOUT).await {
             fast::Outcome::Done => {}
