@@ -52,8 +52,8 @@ const BUFFERED_BODY: u64 = 64 * 1024;
 const POOL_IDLE: Duration = Duration::from_secs(60);
 /// How often each worker closes the pooled connections idle longer than that.
 const POOL_SWEEP: Duration = Duration::from_secs(15);
-/// How long a backend may stay silent on the HTTP/1.1 path, before its answer and between
-/// reads of it (ingress-nginx's `proxy-read-timeout`).
+/// How long a backend may stay silent before its answer, and on the HTTP/1.1 path between
+/// reads of it too (ingress-nginx's `proxy-read-timeout`).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client has to send a whole request head (and a kept-alive connection may
 /// stay silent).
@@ -103,6 +103,9 @@ struct Inner {
     https_port: Option<u16>,
     /// Threads serving each listener.
     workers: usize,
+    /// How long a backend may stay silent before its answer (and, on the HTTP/1.1 path,
+    /// between reads of it).
+    answer_timeout: Duration,
 }
 
 /// One serving thread's share: its own pool of backend connections, used only by the
@@ -150,7 +153,20 @@ impl Proxy {
             tls: TlsAcceptor::from(Arc::new(tls)),
             https_port,
             workers,
+            answer_timeout: ANSWER_TIMEOUT,
         })))
+    }
+
+    /// The same proxy with backends given `timeout` to answer (60 s by default), for tests.
+    /// Only a proxy not yet cloned takes it: a shared one is given back unchanged.
+    pub fn with_answer_timeout(self, timeout: Duration) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut inner) => {
+                inner.answer_timeout = timeout;
+                Self(Arc::new(inner))
+            }
+            Err(shared) => Self(shared),
+        }
     }
 
     /// Serves plain HTTP (1.1, and 2 with prior knowledge) on `listener` until the future
@@ -300,7 +316,7 @@ impl Worker {
             table: &self.inner.table,
             https_port: self.inner.https_port,
             backends: &self.backends,
-            answer_timeout: ANSWER_TIMEOUT,
+            answer_timeout: self.inner.answer_timeout,
         };
         match fast::serve(stream, &client, &settings, HEAD_TIMEOUT).await {
             fast::Outcome::Done => {}
@@ -379,13 +395,18 @@ impl Worker {
         }
         forwarded_headers(&mut parts.headers, &host, peer);
 
-        let sent = self
-            .pool
-            .send(endpoint, Request::from_parts(parts, body))
-            .await;
+        let sent = tokio::time::timeout(
+            self.inner.answer_timeout,
+            self.pool.send(endpoint, Request::from_parts(parts, body)),
+        )
+        .await;
         let (mut response, lease) = match sent {
-            Ok(r) => r,
-            Err(e) => {
+            Ok(Ok(r)) => r,
+            Err(_) => {
+                tracing::debug!(backend = %backend.name, %endpoint, "ingress: backend silent too long");
+                return plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n");
+            }
+            Ok(Err(e)) => {
                 tracing::debug!(backend = %backend.name, %endpoint, error = %e, "ingress: backend failed");
                 return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
             }

@@ -210,13 +210,21 @@ async fn start() -> Running {
 
 /// The proxy with `plain.test` and `a.test` routed to `a`, `b.test` to `b`.
 async fn start_to(a: SocketAddr, b: SocketAddr) -> Running {
+    start_with(a, b, None).await
+}
+
+/// The same, backends given `answer_timeout` to answer when it is `Some`.
+async fn start_with(a: SocketAddr, b: SocketAddr, answer_timeout: Option<Duration>) -> Running {
     let (cert_a, cert_b) = (cert("a.test"), cert("b.test"));
     let world = World::new(a, b, &cert_a, &cert_b);
     let table = TableHandle::new(world.table("a"));
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let https = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (http_addr, https_addr) = (http.local_addr().unwrap(), https.local_addr().unwrap());
-    let proxy = Proxy::new(table.clone(), Some(https_addr.port())).unwrap();
+    let mut proxy = Proxy::new(table.clone(), Some(https_addr.port())).unwrap();
+    if let Some(timeout) = answer_timeout {
+        proxy = proxy.with_answer_timeout(timeout);
+    }
     tokio::spawn(proxy.clone().serve_http(http));
     tokio::spawn(proxy.serve_https(https));
     Running {
@@ -759,4 +767,34 @@ async fn a_connection_goes_on_through_the_general_path_from_a_request_it_needs()
     let mut buf = [0u8; 4];
     io.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"ping");
+}
+
+#[tokio::test]
+async fn a_backend_that_never_answers_is_a_gateway_timeout_on_both_paths() {
+    // Takes every request and says nothing.
+    let (silent, _) = counting_listener(|mut stream| async move {
+        let mut buf = [0u8; 4096];
+        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    let r = start_with(silent, silent, Some(Duration::from_millis(200))).await;
+    // HTTP/1.1 (the fast path): a 504, and the connection goes on.
+    let mut c = http1(TcpStream::connect(r.http).await.unwrap()).await;
+    for _ in 0..2 {
+        let (status, body) = text(c.send_request(get("/", "plain.test")).await.unwrap()).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n")
+        );
+    }
+    // HTTP/2 (hyper's path): the same.
+    let mut c = http2(TcpStream::connect(r.http).await.unwrap()).await;
+    let req = Request::get("http://plain.test/")
+        .body(Empty::new())
+        .unwrap();
+    let (status, body) = text(c.send_request(req).await.unwrap()).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n")
+    );
 }
