@@ -2,7 +2,10 @@
 //!
 //! `Runtime::create_container` starts it with the container's directory as its only
 //! argument, and it detaches itself first ([`detach`]: its own session, reparented away
-//! from the agent, no descriptor of the agent's). It becomes a child subreaper, so the
+//! from the agent, no descriptor of the agent's). The runtime starts it before the bundle
+//! is ready, so that loading this binary overlaps that work: the shim then waits for
+//! [`GO`] on its stdin, and exits doing nothing if stdin closes without it (the bundle
+//! failed, or the agent died). It becomes a child subreaper, so the
 //! container's init process becomes its child once `runc create` exits and its exit
 //! status comes here. It then:
 //! 1. runs `runc create` with the container's stdio: pipes it keeps the other ends of, or a
@@ -53,6 +56,15 @@ pub fn shim_main(args: Vec<OsString>) -> ! {
         eprintln!("shim: detach from the agent: {e}");
         std::process::exit(1);
     }
+    match wait_for_go() {
+        Ok(true) => {}
+        // The runtime gave the container up before its bundle was ready.
+        Ok(false) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("shim: wait for the bundle: {e}");
+            std::process::exit(1);
+        }
+    }
     let code = match run(args) {
         Ok(code) => code,
         Err(message) => {
@@ -91,6 +103,32 @@ fn detach() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The byte the runtime writes on the shim's stdin once the bundle is ready.
+pub(crate) const GO: u8 = b'g';
+
+/// Reads the runtime's go-ahead from stdin: true for [`GO`], false when stdin closes
+/// without it. Stdin is then /dev/null, so no child inherits the runtime's pipe. A stdin
+/// that is not a pipe (a shim started by an older agent, or by hand) means go at once.
+fn wait_for_go() -> std::io::Result<bool> {
+    use std::io::Read;
+    let stat = nix::sys::stat::fstat(std::io::stdin())?;
+    if nix::sys::stat::SFlag::from_bits_truncate(stat.st_mode) & nix::sys::stat::SFlag::S_IFMT
+        != nix::sys::stat::SFlag::S_IFIFO
+    {
+        return Ok(true);
+    }
+    let mut byte = [0u8; 1];
+    let n = loop {
+        match std::io::stdin().lock().read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    let null = std::fs::File::open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    Ok(n == 1 && byte[0] == GO)
 }
 
 fn run(args: Vec<OsString>) -> Result<i32, String> {
