@@ -149,6 +149,8 @@ pub(crate) struct Api {
     kubelet: node_proxy::KubeletClient,
     /// The cluster CA, which signs joining nodes' certificates.
     ca: pki::Ca,
+    /// Stored objects decoded and encoded once for all the watches of an event.
+    pub(crate) event_objects: rest::shared::EventObjects,
 }
 
 impl Api {
@@ -243,6 +245,7 @@ impl ApiServer {
             builtin_groups,
             kubelet,
             ca,
+            event_objects: Default::default(),
         });
         namespaces::bootstrap(&api)
             .await

@@ -6,6 +6,7 @@
 //! behaviour comes only from the resource's `kinds::Strategy`.
 
 pub(crate) mod read;
+pub(crate) mod shared;
 pub(crate) mod subresource;
 pub(crate) mod watch;
 pub(crate) mod write;

@@ -9,6 +9,7 @@
 //! (when asked for) carry the last version sent, which is always safe to
 //! resume from.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -157,36 +158,67 @@ struct Stream {
 }
 
 impl Stream {
-    /// Sends one store event, turned into what this watcher sees.
+    /// Sends one store event, turned into what this watcher sees. The decoded and
+    /// served forms come from the server's [`super::shared::EventObjects`], shared with every other
+    /// watch of the same event.
     async fn event(&mut self, event: store::Event) -> bool {
-        let decode =
-            |kv: &store::KeyValue, rev: Revision| crate::storage::decode(&kv.value, rev).ok();
+        let shared = &self.t.api.event_objects;
+        let stamped = event.kv.mod_revision;
         let prev = event
             .prev_kv
             .as_ref()
-            .and_then(|p| decode(p, event.kv.mod_revision));
+            .and_then(|p| Some((p, shared.decoded(p, stamped)?)));
         let prev_matches = prev
             .as_ref()
-            .is_some_and(|p| self.selection.matches(&self.t, p));
+            .is_some_and(|(_, p)| self.selection.matches(&self.t, p));
         match event.kind {
             EventKind::Delete => match prev {
-                Some(obj) if prev_matches => self.send("DELETED", obj).await,
+                Some((kv, obj)) if prev_matches => {
+                    self.send_stored("DELETED", kv, stamped, obj).await
+                }
                 _ => true,
             },
             EventKind::Put => {
-                let Some(obj) = decode(&event.kv, event.kv.mod_revision) else {
+                let Some(obj) = shared.decoded(&event.kv, stamped) else {
                     return true;
                 };
                 let matches = self.selection.matches(&self.t, &obj);
-                match (prev.is_some() && prev_matches, matches) {
-                    (true, true) => self.send("MODIFIED", obj).await,
-                    (false, true) => self.send("ADDED", obj).await,
+                let kind = match (prev.is_some() && prev_matches, matches) {
+                    (true, true) => "MODIFIED",
+                    (false, true) => "ADDED",
                     // Left the selection: the watcher sees it go.
-                    (true, false) => self.send("DELETED", obj).await,
-                    (false, false) => true,
-                }
+                    (true, false) => "DELETED",
+                    (false, false) => return true,
+                };
+                self.send_stored(kind, &event.kv, stamped, obj).await
             }
         }
+    }
+
+    /// Sends an event about the stored version `kv` (`obj`, decoded with `stamped` as its
+    /// resource version); in JSON its served bytes are shared with the other watches.
+    async fn send_stored(
+        &mut self,
+        kind: &str,
+        kv: &store::KeyValue,
+        stamped: Revision,
+        obj: Arc<Value>,
+    ) -> bool {
+        if self.output != Output::Json {
+            return self.send(kind, Arc::unwrap_or_clone(obj)).await;
+        }
+        let object = self
+            .t
+            .api
+            .event_objects
+            .served_json(kv, stamped, &self.t.def, &obj);
+        let mut line = Vec::with_capacity(object.len() + 32);
+        line.extend_from_slice(b"{\"type\":\"");
+        line.extend_from_slice(kind.as_bytes());
+        line.extend_from_slice(b"\",\"object\":");
+        line.extend_from_slice(&object);
+        line.extend_from_slice(b"}\n");
+        self.tx.send(Bytes::from(line)).await.is_ok()
     }
 
     /// Sends an event about a stored object.
