@@ -16,20 +16,20 @@
 //! client's connection is closed after it). A backend connection is kept for the next
 //! request only when its answer was read exactly to its end.
 
-use std::collections::HashMap;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::proxy::HOP_BY_HOP;
+use crate::pool::{CONNECT_TIMEOUT, Idle, Keepable};
+use crate::proxy::{HOP_BY_HOP, connection_options};
 use crate::routes::{Route, Table};
 
 /// The largest request or response head read; a longer request goes to the general path
@@ -39,10 +39,6 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// What is read at a time.
 const READ_SIZE: usize = 16 * 1024;
-/// How long opening a connection to a backend may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle connections kept per endpoint (nginx's `keepalive 64` is per upstream).
-const IDLE_PER_ENDPOINT: usize = 64;
 
 /// The proxy's own answer when a backend fails.
 const BAD_GATEWAY: &[u8] = b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 12\r\n\r\nbad gateway\n";
@@ -217,11 +213,10 @@ fn plan(
                 None => return Plan::HandOver,
             }
         } else if name.eq_ignore_ascii_case("connection") {
-            for option in h.value.split(|&b| b == b',') {
-                let option = option.trim_ascii();
+            for option in connection_options(h.value) {
                 if option.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if !option.eq_ignore_ascii_case(b"keep-alive") && !option.is_empty() {
+                } else if !option.eq_ignore_ascii_case(b"keep-alive") {
                     // It names headers to drop, or asks for an upgrade.
                     return Plan::HandOver;
                 }
@@ -666,13 +661,12 @@ fn answer_head(buf: &[u8], out: &mut Vec<u8>, head: bool) -> Result<Option<Head>
     let mut named: Vec<&[u8]> = Vec::new();
     for h in answer.headers.iter() {
         if h.name.eq_ignore_ascii_case("connection") {
-            for option in h.value.split(|&b| b == b',') {
-                let option = option.trim_ascii();
+            for option in connection_options(h.value) {
                 if option.eq_ignore_ascii_case(b"close") {
                     open = false;
                 } else if option.eq_ignore_ascii_case(b"keep-alive") {
                     open = true;
-                } else if !option.is_empty() {
+                } else {
                     named.push(option);
                 }
             }
@@ -835,6 +829,12 @@ impl Conn {
     }
 }
 
+impl Keepable for Conn {
+    fn usable(&self) -> bool {
+        !self.closed()
+    }
+}
+
 async fn connect(endpoint: SocketAddr) -> io::Result<Conn> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint))
         .await
@@ -847,53 +847,7 @@ async fn connect(endpoint: SocketAddr) -> io::Result<Conn> {
 }
 
 /// A worker's idle backend connections for this path, by endpoint.
-pub(crate) struct Backends {
-    idle: Mutex<HashMap<SocketAddr, Vec<(Conn, Instant)>>>,
-    idle_for: Duration,
-}
-
-impl Backends {
-    pub(crate) fn new(idle_for: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            idle: Mutex::default(),
-            idle_for,
-        })
-    }
-
-    /// The most recently used idle connection to `endpoint` that is still open.
-    fn checkout(&self, endpoint: SocketAddr) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.get_mut(&endpoint)?;
-        while let Some((conn, _)) = list.pop() {
-            if !conn.closed() {
-                return Some(conn);
-            }
-        }
-        None
-    }
-
-    fn put(&self, endpoint: SocketAddr, conn: Conn) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.entry(endpoint).or_default();
-        if list.len() < IDLE_PER_ENDPOINT {
-            list.push((conn, Instant::now()));
-        }
-    }
-
-    /// Closes connections idle too long or closed by their backend. Returns how many are
-    /// kept.
-    pub(crate) fn sweep(&self) -> usize {
-        let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain(|_, list| {
-            list.retain(|(conn, since)| {
-                now.duration_since(*since) < self.idle_for && !conn.closed()
-            });
-            !list.is_empty()
-        });
-        idle.values().map(Vec::len).sum()
-    }
-}
+pub(crate) type Backends = Idle<Conn>;
 
 /// A stream that gives back bytes already read of it before reading more.
 pub(crate) struct Rewind<S> {
@@ -955,6 +909,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     const CHUNKED: &[u8] =
@@ -1101,7 +1057,7 @@ mod tests {
                 held.push(stream);
             }
         });
-        let backends = Backends::new(Duration::from_secs(60));
+        let backends = Arc::new(Backends::new(Duration::from_secs(60)));
         let exchange = Exchange {
             endpoint: at,
             body: 0,

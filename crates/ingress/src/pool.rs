@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// How long opening a connection to a backend may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per endpoint (nginx's `keepalive 64` is per upstream).
 const IDLE_PER_ENDPOINT: usize = 64;
 
@@ -37,15 +37,74 @@ pub enum SendError {
     Http(#[from] hyper::Error),
 }
 
-/// A worker's idle connections, by endpoint.
-pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+/// A connection that can wait for its next request in [`Idle`].
+pub(crate) trait Keepable {
+    /// Whether it can take a request now: its backend has not closed it.
+    fn usable(&self) -> bool;
+}
+
+/// Idle connections by endpoint, for one worker: the hyper path's ([`Pool`]) and the
+/// HTTP/1.1 path's (`fast::Backends`) are each one of these.
+pub(crate) struct Idle<C> {
+    idle: Mutex<HashMap<SocketAddr, Vec<(C, Instant)>>>,
     idle_for: Duration,
 }
 
-struct Idle {
-    sender: http1::SendRequest<Incoming>,
-    since: Instant,
+impl<C: Keepable> Idle<C> {
+    /// None yet; connections are closed after `idle_for` unused.
+    pub(crate) fn new(idle_for: Duration) -> Self {
+        Self {
+            idle: Mutex::default(),
+            idle_for,
+        }
+    }
+
+    /// The most recently used idle connection to `endpoint` that is still usable; those
+    /// found closed on the way are dropped.
+    pub(crate) fn checkout(&self, endpoint: SocketAddr) -> Option<C> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.get_mut(&endpoint)?;
+        while let Some((conn, _)) = list.pop() {
+            if conn.usable() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Keeps `conn`, unless `endpoint` already has [`IDLE_PER_ENDPOINT`] waiting.
+    pub(crate) fn put(&self, endpoint: SocketAddr, conn: C) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.entry(endpoint).or_default();
+        if list.len() < IDLE_PER_ENDPOINT {
+            list.push((conn, Instant::now()));
+        }
+    }
+
+    /// Closes connections idle longer than the limit or closed by their backend, and
+    /// forgets endpoints with none left. Returns how many are kept.
+    pub(crate) fn sweep(&self) -> usize {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|_, list| {
+            list.retain(|(conn, since)| {
+                now.duration_since(*since) < self.idle_for && conn.usable()
+            });
+            !list.is_empty()
+        });
+        idle.values().map(Vec::len).sum()
+    }
+}
+
+impl Keepable for http1::SendRequest<Incoming> {
+    fn usable(&self) -> bool {
+        self.is_ready()
+    }
+}
+
+/// A worker's idle connections of the hyper path, by endpoint.
+pub struct Pool {
+    idle: Idle<http1::SendRequest<Incoming>>,
 }
 
 /// A connection lent to one request, returned to its pool by [`Lease::release`].
@@ -59,8 +118,7 @@ impl Pool {
     /// An empty pool whose connections are closed after `idle_for` unused.
     pub fn new(idle_for: Duration) -> Arc<Self> {
         Arc::new(Self {
-            idle: Mutex::default(),
-            idle_for,
+            idle: Idle::new(idle_for),
         })
     }
 
@@ -71,7 +129,7 @@ impl Pool {
         endpoint: SocketAddr,
         mut req: Request<Incoming>,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
-        while let Some(mut sender) = self.checkout(endpoint) {
+        while let Some(mut sender) = self.idle.checkout(endpoint) {
             match sender.try_send_request(req).await {
                 Ok(response) => return Ok((response, self.lease(endpoint, sender))),
                 Err(mut e) => match e.take_message() {
@@ -98,40 +156,10 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection to `endpoint` that can take a request;
-    /// closed ones found on the way are dropped.
-    fn checkout(&self, endpoint: SocketAddr) -> Option<http1::SendRequest<Incoming>> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.get_mut(&endpoint)?;
-        while let Some(entry) = list.pop() {
-            if entry.sender.is_ready() {
-                return Some(entry.sender);
-            }
-        }
-        None
-    }
-
-    fn put(&self, endpoint: SocketAddr, sender: http1::SendRequest<Incoming>) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.entry(endpoint).or_default();
-        if list.len() < IDLE_PER_ENDPOINT {
-            list.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
-        }
-    }
-
-    /// Closes connections idle longer than the limit or closed by their backend, and
-    /// forgets endpoints with none left. Returns how many are kept.
+    /// Closes connections idle longer than the limit or closed by their backend. Returns
+    /// how many are kept.
     pub fn sweep(&self) -> usize {
-        let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain(|_, list| {
-            list.retain(|e| !e.sender.is_closed() && now.duration_since(e.since) < self.idle_for);
-            !list.is_empty()
-        });
-        idle.values().map(Vec::len).sum()
+        self.idle.sweep()
     }
 }
 
@@ -161,7 +189,7 @@ impl Lease {
             mut sender,
         } = self;
         if sender.is_ready() {
-            pool.put(endpoint, sender);
+            pool.idle.put(endpoint, sender);
             return;
         }
         if sender.is_closed() {
@@ -169,7 +197,7 @@ impl Lease {
         }
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
-                pool.put(endpoint, sender);
+                pool.idle.put(endpoint, sender);
             }
         });
     }

@@ -127,7 +127,17 @@ struct Peer {
 impl Proxy {
     /// A proxy routing through `table`. `https_port` is where clients reach the HTTPS
     /// listener, for redirects (`None` when there is none: nothing is redirected).
+    /// Backends get 60 s to answer, as ingress-nginx's `proxy-read-timeout`.
     pub fn new(table: TableHandle, https_port: Option<u16>) -> Result<Self, IngressError> {
+        Self::with_answer_timeout(table, https_port, ANSWER_TIMEOUT)
+    }
+
+    /// The same, with backends given `answer_timeout` to answer (tests shorten it).
+    pub fn with_answer_timeout(
+        table: TableHandle,
+        https_port: Option<u16>,
+        answer_timeout: Duration,
+    ) -> Result<Self, IngressError> {
         let fallback = crate::tls::fake_certificate().map_err(IngressError::Certificate)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -153,20 +163,8 @@ impl Proxy {
             tls: TlsAcceptor::from(Arc::new(tls)),
             https_port,
             workers,
-            answer_timeout: ANSWER_TIMEOUT,
+            answer_timeout,
         })))
-    }
-
-    /// The same proxy with backends given `timeout` to answer (60 s by default), for tests.
-    /// Only a proxy not yet cloned takes it: a shared one is given back unchanged.
-    pub fn with_answer_timeout(self, timeout: Duration) -> Self {
-        match Arc::try_unwrap(self.0) {
-            Ok(mut inner) => {
-                inner.answer_timeout = timeout;
-                Self(Arc::new(inner))
-            }
-            Err(shared) => Self(shared),
-        }
     }
 
     /// Serves plain HTTP (1.1, and 2 with prior knowledge) on `listener` until the future
@@ -212,7 +210,7 @@ impl Proxy {
                         let worker = Arc::new(Worker {
                             inner,
                             pool: Pool::new(POOL_IDLE),
-                            backends: Backends::new(POOL_IDLE),
+                            backends: Arc::new(Backends::new(POOL_IDLE)),
                         });
                         let pool = Arc::clone(&worker.pool);
                         let backends = Arc::clone(&worker.backends);
@@ -474,9 +472,17 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
         && headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+            .flat_map(|v| connection_options(v.as_bytes()))
+            .any(|option| option.eq_ignore_ascii_case(b"upgrade"))
+}
+
+/// The options a `Connection` header's value lists (RFC 9110 7.6.1), trimmed, empty ones
+/// left out.
+pub(crate) fn connection_options(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|option| !option.is_empty())
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 7.6.1).
@@ -497,9 +503,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .flat_map(|v| connection_options(v.as_bytes()))
+            .filter_map(|n| HeaderName::from_bytes(n).ok())
             .collect();
         for name in named {
             headers.remove(name);

@@ -221,10 +221,13 @@ async fn start_with(a: SocketAddr, b: SocketAddr, answer_timeout: Option<Duratio
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let https = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (http_addr, https_addr) = (http.local_addr().unwrap(), https.local_addr().unwrap());
-    let mut proxy = Proxy::new(table.clone(), Some(https_addr.port())).unwrap();
-    if let Some(timeout) = answer_timeout {
-        proxy = proxy.with_answer_timeout(timeout);
+    let proxy = match answer_timeout {
+        Some(timeout) => {
+            Proxy::with_answer_timeout(table.clone(), Some(https_addr.port()), timeout)
+        }
+        None => Proxy::new(table.clone(), Some(https_addr.port())),
     }
+    .unwrap();
     tokio::spawn(proxy.clone().serve_http(http));
     tokio::spawn(proxy.serve_https(https));
     Running {
