@@ -6,8 +6,8 @@
 //! served object again: a pod's status write took ~2 ms there, against ~1 ms with no watch
 //! open. [`EventObjects`] decodes a stored version once and encodes it once per served
 //! group-version, for every watch that sends it. The watches of one event read it
-//! within moments of each other, so only the last few versions are kept; a watch further
-//! behind decodes its own copy, with the same result.
+//! within moments of each other, so only the last 64 versions are kept, 4 MiB of JSON at
+//! most; a watch further behind decodes its own copy, with the same result.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -20,6 +20,11 @@ use store::{KeyValue, Revision};
 
 /// How many stored versions are kept.
 const KEPT: usize = 64;
+/// How many bytes of them (stored and served JSON) are kept at most: a burst of large
+/// objects keeps fewer. Their decoded forms take a few times as much.
+const KEPT_BYTES: usize = 4 << 20;
+/// A version larger than this is not kept at all.
+const LARGEST_KEPT: usize = 256 << 10;
 
 /// One stored version as a watch event shows it: which key, which version of it, and
 /// the revision written into its `resourceVersion` (a deleted object carries its
@@ -45,6 +50,8 @@ struct Entry {
     object: Arc<Value>,
     /// The object as served, by "<apiVersion> <kind>".
     served: Vec<(String, Bytes)>,
+    /// Its stored and served JSON's length.
+    bytes: usize,
 }
 
 /// Recently decoded stored versions, shared by the watches (see the module's doc).
@@ -58,6 +65,23 @@ struct Inner {
     entries: HashMap<Id, Entry>,
     /// Oldest first.
     order: VecDeque<Id>,
+    /// The entries' `bytes`, summed.
+    bytes: usize,
+}
+
+impl Inner {
+    /// Lets the oldest versions go until `more` bytes fit.
+    fn make_room(&mut self, more: usize) {
+        while self.order.len() >= KEPT || (self.bytes + more > KEPT_BYTES && !self.order.is_empty())
+        {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(entry) = self.entries.remove(&oldest) {
+                self.bytes -= entry.bytes;
+            }
+        }
+    }
 }
 
 impl EventObjects {
@@ -71,21 +95,23 @@ impl EventObjects {
         // Decoded outside the lock: two watches may both decode one version, and the
         // first to finish is kept.
         let object = Arc::new(crate::storage::decode(&kv.value, stamped).ok()?);
+        let bytes = kv.value.len();
+        if bytes > LARGEST_KEPT {
+            return Some(object);
+        }
         let mut inner = self.inner.lock();
         if let Some(entry) = inner.entries.get(&id) {
             return Some(Arc::clone(&entry.object));
         }
-        if inner.order.len() >= KEPT
-            && let Some(oldest) = inner.order.pop_front()
-        {
-            inner.entries.remove(&oldest);
-        }
+        inner.make_room(bytes);
         inner.order.push_back(id.clone());
+        inner.bytes += bytes;
         inner.entries.insert(
             id,
             Entry {
                 object: Arc::clone(&object),
                 served: Vec::new(),
+                bytes,
             },
         );
         Some(object)
@@ -120,8 +146,13 @@ impl EventObjects {
         if let Some(existing) = cached(&inner) {
             return existing;
         }
-        if let Some(entry) = inner.entries.get_mut(&id) {
+        let inner = &mut *inner;
+        if let Some(entry) = inner.entries.get_mut(&id)
+            && inner.bytes + bytes.len() <= KEPT_BYTES
+        {
             entry.served.push((served_as, bytes.clone()));
+            entry.bytes += bytes.len();
+            inner.bytes += bytes.len();
         }
         bytes
     }
@@ -184,6 +215,26 @@ mod tests {
         let again = shared.decoded(&stored("a", 1), 1).unwrap();
         assert!(!Arc::ptr_eq(&first, &again), "the oldest was let go");
         assert_eq!(first, again);
+
+        // Large versions: fewer are kept, and none over the largest kept.
+        let large = |rev: Revision, size: usize| KeyValue {
+            value: Bytes::from(serde_json::to_vec(&json!({"data": "x".repeat(size)})).unwrap()),
+            ..stored("c", rev)
+        };
+        for rev in 200..225 {
+            shared.decoded(&large(rev, 200 << 10), rev).unwrap();
+        }
+        {
+            let inner = shared.inner.lock();
+            assert!(inner.bytes <= KEPT_BYTES, "{} bytes kept", inner.bytes);
+            assert!(inner.entries.len() < 25);
+            let summed: usize = inner.entries.values().map(|e| e.bytes).sum();
+            assert_eq!(summed, inner.bytes);
+        }
+        let huge = large(300, LARGEST_KEPT);
+        let a = shared.decoded(&huge, 300).unwrap();
+        let b = shared.decoded(&huge, 300).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b), "not kept");
 
         let broken = KeyValue {
             value: Bytes::from_static(b"{not json"),
