@@ -48,10 +48,33 @@ impl Id {
 
 struct Entry {
     object: Arc<Value>,
-    /// The object as served, by "<apiVersion> <kind>".
-    served: Vec<(String, Bytes)>,
+    /// The object as served, by the group, version and kind served.
+    served: Vec<(ServedAs, Bytes)>,
     /// Its stored and served JSON's length.
     bytes: usize,
+}
+
+/// The group, version and kind an object was served as.
+struct ServedAs {
+    group: String,
+    version: String,
+    kind: String,
+}
+
+impl ServedAs {
+    fn of(def: &ResourceDef) -> ServedAs {
+        ServedAs {
+            group: def.group.clone(),
+            version: def.version.clone(),
+            kind: def.kind.clone(),
+        }
+    }
+
+    /// Compared field by field: the watches of every event ask, so nothing is
+    /// formatted for it.
+    fn is(&self, def: &ResourceDef) -> bool {
+        self.kind == def.kind && self.version == def.version && self.group == def.group
+    }
 }
 
 /// Recently decoded stored versions, shared by the watches (see the module's doc).
@@ -127,13 +150,12 @@ impl EventObjects {
         object: &Value,
     ) -> Bytes {
         let id = Id::of(kv, stamped);
-        let served_as = format!("{} {}", def.group_version(), def.kind);
         let cached = |inner: &Inner| {
             inner.entries.get(&id).and_then(|entry| {
                 entry
                     .served
                     .iter()
-                    .find(|(as_, _)| *as_ == served_as)
+                    .find(|(as_, _)| as_.is(def))
                     .map(|(_, bytes)| bytes.clone())
             })
         };
@@ -150,7 +172,7 @@ impl EventObjects {
         if let Some(entry) = inner.entries.get_mut(&id)
             && inner.bytes + bytes.len() <= KEPT_BYTES
         {
-            entry.served.push((served_as, bytes.clone()));
+            entry.served.push((ServedAs::of(def), bytes.clone()));
             entry.bytes += bytes.len();
             inner.bytes += bytes.len();
         }

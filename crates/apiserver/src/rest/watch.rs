@@ -212,13 +212,7 @@ impl Stream {
             .api
             .event_objects
             .served_json(kv, stamped, &self.t.def, &obj);
-        let mut line = Vec::with_capacity(object.len() + 32);
-        line.extend_from_slice(b"{\"type\":\"");
-        line.extend_from_slice(kind.as_bytes());
-        line.extend_from_slice(b"\",\"object\":");
-        line.extend_from_slice(&object);
-        line.extend_from_slice(b"}\n");
-        self.tx.send(Bytes::from(line)).await.is_ok()
+        self.tx.send(event_line(kind, &object)).await.is_ok()
     }
 
     /// Sends an event about a stored object.
@@ -261,10 +255,20 @@ impl Stream {
     }
 
     async fn raw(&mut self, kind: &str, object: Value) -> bool {
-        let mut line = json!({"type": kind, "object": object})
-            .to_string()
-            .into_bytes();
-        line.push(b'\n');
-        self.tx.send(Bytes::from(line)).await.is_ok()
+        let object = serde_json::to_vec(&object).expect("a JSON value serializes");
+        self.tx.send(event_line(kind, &object)).await.is_ok()
     }
+}
+
+/// One line of a JSON watch: `{"type":<kind>,"object":<object>}` and a newline, around
+/// an object already serialized. `kind` is one of the fixed event types, which need no
+/// escaping.
+fn event_line(kind: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + 32);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
 }
