@@ -28,7 +28,7 @@ use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::pool::{CONNECT_TIMEOUT, Idle, Keepable};
+use crate::pool::{Idle, Keepable, dial};
 use crate::proxy::{HOP_BY_HOP, connection_options};
 use crate::routes::{Route, Table};
 
@@ -814,32 +814,25 @@ impl Conn {
         }
         Ok(())
     }
+}
 
-    /// Whether the backend has closed (or written out of turn on) this idle connection:
-    /// only looked into when the socket says it has something to read.
-    fn closed(&self) -> bool {
+impl Keepable for Conn {
+    /// Usable unless the backend has closed (or written out of turn on) this idle
+    /// connection: only looked into when the socket says it has something to read.
+    fn usable(&self) -> bool {
         match self.stream.readable().now_or_never() {
-            None => false,
-            Some(Err(_)) => true,
+            None => true,
+            Some(Err(_)) => false,
             Some(Ok(())) => {
                 let mut probe = [0u8; 1];
-                !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             }
         }
     }
 }
 
-impl Keepable for Conn {
-    fn usable(&self) -> bool {
-        !self.closed()
-    }
-}
-
 async fn connect(endpoint: SocketAddr) -> io::Result<Conn> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"))??;
-    let _ = stream.set_nodelay(true);
+    let stream = dial(endpoint).await?;
     Ok(Conn {
         stream,
         buf: BytesMut::with_capacity(READ_SIZE),

@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// How long opening a connection to a backend may take.
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per endpoint (nginx's `keepalive 64` is per upstream).
 const IDLE_PER_ENDPOINT: usize = 64;
 
@@ -31,8 +31,6 @@ const IDLE_PER_ENDPOINT: usize = 64;
 pub enum SendError {
     #[error("connecting: {0}")]
     Connect(std::io::Error),
-    #[error("connecting: timed out after {0:?}")]
-    ConnectTimeout(Duration),
     #[error(transparent)]
     Http(#[from] hyper::Error),
 }
@@ -163,13 +161,24 @@ impl Pool {
     }
 }
 
-/// A new connection to `endpoint`, its driver spawned on the current runtime.
-async fn connect(endpoint: SocketAddr) -> Result<http1::SendRequest<Incoming>, SendError> {
+/// A TCP connection to a backend for either path, Nagle's algorithm off: what does not
+/// connect within [`CONNECT_TIMEOUT`] fails as timed out.
+pub(crate) async fn dial(endpoint: SocketAddr) -> std::io::Result<TcpStream> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint))
         .await
-        .map_err(|_| SendError::ConnectTimeout(CONNECT_TIMEOUT))?
-        .map_err(SendError::Connect)?;
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("timed out after {CONNECT_TIMEOUT:?}"),
+            )
+        })??;
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// A new connection to `endpoint`, its driver spawned on the current runtime.
+async fn connect(endpoint: SocketAddr) -> Result<http1::SendRequest<Incoming>, SendError> {
+    let stream = dial(endpoint).await.map_err(SendError::Connect)?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.with_upgrades().await {
