@@ -209,7 +209,7 @@ impl Runtime {
     /// as [`RuntimeError::Runc`] with its message (the agent's RunContainerError; errors
     /// before runc are its CreateContainerError).
     pub async fn create_container(&self, spec: ContainerSpec) -> Result<ContainerRecord> {
-        self.make_container(spec, false).await
+        self.prepare(spec, false).await?.start().await
     }
 
     /// Creates and starts a container in one runc process (`runc run --detach`): the
@@ -217,10 +217,18 @@ impl Runtime {
     /// quicker. runc's error is returned as [`RuntimeError::Runc`] with op `run`, whether
     /// creating or starting failed (the agent's RunContainerError either way).
     pub async fn run_container(&self, spec: ContainerSpec) -> Result<ContainerRecord> {
-        self.make_container(spec, true).await
+        self.prepare_run(spec).await?.start().await
     }
 
-    async fn make_container(&self, spec: ContainerSpec, run: bool) -> Result<ContainerRecord> {
+    /// The first half of [`Runtime::run_container`]: the rootfs, the bundle and a shim
+    /// waiting to run it. Nothing of the container runs until [`PreparedContainer::start`],
+    /// so the caller may finish what the process must find (the pod's network, say) in the
+    /// meantime. An error here comes before runc: nothing is left.
+    pub async fn prepare_run(&self, spec: ContainerSpec) -> Result<PreparedContainer> {
+        self.prepare(spec, true).await
+    }
+
+    async fn prepare(&self, spec: ContainerSpec, run: bool) -> Result<PreparedContainer> {
         check_id(&spec.id)?;
         sandbox::check_pod_uid(&spec.sandbox.pod_uid)?;
         if spec.log_path.as_os_str().is_empty() {
@@ -259,32 +267,36 @@ impl Runtime {
         };
         // The record comes first: from here on the directory is a container that
         // `list_containers` reports and `remove_container` can clean up.
-        let result = async {
-            let began = std::time::Instant::now();
+        let began = std::time::Instant::now();
+        let made = async {
             files::write_json_atomic(&dir.join(files::RECORD), &record)?;
             // The shim starts loading now and waits on its stdin while the bundle is
             // prepared: its exec (~1-2 ms of a large binary) overlaps that work.
             let shim = self.spawn_shim(&dir, &spec.id)?;
             self.prepare_bundle(&dir, &spec, &cgroup_path, run)?;
-            let bundled = began.elapsed();
-            shim.go(run).await?;
-            tracing::debug!(
-                id = %spec.id,
-                bundle_ms = bundled.as_secs_f64() * 1e3,
-                shim_ms = (began.elapsed() - bundled).as_secs_f64() * 1e3,
-                "container made"
-            );
-            Ok(())
+            Ok(shim)
         }
         .await;
-        match result {
-            Ok(()) => Ok(record.into()),
+        match made {
+            Ok(shim) => Ok(PreparedContainer {
+                runtime: self.clone(),
+                record: record.into(),
+                shim,
+                run,
+                began,
+                bundled: began.elapsed(),
+            }),
             Err(e) => {
-                if let Err(cleanup) = self.remove_container(&spec.id).await {
-                    tracing::warn!(id = %spec.id, error = %cleanup, "cleaning up a failed container");
-                }
+                self.discard(&spec.id).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Removes what a failed or abandoned start left of container `id`.
+    async fn discard(&self, id: &str) {
+        if let Err(cleanup) = self.remove_container(id).await {
+            tracing::warn!(%id, error = %cleanup, "cleaning up a failed container");
         }
     }
 
@@ -311,8 +323,9 @@ impl Runtime {
         let passwd = read_in_root(&rootfs, "/etc/passwd");
         let group = read_in_root(&rootfs, "/etc/group");
         let user = resolve(&spec.user, &passwd, &group).map_err(invalid)?;
-        let memory = cgroups::hierarchies()?
-            .into_iter()
+        let hierarchies = cgroups::hierarchies()?;
+        let memory = hierarchies
+            .iter()
             .find(|h| !h.unified && h.controllers.iter().any(|c| c == "memory"));
         let facts = HostFacts {
             user,
@@ -341,7 +354,8 @@ impl Runtime {
             stdin_once: spec.stdin_once,
             log_path: spec.log_path.clone(),
             log_max_bytes: spec.log_max_bytes,
-            oom_file: cgroups::oom_file(cgroup_path)?,
+            oom_file: cgroups::oom_file(&hierarchies, cgroup_path),
+            force_empty: cgroups::force_empty_file(&hierarchies, cgroup_path),
             run,
         };
         files::write_json_atomic(&dir.join(files::SHIM_CONFIG), &shim)
@@ -534,6 +548,14 @@ impl Runtime {
                 wait_for_shim(&lock_file, Duration::from_secs(5)).await;
             }
         }
+        // The shim empties the memory cgroup before its own `runc delete`; one that was
+        // killed did not (see `cgroups::release_memory`).
+        if let Some(file) = record
+            .as_ref()
+            .and_then(|r| cgroups::force_empty_file(&cgroups::hierarchies().ok()?, &r.cgroup_path))
+        {
+            cgroups::release_memory(&file);
+        }
         if let Err(message) = self.runc(&["delete", "--force", id]).await
             && !message.contains("not exist")
         {
@@ -641,6 +663,67 @@ impl PendingShim {
             }),
             (None, None) => Err(shim_err("empty report".to_owned())),
         }
+    }
+}
+
+/// A container made up to its process (see [`Runtime::prepare_run`]): its bundle is
+/// written and its shim waits for the word to run it.
+pub struct PreparedContainer {
+    runtime: Runtime,
+    record: ContainerRecord,
+    shim: PendingShim,
+    run: bool,
+    began: std::time::Instant,
+    bundled: Duration,
+}
+
+impl PreparedContainer {
+    /// The container's id.
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    /// Lets the shim run runc, and waits for its word: the container is `Running` (or
+    /// `Created` for [`Runtime::create_container`]). On failure nothing is left; runc's
+    /// refusal is [`RuntimeError::Runc`].
+    pub async fn start(self) -> Result<ContainerRecord> {
+        let PreparedContainer {
+            runtime,
+            record,
+            shim,
+            run,
+            began,
+            bundled,
+        } = self;
+        let shim_began = std::time::Instant::now();
+        if let Err(e) = shim.go(run).await {
+            runtime.discard(&record.id).await;
+            return Err(e);
+        }
+        tracing::debug!(
+            id = %record.id,
+            bundle_ms = bundled.as_secs_f64() * 1e3,
+            wait_ms = (shim_began.saturating_duration_since(began))
+                .saturating_sub(bundled)
+                .as_secs_f64()
+                * 1e3,
+            shim_ms = shim_began.elapsed().as_secs_f64() * 1e3,
+            "container made"
+        );
+        Ok(record)
+    }
+
+    /// Gives the container up before it ran: the shim exits having run nothing, and the
+    /// rootfs and directory are removed.
+    pub async fn abandon(self) {
+        let PreparedContainer {
+            runtime,
+            record,
+            shim,
+            ..
+        } = self;
+        drop(shim);
+        runtime.discard(&record.id).await;
     }
 }
 

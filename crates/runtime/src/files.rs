@@ -69,6 +69,10 @@ pub(crate) struct ShimConfig {
     /// Where the OOM kill count is read when the container exits: the memory cgroup's
     /// `memory.oom_control` (v1) or `memory.events` (v2); `None` without a memory cgroup.
     pub oom_file: Option<PathBuf>,
+    /// The v1 memory cgroup's `memory.force_empty`, written before `runc delete` removes the
+    /// cgroup (see `cgroups::release_memory`); `None` without a v1 memory cgroup.
+    #[serde(default)]
+    pub force_empty: Option<PathBuf>,
     /// Start the process at once (`runc run --detach`) instead of waiting for a `start`
     /// request after `runc create`.
     #[serde(default)]

@@ -28,7 +28,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 pub use attach::{AttachInput, AttachOutput, AttachStream};
-pub use containers::{ContainerRecord, ContainerStatus};
+pub use containers::{ContainerRecord, ContainerStatus, PreparedContainer};
 pub use error::{Result, RuntimeError};
 pub use exec::{ExecProcess, ExecReader, ExecSpec, ExecWriter};
 pub use sandbox::Sandbox;

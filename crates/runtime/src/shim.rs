@@ -40,7 +40,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::cgroups::oom_kill_count;
+use crate::cgroups::{self, oom_kill_count};
 use crate::fdio::{FdStream, set_window_size};
 use crate::files::{self, ExitFile, ShimConfig, StartedFile};
 use crate::lock;
@@ -556,6 +556,11 @@ async fn finish(
         }
     })
     .await;
+    // The processes are gone: what they left cached goes before runc removes the cgroup,
+    // so that the kernel can free it.
+    if let Some(file) = &shared.config.force_empty {
+        cgroups::release_memory(file);
+    }
     let delete = shared.runc.command(&[
         OsStr::new("delete"),
         OsStr::new("--force"),

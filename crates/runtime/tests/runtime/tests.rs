@@ -30,6 +30,7 @@ pub fn all() -> Vec<(&'static str, Test)> {
         sandbox_namespaces_are_pinned_and_removed,
         exit_codes_signals_and_logs,
         create_errors_leave_nothing_behind,
+        prepared_containers_start_or_leave_nothing,
         memory_limit_gets_the_container_oom_killed,
         limits_reach_cgroups_and_remove_leaves_nothing,
         users_capabilities_and_mounts,
@@ -223,6 +224,69 @@ async fn exit_codes_signals_and_logs() {
         rt.start_container(&id).await,
         Err(RuntimeError::NotRunning(_))
     ));
+}
+
+/// Processes whose working directory is `dir` or below it: a shim works in its container's
+/// directory.
+fn processes_in(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        // A removed directory reads as "<path> (deleted)".
+        if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd"))
+            && cwd.to_string_lossy().starts_with(&*dir.to_string_lossy())
+        {
+            found.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+async fn prepared_containers_start_or_leave_nothing() {
+    let env = Env::new();
+    let rt = &env.runtime;
+    let sandbox = rt.create_sandbox("pod-prep", "prep", false).unwrap();
+    let root = env.dir.path().join("containers");
+
+    // Prepared: the bundle is there and the shim waits; runc has made nothing yet.
+    let prepared = rt
+        .prepare_run(env.spec("later", &sandbox, &["sleep", "30"]))
+        .await
+        .unwrap();
+    assert_eq!(prepared.id(), "later");
+    assert!(root.join("later/config.json").exists());
+    assert!(root.join("later/shim.json").exists());
+    assert!(
+        runc_list(&env.runc_root()).is_empty(),
+        "runc ran before start"
+    );
+    assert!(
+        !processes_in(&root.join("later")).is_empty(),
+        "no shim waits for the start"
+    );
+    let record = prepared.start().await.unwrap();
+    assert_eq!(record.id, "later");
+    assert!(matches!(
+        rt.status("later").unwrap(),
+        ContainerStatus::Running { .. }
+    ));
+    rt.remove_container("later").await.unwrap();
+
+    // Abandoned: the shim exits having run nothing, and nothing is left.
+    let prepared = rt
+        .prepare_run(env.spec("never", &sandbox, &["sleep", "30"]))
+        .await
+        .unwrap();
+    prepared.abandon().await;
+    assert!(!root.join("never").exists(), "the directory is left");
+    let deadline = Instant::now() + secs(5);
+    while !processes_in(&root.join("never")).is_empty() {
+        assert!(Instant::now() < deadline, "the shim did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(cgroup_dirs(&env.cgroup("pod-prep", "never")).is_empty());
+    assert!(mounts_under(&root).is_empty(), "{:?}", mounts_under(&root));
+    assert!(runc_list(&env.runc_root()).is_empty());
+    assert!(rt.list_containers().unwrap().is_empty());
 }
 
 async fn create_errors_leave_nothing_behind() {
