@@ -176,8 +176,16 @@ mod tests {
             eprintln!("skipped: no v1 memory controller here");
             return;
         };
+        /// Removes the test's cgroup, even when an assertion failed first.
+        struct Made(PathBuf);
+        impl Drop for Made {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir(&self.0);
+            }
+        }
         let dir = force_empty.parent().unwrap().to_owned();
         std::fs::create_dir(&dir).unwrap();
+        let made = Made(dir.clone());
         let scratch = tempfile::tempdir().unwrap();
         let file = scratch.path().join("written");
         // The shell joins the cgroup, then writes 4 MiB and flushes them: their page cache,
@@ -191,14 +199,14 @@ mod tests {
             ))
             .status()
             .unwrap();
+        assert!(status.success());
         let before = cached_bytes(&dir);
         release_memory(&force_empty);
         let after = cached_bytes(&dir);
-        let removed = std::fs::remove_dir(&dir);
-        assert!(status.success());
         assert!(before >= 4 << 20, "{before} bytes cached before");
         assert_eq!(after, 0, "{after} bytes still cached");
-        removed.unwrap();
+        drop(made);
+        assert!(!dir.exists(), "the emptied cgroup could not be removed");
         // Gone already: nothing to do, and no panic.
         release_memory(&force_empty);
     }
