@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{
     ConfigMap, DownwardAPIVolumeFile, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod,
-    Secret, ServiceAccount, Volume,
+    Secret, ServiceAccount, Volume, VolumeProjection,
 };
 use kinds::storage::{LOCAL_PATH_PROVISIONER, PROVISIONED_BY, claim_volume_name};
 use kube::api::{Api, PostParams};
@@ -180,61 +180,23 @@ async fn setup_one(
     if let Some(p) = &v.projected {
         out.read_only.push(v.name.clone());
         let mode = p.default_mode.unwrap_or(0o644);
+        // The sources that ask the API server (the token, config maps, secrets) are
+        // fetched at once; their files are laid down in the sources' order.
+        let fetched = futures::future::join_all(
+            p.sources
+                .iter()
+                .flatten()
+                .map(|source| projected_source(client, pod, facts, source, mode)),
+        )
+        .await;
         let mut files = BTreeMap::new();
-        for source in p.sources.iter().flatten() {
-            if let Some(c) = &source.config_map {
-                let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-                match api
-                    .get_opt(&c.name)
-                    .await
-                    .map_err(|e| err(&v.name, crate::api_message(&e)))?
-                {
-                    Some(cm) => files.extend(
-                        config_map_files(&cm, c.items.as_deref(), mode)
-                            .map_err(|m| err(&v.name, m))?,
-                    ),
-                    None if c.optional == Some(true) => {}
-                    None => {
-                        return Err(err(&v.name, format!("configmap \"{}\" not found", c.name)));
-                    }
-                }
-            }
-            if let Some(s) = &source.secret {
-                let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-                match api
-                    .get_opt(&s.name)
-                    .await
-                    .map_err(|e| err(&v.name, crate::api_message(&e)))?
-                {
-                    Some(secret) => files.extend(
-                        secret_files(&secret, s.items.as_deref(), mode)
-                            .map_err(|m| err(&v.name, m))?,
-                    ),
-                    None if s.optional == Some(true) => {}
-                    None => return Err(err(&v.name, format!("secret \"{}\" not found", s.name))),
-                }
-            }
-            if let Some(d) = &source.downward_api {
-                files.extend(
-                    downward_files(pod, d.items.as_deref().unwrap_or_default(), mode, facts)
-                        .map_err(|m| err(&v.name, m))?,
-                );
-            }
-            if let Some(t) = &source.service_account_token {
-                let (token, ttl) =
-                    request_token(client, pod, t.audience.as_deref(), t.expiration_seconds)
-                        .await
-                        .map_err(|m| err(&v.name, m))?;
-                files.insert(PathBuf::from(&t.path), (token.into_bytes(), mode));
+        for source in fetched {
+            let (more, token_ttl) = source.map_err(|m| err(&v.name, m))?;
+            files.extend(more);
+            if let Some(ttl) = token_ttl {
                 // Renew at 80% of its life, as the kubelet does.
                 let renew = std::time::Instant::now() + ttl.mul_f64(0.8);
                 out.token_refresh = Some(out.token_refresh.map_or(renew, |t| t.min(renew)));
-            }
-            if source.cluster_trust_bundle.is_some() {
-                return Err(err(
-                    &v.name,
-                    "clusterTrustBundle projections are not supported",
-                ));
             }
         }
         ensure_tmpfs(dir).map_err(io)?;
@@ -252,6 +214,61 @@ async fn setup_one(
         &v.name,
         format!("volumes of type {kind} are not supported on this node"),
     ))
+}
+
+/// The files of one source of a projected volume, and the life of its token if it is one.
+async fn projected_source(
+    client: &kube::Client,
+    pod: &Pod,
+    facts: &PodFacts,
+    source: &VolumeProjection,
+    mode: i32,
+) -> Result<(Files, Option<std::time::Duration>), String> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let mut files = Files::new();
+    let mut token_ttl = None;
+    if let Some(c) = &source.config_map {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        match api
+            .get_opt(&c.name)
+            .await
+            .map_err(|e| crate::api_message(&e))?
+        {
+            Some(cm) => files.extend(config_map_files(&cm, c.items.as_deref(), mode)?),
+            None if c.optional == Some(true) => {}
+            None => return Err(format!("configmap \"{}\" not found", c.name)),
+        }
+    }
+    if let Some(s) = &source.secret {
+        let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+        match api
+            .get_opt(&s.name)
+            .await
+            .map_err(|e| crate::api_message(&e))?
+        {
+            Some(secret) => files.extend(secret_files(&secret, s.items.as_deref(), mode)?),
+            None if s.optional == Some(true) => {}
+            None => return Err(format!("secret \"{}\" not found", s.name)),
+        }
+    }
+    if let Some(d) = &source.downward_api {
+        files.extend(downward_files(
+            pod,
+            d.items.as_deref().unwrap_or_default(),
+            mode,
+            facts,
+        )?);
+    }
+    if let Some(t) = &source.service_account_token {
+        let (token, ttl) =
+            request_token(client, pod, t.audience.as_deref(), t.expiration_seconds).await?;
+        files.insert(PathBuf::from(&t.path), (token.into_bytes(), mode));
+        token_ttl = Some(ttl);
+    }
+    if source.cluster_trust_bundle.is_some() {
+        return Err("clusterTrustBundle projections are not supported".to_owned());
+    }
+    Ok((files, token_ttl))
 }
 
 /// The directory of a claim's volume: the claim must be bound, and its volume a hostPath
@@ -651,24 +668,8 @@ fn walk_count(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn is_mount_point(dir: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = dir.to_string_lossy();
-    text.lines()
-        .any(|l| l.split(' ').nth(4).is_some_and(|m| unescape(m) == want))
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
-}
-
 fn mount_tmpfs(dir: &Path, size: Option<u64>, mode: u32) -> std::io::Result<()> {
-    if is_mount_point(dir) {
+    if runtime::is_mount_point(dir).map_err(std::io::Error::other)? {
         return Ok(());
     }
     std::fs::create_dir_all(dir)?;
@@ -722,18 +723,11 @@ pub(crate) fn teardown(pods_root: &Path, uid: &str) -> std::io::Result<()> {
     if !root.exists() {
         return Ok(());
     }
-    let prefix = format!("{}/", root.display());
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut mounts: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(unescape))
-        .filter(|m| m.starts_with(&prefix))
-        .collect();
+    let mut mounts = runtime::mount_points_under(&root).map_err(std::io::Error::other)?;
     // Deepest first.
-    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
     for m in mounts {
-        nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH)
-            .map_err(std::io::Error::from)?;
+        nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH).map_err(std::io::Error::from)?;
     }
     std::fs::remove_dir_all(&root)
 }

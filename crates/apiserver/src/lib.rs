@@ -125,6 +125,15 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The listening address could not be bound (taken by another process, say).
+    #[error("listening on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// TLS could not be set up.
     #[error("tls: {0}")]
     Tls(String),
@@ -198,10 +207,12 @@ impl ApiServer {
             move |source| StartError::Io { path, source }
         };
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(io(&config.data_dir))?;
-        let local_addr = listener.local_addr().map_err(io(&config.data_dir))?;
+        let listen = |source| StartError::Listen {
+            addr: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
+        let local_addr = listener.local_addr().map_err(listen)?;
 
         let pki_dir = config.data_dir.join("pki");
         cluster_keys::sync(store.as_ref(), &pki_dir).await?;

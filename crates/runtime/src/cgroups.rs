@@ -19,9 +19,15 @@ pub(crate) struct Hierarchy {
     pub controllers: Vec<String>,
 }
 
-/// Every cgroup hierarchy mounted in this mount namespace.
-pub(crate) fn hierarchies() -> Result<Vec<Hierarchy>> {
-    Ok(mount_table()?
+/// Every cgroup hierarchy mounted in this mount namespace, read from the mount table once
+/// per process: the hierarchies are mounted at boot, and the table, which also holds
+/// several mounts of every pod, costs ~0.4 ms a read on a full node.
+pub(crate) fn hierarchies() -> Result<&'static [Hierarchy]> {
+    static FOUND: std::sync::OnceLock<Vec<Hierarchy>> = std::sync::OnceLock::new();
+    if let Some(found) = FOUND.get() {
+        return Ok(found);
+    }
+    let found = mount_table()?
         .into_iter()
         .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
         .map(|m| Hierarchy {
@@ -34,7 +40,8 @@ pub(crate) fn hierarchies() -> Result<Vec<Hierarchy>> {
                 .collect(),
             mount_point: m.mount_point,
         })
-        .collect())
+        .collect();
+    Ok(FOUND.get_or_init(|| found))
 }
 
 /// Joins a cgroup path (absolute, as in config.json) onto a hierarchy's mount point.
@@ -172,7 +179,7 @@ mod tests {
         }
         let all = hierarchies().unwrap();
         let cgroup_path = format!("/gantry-cgroups-unit-{}", std::process::id());
-        let Some(force_empty) = force_empty_file(&all, &cgroup_path) else {
+        let Some(force_empty) = force_empty_file(all, &cgroup_path) else {
             eprintln!("skipped: no v1 memory controller here");
             return;
         };

@@ -15,7 +15,7 @@ use tokio::net::UnixStream;
 use crate::error::{IoContext, Result, RuntimeError};
 use crate::files::{self, ExitFile, RecordFile, ShimConfig, StartedFile};
 use crate::logs::{LogOptions, LogReader};
-use crate::mounts::{mount_overlay, mount_table, unmount_all};
+use crate::mounts::{mount_overlay, remove_unmounted_dir, unmount_all};
 use crate::protocol::{self, Created, Reply, Request};
 use crate::spec::{ContainerSpec, HostFacts, oci_config};
 use crate::user::{read_in_root, resolve};
@@ -267,7 +267,6 @@ impl Runtime {
         };
         // The record comes first: from here on the directory is a container that
         // `list_containers` reports and `remove_container` can clean up.
-        let began = std::time::Instant::now();
         let made = async {
             files::write_json_atomic(&dir.join(files::RECORD), &record)?;
             // The shim starts loading now and waits on its stdin while the bundle is
@@ -283,8 +282,6 @@ impl Runtime {
                 record: record.into(),
                 shim,
                 run,
-                began,
-                bundled: began.elapsed(),
             }),
             Err(e) => {
                 self.discard(&spec.id).await;
@@ -354,8 +351,8 @@ impl Runtime {
             stdin_once: spec.stdin_once,
             log_path: spec.log_path.clone(),
             log_max_bytes: spec.log_max_bytes,
-            oom_file: cgroups::oom_file(&hierarchies, cgroup_path),
-            force_empty: cgroups::force_empty_file(&hierarchies, cgroup_path),
+            oom_file: cgroups::oom_file(hierarchies, cgroup_path),
+            force_empty: cgroups::force_empty_file(hierarchies, cgroup_path),
             run,
         };
         files::write_json_atomic(&dir.join(files::SHIM_CONFIG), &shim)
@@ -552,7 +549,7 @@ impl Runtime {
         // killed did not (see `cgroups::release_memory`).
         if let Some(file) = record
             .as_ref()
-            .and_then(|r| cgroups::force_empty_file(&cgroups::hierarchies().ok()?, &r.cgroup_path))
+            .and_then(|r| cgroups::force_empty_file(cgroups::hierarchies().ok()?, &r.cgroup_path))
         {
             cgroups::release_memory(&file);
         }
@@ -568,23 +565,7 @@ impl Runtime {
             return Ok(());
         }
         unmount_all(&dir.join(files::ROOTFS))?;
-        if let Some(m) = mount_table()?
-            .iter()
-            .find(|m| m.mount_point.starts_with(&dir))
-        {
-            return Err(RuntimeError::Io {
-                context: format!("remove {}", dir.display()),
-                source: std::io::Error::other(format!(
-                    "{} is still mounted",
-                    m.mount_point.display()
-                )),
-            });
-        }
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).context(|| format!("remove {}", dir.display())),
-        }
+        remove_unmounted_dir(&dir)
     }
 
     /// Every container on disk, oldest first: what a restarted agent adopts.
@@ -673,8 +654,6 @@ pub struct PreparedContainer {
     record: ContainerRecord,
     shim: PendingShim,
     run: bool,
-    began: std::time::Instant,
-    bundled: Duration,
 }
 
 impl PreparedContainer {
@@ -692,24 +671,11 @@ impl PreparedContainer {
             record,
             shim,
             run,
-            began,
-            bundled,
         } = self;
-        let shim_began = std::time::Instant::now();
         if let Err(e) = shim.go(run).await {
             runtime.discard(&record.id).await;
             return Err(e);
         }
-        tracing::debug!(
-            id = %record.id,
-            bundle_ms = bundled.as_secs_f64() * 1e3,
-            wait_ms = (shim_began.saturating_duration_since(began))
-                .saturating_sub(bundled)
-                .as_secs_f64()
-                * 1e3,
-            shim_ms = shim_began.elapsed().as_secs_f64() * 1e3,
-            "container made"
-        );
         Ok(record)
     }
 

@@ -31,6 +31,7 @@ pub use attach::{AttachInput, AttachOutput, AttachStream};
 pub use containers::{ContainerRecord, ContainerStatus, PreparedContainer};
 pub use error::{Result, RuntimeError};
 pub use exec::{ExecProcess, ExecReader, ExecSpec, ExecWriter};
+pub use mounts::{is_mount_point, mount_points_under};
 pub use sandbox::Sandbox;
 pub use shim::shim_main;
 pub use spec::{ContainerSpec, Mount, MountSource, Propagation, Resources};

@@ -13,7 +13,7 @@ use nix::sched::{CloneFlags, unshare};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result, RuntimeError};
-use crate::mounts::{mount_table, unmount_all};
+use crate::mounts::{is_mount_point, remove_unmounted_dir, unmount_all};
 
 /// The size of a pod's `/dev/shm`, as Kubernetes gives it by default.
 const SHM_SIZE: u64 = 64 << 20;
@@ -61,19 +61,17 @@ pub(crate) fn check_pod_uid(pod_uid: &str) -> Result<()> {
 
 /// The sandbox in `dir` if all its namespaces are pinned.
 pub(crate) fn load(pod_uid: &str, dir: &Path) -> Result<Option<Sandbox>> {
-    let table = mount_table()?;
-    let mounted = |p: &Path| table.iter().any(|m| m.mount_point == p);
     let (net, ipc, uts, shm) = (
         dir.join("net"),
         dir.join("ipc"),
         dir.join("uts"),
         dir.join("shm"),
     );
-    if !(mounted(&ipc) && mounted(&uts) && mounted(&shm)) {
+    if !(is_mount_point(&ipc)? && is_mount_point(&uts)? && is_mount_point(&shm)?) {
         return Ok(None);
     }
     // A host-network sandbox has no `net` file at all; one with the file unpinned is broken.
-    let netns = match (net.exists(), mounted(&net)) {
+    let netns = match (net.exists(), is_mount_point(&net)?) {
         (false, _) => None,
         (true, true) => Some(net),
         (true, false) => return Ok(None),
@@ -160,19 +158,5 @@ pub(crate) fn remove(dir: &Path) -> Result<()> {
     for name in ["net", "ipc", "uts", "shm"] {
         unmount_all(&dir.join(name))?;
     }
-    // Never delete through a mount: only once nothing is mounted below the directory.
-    if let Some(m) = mount_table()?
-        .iter()
-        .find(|m| m.mount_point.starts_with(dir))
-    {
-        return Err(RuntimeError::Io {
-            context: format!("remove {}", dir.display()),
-            source: std::io::Error::other(format!("{} is still mounted", m.mount_point.display())),
-        });
-    }
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).context(|| format!("remove {}", dir.display())),
-    }
+    remove_unmounted_dir(dir)
 }

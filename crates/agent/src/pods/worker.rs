@@ -1026,8 +1026,7 @@ impl PodWorker {
         let bundled = began.elapsed();
         if let Err(message) = self.network_ready().await {
             prepared.abandon().await;
-            let c = self.ctr(init, i);
-            (c.restart_count, c.ever_started) = before;
+            self.unmade(init, i, before);
             self.report_once("FailedCreatePodSandBox", &message).await;
             return;
         }
@@ -1120,11 +1119,16 @@ impl PodWorker {
         if matches!(e, runtime::RuntimeError::Runc { .. }) {
             self.start_error(init, i, id, &message).await;
         } else {
-            let c = self.ctr(init, i);
-            (c.restart_count, c.ever_started) = before;
+            self.unmade(init, i, before);
             self.fail_start(init, i, "CreateContainerError", &message)
                 .await;
         }
+    }
+
+    /// Forgets an instance that was never made: the restart count goes back to `before`.
+    fn unmade(&mut self, init: bool, i: usize, before: (i32, bool)) {
+        let c = self.ctr(init, i);
+        (c.restart_count, c.ever_started) = before;
     }
 
     /// The container's process could not start: it ends as a `StartError`
