@@ -131,16 +131,13 @@ async fn setup_one(
     }
     if let Some(c) = &v.config_map {
         out.read_only.push(v.name.clone());
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-        let files = match api
-            .get_opt(&c.name)
+        let files = match named::<ConfigMap>(client, ns, &c.name, c.optional)
             .await
-            .map_err(|e| err(&v.name, crate::api_message(&e)))?
+            .map_err(|m| err(&v.name, m))?
         {
             Some(cm) => config_map_files(&cm, c.items.as_deref(), c.default_mode.unwrap_or(0o644))
                 .map_err(|m| err(&v.name, m))?,
-            None if c.optional == Some(true) => BTreeMap::new(),
-            None => return Err(err(&v.name, format!("configmap \"{}\" not found", c.name))),
+            None => BTreeMap::new(),
         };
         write_atomic(dir, &files).map_err(io)?;
         return Ok(dir.to_owned());
@@ -148,18 +145,15 @@ async fn setup_one(
     if let Some(s) = &v.secret {
         out.read_only.push(v.name.clone());
         let name = s.secret_name.clone().unwrap_or_default();
-        let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-        let files = match api
-            .get_opt(&name)
+        let files = match named::<Secret>(client, ns, &name, s.optional)
             .await
-            .map_err(|e| err(&v.name, crate::api_message(&e)))?
+            .map_err(|m| err(&v.name, m))?
         {
             Some(secret) => {
                 secret_files(&secret, s.items.as_deref(), s.default_mode.unwrap_or(0o644))
                     .map_err(|m| err(&v.name, m))?
             }
-            None if s.optional == Some(true) => BTreeMap::new(),
-            None => return Err(err(&v.name, format!("secret \"{name}\" not found"))),
+            None => BTreeMap::new(),
         };
         ensure_tmpfs(dir).map_err(io)?;
         write_atomic(dir, &files).map_err(io)?;
@@ -216,6 +210,35 @@ async fn setup_one(
     ))
 }
 
+/// The config map or secret a volume names: `None` when it is missing and `optional`, an
+/// error naming it when it is missing otherwise.
+async fn named<K>(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<Option<K>, String>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    match api
+        .get_opt(name)
+        .await
+        .map_err(|e| crate::api_message(&e))?
+    {
+        Some(object) => Ok(Some(object)),
+        None if optional == Some(true) => Ok(None),
+        None => Err(format!(
+            "{} \"{name}\" not found",
+            K::kind(&()).to_lowercase()
+        )),
+    }
+}
+
 /// The files of one source of a projected volume, and the life of its token if it is one.
 async fn projected_source(
     client: &kube::Client,
@@ -227,29 +250,15 @@ async fn projected_source(
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut files = Files::new();
     let mut token_ttl = None;
-    if let Some(c) = &source.config_map {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-        match api
-            .get_opt(&c.name)
-            .await
-            .map_err(|e| crate::api_message(&e))?
-        {
-            Some(cm) => files.extend(config_map_files(&cm, c.items.as_deref(), mode)?),
-            None if c.optional == Some(true) => {}
-            None => return Err(format!("configmap \"{}\" not found", c.name)),
-        }
+    if let Some(c) = &source.config_map
+        && let Some(cm) = named::<ConfigMap>(client, ns, &c.name, c.optional).await?
+    {
+        files.extend(config_map_files(&cm, c.items.as_deref(), mode)?);
     }
-    if let Some(s) = &source.secret {
-        let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-        match api
-            .get_opt(&s.name)
-            .await
-            .map_err(|e| crate::api_message(&e))?
-        {
-            Some(secret) => files.extend(secret_files(&secret, s.items.as_deref(), mode)?),
-            None if s.optional == Some(true) => {}
-            None => return Err(format!("secret \"{}\" not found", s.name)),
-        }
+    if let Some(s) = &source.secret
+        && let Some(secret) = named::<Secret>(client, ns, &s.name, s.optional).await?
+    {
+        files.extend(secret_files(&secret, s.items.as_deref(), mode)?);
     }
     if let Some(d) = &source.downward_api {
         files.extend(downward_files(

@@ -49,11 +49,15 @@ pub(crate) fn join(mount_point: &Path, cgroup_path: &str) -> PathBuf {
     mount_point.join(cgroup_path.trim_start_matches('/'))
 }
 
-/// The v1 memory controller's directory for `cgroup_path`, where memory is a v1 controller.
-fn memory_v1(all: &[Hierarchy], cgroup_path: &str) -> Option<PathBuf> {
+/// The hierarchy of the v1 memory controller, where memory is a v1 controller.
+pub(crate) fn memory_v1_hierarchy(all: &[Hierarchy]) -> Option<&Hierarchy> {
     all.iter()
         .find(|h| !h.unified && h.controllers.iter().any(|c| c == "memory"))
-        .map(|h| join(&h.mount_point, cgroup_path))
+}
+
+/// The v1 memory controller's directory for `cgroup_path`, where memory is a v1 controller.
+fn memory_v1(all: &[Hierarchy], cgroup_path: &str) -> Option<PathBuf> {
+    memory_v1_hierarchy(all).map(|h| join(&h.mount_point, cgroup_path))
 }
 
 /// The file the OOM kill count is read from for a cgroup: the v1 memory controller's

@@ -321,9 +321,7 @@ impl Runtime {
         let group = read_in_root(&rootfs, "/etc/group");
         let user = resolve(&spec.user, &passwd, &group).map_err(invalid)?;
         let hierarchies = cgroups::hierarchies()?;
-        let memory = hierarchies
-            .iter()
-            .find(|h| !h.unified && h.controllers.iter().any(|c| c == "memory"));
+        let memory = cgroups::memory_v1_hierarchy(hierarchies);
         let facts = HostFacts {
             user,
             cgroup_path: cgroup_path.to_owned(),
