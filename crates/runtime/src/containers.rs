@@ -17,9 +17,9 @@ use crate::files::{self, ExitFile, RecordFile, ShimConfig, StartedFile};
 use crate::logs::{LogOptions, LogReader};
 use crate::mounts::{mount_overlay, remove_unmounted_dir, unmount_all};
 use crate::protocol::{self, Created, Reply, Request};
-use crate::spec::{ContainerSpec, HostFacts, oci_config};
+use crate::spec::{self, ContainerSpec, HostFacts, oci_config};
 use crate::user::{read_in_root, resolve};
-use crate::{Runtime, cgroups, lock, sandbox, shim};
+use crate::{Runtime, cgroups, lock, sandbox, shim, targets};
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,11 +312,20 @@ impl Runtime {
         for d in [&rootfs, &upper, &work] {
             std::fs::create_dir(d).context(|| format!("create {}", d.display()))?;
         }
-        mount_overlay(&spec.layers, &upper, &work, &rootfs)?;
         let invalid = |message: String| RuntimeError::InvalidSpec {
             id: spec.id.clone(),
             message,
         };
+        // The mounts' destinations the image lacks come in a layer of their own, made
+        // once, rather than copied up by runc into every container's upper directory.
+        let wanted = targets::wanted(&spec::mounts(spec).map_err(invalid)?);
+        let layers = match targets::layer(&self.config.state_dir, &spec.layers, &wanted)? {
+            Some(extra) => std::iter::once(extra)
+                .chain(spec.layers.iter().cloned())
+                .collect(),
+            None => spec.layers.clone(),
+        };
+        mount_overlay(&layers, &upper, &work, &rootfs)?;
         let passwd = read_in_root(&rootfs, "/etc/passwd");
         let group = read_in_root(&rootfs, "/etc/group");
         let user = resolve(&spec.user, &passwd, &group).map_err(invalid)?;

@@ -22,6 +22,7 @@ mod protocol;
 mod sandbox;
 mod shim;
 mod spec;
+mod targets;
 mod user;
 
 use std::ffi::OsString;

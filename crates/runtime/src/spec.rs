@@ -307,7 +307,7 @@ fn bind_mount(
 
 /// The mounts: runc's defaults (the sandbox's shm at `/dev/shm`; `/sys` and the cgroups
 /// writable when privileged), then the spec's, each replacing a default at its destination.
-fn mounts(spec: &ContainerSpec) -> Result<Vec<OciMount>, String> {
+pub(crate) fn mounts(spec: &ContainerSpec) -> Result<Vec<OciMount>, String> {
     let mut list: Vec<OciMount> = get_default_mounts();
     for m in &mut list {
         let destination = m.destination().clone();
