@@ -64,6 +64,9 @@ pub struct AgentConfig {
     pub pod_cidr: Option<ipnet::Ipv4Net>,
     /// Every pod's addresses (not masqueraded between each other).
     pub cluster_cidr: ipnet::Ipv4Net,
+    /// The Services' cluster IP range: new connections to it that no Service takes are
+    /// refused (see `net::ProxyConfig::service_cidr`). `None`: not checked.
+    pub service_cidr: Option<ipnet::Ipv4Net>,
     /// The bridge pods are attached to.
     pub bridge: String,
     /// The VXLAN network identifier of the pod network across hosts, the
@@ -109,6 +112,7 @@ impl AgentConfig {
             ca_pem: String::new(),
             pod_cidr: None,
             cluster_cidr: "10.244.0.0/16".parse().expect("a CIDR"),
+            service_cidr: None,
             bridge: "gantry0".into(),
             vxlan_vni: Some(1),
             vxlan_port: net::DEFAULT_VXLAN_PORT,
@@ -223,6 +227,7 @@ impl Agent {
         let service_proxy = net::ServiceProxy::new(net::ProxyConfig {
             table: format!("{}-svc", config.nft_table),
             cluster_cidr: Some(config.cluster_cidr),
+            service_cidr: config.service_cidr,
         })?;
         let listener = TcpListener::bind(config.listen)
             .await

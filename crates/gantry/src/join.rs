@@ -79,6 +79,10 @@ pub(crate) struct AgentArgs {
     /// All pods' addresses in the cluster (the servers' `--cluster-cidr`).
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: ipnet::Ipv4Net,
+    /// The Services' cluster IPs (the servers' `--service-cluster-ip-range`): new
+    /// connections to an address or port of it that no Service has are refused here.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: ipnet::Ipv4Net,
     #[command(flatten)]
     node: crate::NodeFlags,
 }
@@ -234,6 +238,7 @@ pub(crate) async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let listen = args.node.agent_listen;
     let mut config = node::agent_config_with(serving, &member.ca_pem, &dir, name, address, listen)?;
     args.node.apply(&mut config, args.cluster_cidr, address)?;
+    config.service_cidr = Some(args.service_cluster_ip_range);
     config.server = Some(server_addr);
     config.address = Some(address);
     check_pod_cidr(&client, name, &config).await?;

@@ -370,7 +370,7 @@ async fn serve(
                 &data_dir,
                 server.local_addr(),
                 flags,
-                cluster.cluster_cidr,
+                (cluster.cluster_cidr, cluster.service_cluster_ip_range),
                 &say,
             )
             .await?,
@@ -521,7 +521,7 @@ async fn start_node(
     data_dir: &std::path::Path,
     server_addr: SocketAddr,
     flags: NodeFlags,
-    cluster_cidr: ipnet::Ipv4Net,
+    (cluster_cidr, service_cidr): (ipnet::Ipv4Net, ipnet::Ipv4Net),
     say: &impl Fn(String),
 ) -> anyhow::Result<agent::Agent> {
     let (ca, _) =
@@ -546,6 +546,7 @@ async fn start_node(
     let mut config = node::agent_config(&ca, data_dir, &name, address, flags.agent_listen)?;
     // Ingresses are served on every address of a `gantry up` machine.
     flags.apply(&mut config, cluster_cidr, IpAddr::from([0, 0, 0, 0]))?;
+    config.service_cidr = Some(service_cidr);
     config.labels.insert(
         "node-role.kubernetes.io/control-plane".into(),
         String::new(),

@@ -93,6 +93,7 @@ impl Node {
         ServiceProxy::new(ProxyConfig {
             table: TABLE.into(),
             cluster_cidr: Some("10.244.0.0/16".parse().unwrap()),
+            service_cidr: Some("10.96.0.0/16".parse().unwrap()),
         })
         .unwrap()
     }
@@ -518,6 +519,45 @@ fn a_service_without_endpoints_refuses_at_once() {
             io::ErrorKind::ConnectionRefused,
             "UDP: {error}"
         );
+    });
+}
+
+#[test]
+fn the_service_range_refuses_what_no_service_takes() {
+    let node = Node::new(1);
+    node.host.block_on(|| async {
+        let (_network, ips) = node.start().await;
+        let mut proxy = node.proxy();
+        proxy
+            .sync(&[service("web", VIP, vec![endpoint(ips[0])])])
+            .await
+            .unwrap();
+        let pod = Some(node.pods[0].path());
+        // The Service answers; an address of the range no Service has, and a port the
+        // Service lacks, are refused at once, from the node and from a pod, instead of
+        // being routed on.
+        assert_eq!(ask(pod, sock(VIP, 80)).await.unwrap(), "pod-0");
+        assert_eq!(ask(None, sock(VIP, 80)).await.unwrap(), "pod-0");
+        for from in [None, pod] {
+            for addr in [sock(Ipv4Addr::new(10, 96, 0, 77), 80), sock(VIP, 81)] {
+                let started = Instant::now();
+                let error = ask(from, addr).await.unwrap_err();
+                assert_eq!(
+                    error.kind(),
+                    io::ErrorKind::ConnectionRefused,
+                    "{addr} from {from:?}: {error}"
+                );
+                assert!(
+                    started.elapsed() < Duration::from_millis(500),
+                    "{addr}: slow refusal"
+                );
+            }
+        }
+        // Outside the range, nothing changes: an address the node has no route to.
+        let error = ask(None, sock(Ipv4Addr::new(10, 97, 0, 77), 80))
+            .await
+            .unwrap_err();
+        assert_ne!(error.kind(), io::ErrorKind::ConnectionRefused, "{error}");
     });
 }
 

@@ -22,71 +22,102 @@ use serde_json::{Value, json};
 
 use super::SyncReport;
 use super::rules::{
-    ENDPOINTS_CHECK, LOAD_BALANCER_INPUT, MASQUERADING, MapKey, MapName, Ruleset, SERVICES,
-    ct_state_new, jump,
+    ENDPOINTS_CHECK, LOAD_BALANCER_INPUT, MASQUERADING, MapKey, MapName, Ruleset,
+    SERVICE_RANGE_CHECK, SERVICES, ct_state_new, jump,
 };
 use crate::NetError;
 
-/// A base chain: where the table hooks into the packet path.
+/// A base chain: where the table hooks into the packet path, and the chain it sends
+/// packets to (new connections only, or every packet).
 struct BaseChain {
     name: &'static str,
     kind: NfChainType,
     hook: NfHook,
     priority: i32,
+    target: &'static str,
+    new_only: bool,
 }
 
 /// Destination NAT runs at `dstnat` (-100), the no-endpoint check just before it (so that
-/// it sees the service address), masquerading at `srcnat` (100); the input filter guards
-/// the load balancer addresses a node announces.
-const BASE_CHAINS: [BaseChain; 6] = [
+/// it sees the service address), the service range check just after it (so that a
+/// Service's traffic no longer does), masquerading at `srcnat` (100); the input filter
+/// guards the load balancer addresses a node announces.
+const BASE_CHAINS: [BaseChain; 8] = [
     BaseChain {
         name: "filter-input",
         kind: NfChainType::Filter,
         hook: NfHook::Input,
         priority: 0,
+        target: LOAD_BALANCER_INPUT,
+        new_only: false,
     },
+    // Only new connections: packets of connections already translated still carry the
+    // service address here, and must not be refused when the last endpoint goes.
     BaseChain {
         name: "filter-prerouting",
         kind: NfChainType::Filter,
         hook: NfHook::Prerouting,
         priority: -110,
+        target: ENDPOINTS_CHECK,
+        new_only: true,
     },
     BaseChain {
         name: "filter-output",
         kind: NfChainType::Filter,
         hook: NfHook::Output,
         priority: -110,
+        target: ENDPOINTS_CHECK,
+        new_only: true,
     },
     BaseChain {
         name: "nat-prerouting",
         kind: NfChainType::NAT,
         hook: NfHook::Prerouting,
         priority: -100,
+        target: SERVICES,
+        new_only: false,
     },
     BaseChain {
         name: "nat-output",
         kind: NfChainType::NAT,
         hook: NfHook::Output,
         priority: -100,
+        target: SERVICES,
+        new_only: false,
+    },
+    // New connections only: one made before the check keeps its translation.
+    BaseChain {
+        name: "filter-output-post-dnat",
+        kind: NfChainType::Filter,
+        hook: NfHook::Output,
+        priority: -90,
+        target: SERVICE_RANGE_CHECK,
+        new_only: true,
+    },
+    BaseChain {
+        name: "filter-forward",
+        kind: NfChainType::Filter,
+        hook: NfHook::Forward,
+        priority: -90,
+        target: SERVICE_RANGE_CHECK,
+        new_only: true,
     },
     BaseChain {
         name: "nat-postrouting",
         kind: NfChainType::NAT,
         hook: NfHook::Postrouting,
         priority: 100,
+        target: MASQUERADING,
+        new_only: false,
     },
 ];
 
 impl BaseChain {
     fn rules(&self) -> Vec<Statement<'static>> {
-        match self.hook {
-            NfHook::Input => vec![jump(LOAD_BALANCER_INPUT)],
-            // Only new connections: packets of connections already translated still carry
-            // the service address here, and must not be refused when the last endpoint
-            // goes.
-            _ if self.kind == NfChainType::Filter => vec![ct_state_new(), jump(ENDPOINTS_CHECK)],
-            NfHook::Postrouting => vec![jump(MASQUERADING)],
-            _ => vec![jump(SERVICES)],
+        if self.new_only {
+            vec![ct_state_new(), jump(self.target)]
+        } else {
+            vec![jump(self.target)]
         }
     }
 }
@@ -504,6 +535,7 @@ mod tests {
         let config = ProxyConfig {
             table: "t".into(),
             cluster_cidr: None,
+            service_cidr: None,
         };
         super::super::rules::compile(&config, &[port]).unwrap()
     }

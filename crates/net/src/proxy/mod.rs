@@ -77,6 +77,12 @@ pub struct ProxyConfig {
     /// external address of a `Local` Service are balanced over every endpoint, as
     /// kube-proxy does. `None`: neither.
     pub cluster_cidr: Option<Ipv4Net>,
+    /// The Services' cluster IP range. A new connection to it that no Service took (an
+    /// address not allocated, or not yet known here, or a port the Service lacks) is refused
+    /// rather than routed on: with no route of its own, the range would otherwise leave by
+    /// the default route, and a connection made that way keeps its untranslated conntrack
+    /// entry. `None`: no such check.
+    pub service_cidr: Option<Ipv4Net>,
 }
 
 /// A transport protocol a Service port can use.

@@ -34,6 +34,8 @@ pub(crate) const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
 pub(crate) const REJECT: &str = "reject-chain";
 /// Drops (a `Local` policy without a local endpoint).
 pub(crate) const DROP: &str = "drop-chain";
+/// Refuses what is still addressed to the service range after DNAT.
+pub(crate) const SERVICE_RANGE_CHECK: &str = "service-range-check";
 /// Drops what reaches a load balancer address without being a Service's traffic: a node
 /// announcing the address holds it as its own, and must not open its other ports on it.
 pub(crate) const LOAD_BALANCER_INPUT: &str = "load-balancer-input";
@@ -139,7 +141,7 @@ pub(crate) struct Ruleset {
 /// Compiles the description, refusing what cannot be made into a consistent table.
 pub(crate) fn compile(config: &ProxyConfig, ports: &[ServicePort]) -> Result<Ruleset, ProxyError> {
     let mut out = Ruleset::default();
-    fixed_chains(&mut out);
+    fixed_chains(config, &mut out);
     let mut ids = HashSet::new();
     // Which port claimed each map key first, to name both in a conflict.
     let mut owners: BTreeMap<MapKey, String> = BTreeMap::new();
@@ -552,7 +554,7 @@ fn endpoint_chain(port: &ServicePort, endpoint: &Endpoint, affinity: Option<Stri
 }
 
 /// The chains every table has, whatever the Services.
-fn fixed_chains(out: &mut Ruleset) {
+fn fixed_chains(config: &ProxyConfig, out: &mut Ruleset) {
     let dispatch = |map: MapName| {
         let key = if map.keyed_by_address() {
             concat(vec![ip_field("daddr"), meta(MetaKey::L4proto), th_dport()])
@@ -643,6 +645,16 @@ fn fixed_chains(out: &mut Ruleset) {
         })]],
     );
     fixed(LOAD_BALANCER_INPUT, Vec::new());
+    // After DNAT a Service's traffic is addressed to its endpoint; what still names the
+    // range reached no Service.
+    fixed(
+        SERVICE_RANGE_CHECK,
+        config
+            .service_cidr
+            .iter()
+            .map(|cidr| vec![ip_match("daddr", Operator::EQ, prefix(*cidr)), goto(REJECT)])
+            .collect(),
+    );
     fixed(REJECT, vec![vec![Statement::Reject(None)]]);
     fixed(DROP, vec![vec![Statement::Drop(None)]]);
 }
@@ -773,6 +785,7 @@ mod tests {
         ProxyConfig {
             table: "t".into(),
             cluster_cidr: None,
+            service_cidr: None,
         }
     }
 
