@@ -228,6 +228,22 @@ async fn answers(from: Option<&Path>, addr: SocketAddr, count: usize) -> BTreeSe
     seen
 }
 
+/// Fails unless a TCP connection from `from` (the node: `None`) to `addr` is refused
+/// within half a second.
+async fn refused_at_once(from: Option<&Path>, addr: SocketAddr) {
+    let started = Instant::now();
+    let error = ask(from, addr).await.unwrap_err();
+    assert_eq!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused,
+        "{addr} from {from:?}: {error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{addr} from {from:?}: slow refusal"
+    );
+}
+
 fn names(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
@@ -499,17 +515,7 @@ fn a_service_without_endpoints_refuses_at_once() {
             (Some(node.outside.path()), sock(HOST_IP, 30081)),
             (pod, sock(Ipv4Addr::new(10, 96, 0, 12), 80)),
         ] {
-            let started = Instant::now();
-            let error = ask(from, addr).await.unwrap_err();
-            assert_eq!(
-                error.kind(),
-                io::ErrorKind::ConnectionRefused,
-                "{addr}: {error}"
-            );
-            assert!(
-                started.elapsed() < Duration::from_millis(500),
-                "{addr}: slow refusal"
-            );
+            refused_at_once(from, addr).await;
         }
         let socket = udp_socket(node.pods[0].path(), sock(Ipv4Addr::UNSPECIFIED, 0));
         socket.connect(sock(VIP, 53)).await.unwrap();
@@ -540,17 +546,7 @@ fn the_service_range_refuses_what_no_service_takes() {
         assert_eq!(ask(None, sock(VIP, 80)).await.unwrap(), "pod-0");
         for from in [None, pod] {
             for addr in [sock(Ipv4Addr::new(10, 96, 0, 77), 80), sock(VIP, 81)] {
-                let started = Instant::now();
-                let error = ask(from, addr).await.unwrap_err();
-                assert_eq!(
-                    error.kind(),
-                    io::ErrorKind::ConnectionRefused,
-                    "{addr} from {from:?}: {error}"
-                );
-                assert!(
-                    started.elapsed() < Duration::from_millis(500),
-                    "{addr}: slow refusal"
-                );
+                refused_at_once(from, addr).await;
             }
         }
         // Outside the range, nothing changes: an address the node has no route to.
