@@ -1,7 +1,7 @@
 //! Image garbage collection, as the kubelet's image manager does it: when
 //! the file system holding the images is more than 85% used, images no pod
 //! on the node uses are removed, least recently used first, until usage is
-//! back under 80%.
+//! back under 80%; an image stored or used less than two minutes ago stays.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,6 +15,10 @@ const HIGH_PERCENT: u64 = 85;
 /// Usage collection brings the file system down to
 /// (`imageGCLowThresholdPercent`).
 const LOW_PERCENT: u64 = 80;
+/// How long an image stays after it was stored or last used, whatever the
+/// usage (the kubelet's `imageMinimumGCAge`): one imported or pulled for a
+/// pod not yet started must not go before the pod uses it.
+const MINIMUM_AGE: Duration = Duration::from_secs(120);
 /// How often usage is checked (the kubelet checks every five minutes; a
 /// small node fills faster).
 const CHECK: Duration = Duration::from_secs(60);
@@ -51,7 +55,8 @@ pub(crate) async fn run(ctx: Arc<Context>, images_dir: std::path::PathBuf) {
             .collect();
         let store = ctx.images.clone();
         let result =
-            tokio::task::spawn_blocking(move || store.collect_garbage(&in_use, want)).await;
+            tokio::task::spawn_blocking(move || store.collect_garbage(&in_use, want, MINIMUM_AGE))
+                .await;
         match result {
             Ok(Ok(report)) => tracing::info!(
                 freed = report.bytes_freed,

@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 use parking_lot::Mutex;
@@ -499,13 +499,18 @@ impl ImageStore {
     /// Frees at least `bytes_to_free` bytes if it can: first content no
     /// image uses (left by interrupted or replaced pulls), then whole
     /// images, least recently used first, never one named in `in_use` (by
-    /// id, name or digest reference). Layers and blobs shared with images
-    /// that stay are kept. Stops as soon as enough is freed.
+    /// id, name or digest reference) nor one stored or used less than
+    /// `min_age` ago (the kubelet's `imageMinimumGCAge`: an image just
+    /// pulled or imported is there for a pod about to start). Layers and
+    /// blobs shared with images that stay are kept. Stops as soon as enough
+    /// is freed.
     pub fn collect_garbage(
         &self,
         in_use: &HashSet<String>,
         bytes_to_free: u64,
+        min_age: Duration,
     ) -> Result<GcReport, ImageError> {
+        let newest = now().saturating_sub(u64::try_from(min_age.as_nanos()).unwrap_or(u64::MAX));
         let mut report = GcReport::default();
         let mut trash = Vec::new();
         {
@@ -518,6 +523,7 @@ impl ImageStore {
                 .into_iter()
                 .filter(|id| !protected.contains(id))
                 .map(|id| (state.saved.last_used.get(&id).copied().unwrap_or(0), id))
+                .filter(|(used, _)| *used <= newest)
                 .collect();
             candidates.sort();
             for (_, id) in candidates {

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use images::{ImageError, ImageStore};
 use sha2::{Digest, Sha256};
@@ -362,6 +363,14 @@ async fn garbage_collection_frees_least_recently_used_images_first() {
             .await
             .unwrap();
     }
+    // Just stored, none is old enough to go.
+    let report = fixture
+        .store
+        .collect_garbage(&HashSet::new(), u64::MAX, Duration::from_secs(3600))
+        .unwrap();
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert_eq!(fixture.store.list().len(), 3);
+
     // Use order, oldest first: nginx, layered, busybox.
     fixture.store.touch("nginx");
     fixture.store.touch(layered.id());
@@ -374,7 +383,7 @@ async fn garbage_collection_frees_least_recently_used_images_first() {
         .collect();
     let report = fixture
         .store
-        .collect_garbage(&everything, u64::MAX)
+        .collect_garbage(&everything, u64::MAX, Duration::ZERO)
         .unwrap();
     assert!(
         report.removed.is_empty() && report.bytes_freed == 0,
@@ -384,7 +393,10 @@ async fn garbage_collection_frees_least_recently_used_images_first() {
     // nginx is the least recently used, but in use: layered goes first.
     let in_use: HashSet<String> = [NGINX_NAMES[1].to_owned()].into();
     let before = fixture.store.usage().unwrap();
-    let report = fixture.store.collect_garbage(&in_use, 1).unwrap();
+    let report = fixture
+        .store
+        .collect_garbage(&in_use, 1, Duration::ZERO)
+        .unwrap();
     assert_eq!(report.removed, [layered.id()]);
     assert!(report.bytes_freed > 0);
     assert_eq!(fixture.store.usage().unwrap(), before - report.bytes_freed);
@@ -396,16 +408,26 @@ async fn garbage_collection_frees_least_recently_used_images_first() {
 
     // Asking for everything takes busybox but still not nginx, nor the
     // layer nginx shares with busybox.
-    let report = fixture.store.collect_garbage(&in_use, u64::MAX).unwrap();
+    let report = fixture
+        .store
+        .collect_garbage(&in_use, u64::MAX, Duration::ZERO)
+        .unwrap();
     assert_eq!(report.removed, [busybox.id()]);
     let nginx_image = fixture.store.get("nginx").unwrap();
     let nginx_layers = fixture.store.layers(&nginx_image).unwrap();
     assert_eq!(nginx_layers[1], base);
     assert!(base.join("bin/busybox").is_file());
 
+    // nginx, last used a while ago, goes once the minimum age is shorter.
+    std::thread::sleep(Duration::from_millis(300));
     let report = fixture
         .store
-        .collect_garbage(&HashSet::new(), u64::MAX)
+        .collect_garbage(&HashSet::new(), u64::MAX, Duration::from_secs(3600))
+        .unwrap();
+    assert!(report.removed.is_empty(), "{report:?}");
+    let report = fixture
+        .store
+        .collect_garbage(&HashSet::new(), u64::MAX, Duration::from_millis(200))
         .unwrap();
     assert_eq!(report.removed, [nginx.id()]);
     assert_eq!(fixture.store.usage().unwrap(), 0);
