@@ -200,9 +200,21 @@ fn a_cluster_ip_and_a_node_port_reach_the_ready_pods() {
         assert_eq!(answered, pods, "from a pod, to {host}:\n{out}");
     }
 
-    // Scaled to nothing: once the pods are gone, a connection is refused at once.
+    // Scaled to nothing: once the pods are gone, a connection is refused at once. Not
+    // before: a terminating pod that still serves stays an endpoint (the fallback when none
+    // is ready), and its server, closing, refuses too, while a moment later its address
+    // takes nothing and a SYN sent there waits for a retransmission.
     ns.kubectl(["scale", "deploy/web", "--replicas=0"]).ok();
     let deadline = Instant::now() + Duration::from_secs(60);
+    while !ns
+        .kubectl(["get", "pods", "-l", "app=web", "-o", "name"])
+        .ok()
+        .trim()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the pods are still there");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     loop {
         match http_get(vip) {
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
