@@ -43,6 +43,19 @@ pub(crate) struct PodVolumes {
     pub(crate) read_only: Vec<String>,
     /// When the projected service account tokens need renewing.
     pub(crate) token_refresh: Option<std::time::Instant>,
+    /// The projected service account tokens, by volume and path, kept until they are due
+    /// for renewal: the periodic refresh rewrites a volume only when a source changed.
+    pub(crate) tokens: Tokens,
+}
+
+/// Projected service account tokens by (volume name, path in the volume).
+pub(crate) type Tokens = HashMap<(String, String), Token>;
+
+/// A service account token and when to ask for a new one.
+#[derive(Clone, Debug)]
+pub(crate) struct Token {
+    pub(crate) token: String,
+    pub(crate) renew: std::time::Instant,
 }
 
 /// The pod's volume directory.
@@ -57,12 +70,14 @@ fn err(volume: &str, message: impl Into<String>) -> VolumeError {
     }
 }
 
-/// Sets up (or brings up to date) every volume of the pod.
+/// Sets up (or brings up to date) every volume of the pod; `tokens` are those of the last
+/// setup, reused until they are due for renewal.
 pub(crate) async fn setup(
     client: &kube::Client,
     pods_root: &Path,
     pod: &Pod,
     facts: &PodFacts,
+    tokens: &Tokens,
 ) -> Result<PodVolumes, VolumeError> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let root = pod_dir(pods_root, uid);
@@ -81,7 +96,7 @@ pub(crate) async fn setup(
         .flatten()
     {
         let dir = root.join(&v.name);
-        let path = setup_one(client, pod, v, &dir, facts, &mut out).await?;
+        let path = setup_one(client, pod, v, &dir, facts, tokens, &mut out).await?;
         if let Some(gid) = fs_group
             && (v.empty_dir.is_some()
                 || v.config_map.is_some()
@@ -101,6 +116,7 @@ async fn setup_one(
     v: &Volume,
     dir: &Path,
     facts: &PodFacts,
+    tokens: &Tokens,
     out: &mut PodVolumes,
 ) -> Result<PathBuf, VolumeError> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
@@ -176,21 +192,25 @@ async fn setup_one(
         let mode = p.default_mode.unwrap_or(0o644);
         // The sources that ask the API server (the token, config maps, secrets) are
         // fetched at once; their files are laid down in the sources' order.
-        let fetched = futures::future::join_all(
-            p.sources
-                .iter()
-                .flatten()
-                .map(|source| projected_source(client, pod, facts, source, mode)),
-        )
+        let fetched = futures::future::join_all(p.sources.iter().flatten().map(|source| {
+            let cached = source
+                .service_account_token
+                .as_ref()
+                .and_then(|t| tokens.get(&(v.name.clone(), t.path.clone())))
+                .filter(|t| std::time::Instant::now() < t.renew);
+            projected_source(client, pod, facts, source, mode, cached)
+        }))
         .await;
         let mut files = BTreeMap::new();
         for source in fetched {
-            let (more, token_ttl) = source.map_err(|m| err(&v.name, m))?;
+            let (more, token) = source.map_err(|m| err(&v.name, m))?;
             files.extend(more);
-            if let Some(ttl) = token_ttl {
-                // Renew at 80% of its life, as the kubelet does.
-                let renew = std::time::Instant::now() + ttl.mul_f64(0.8);
-                out.token_refresh = Some(out.token_refresh.map_or(renew, |t| t.min(renew)));
+            if let Some((path, token)) = token {
+                out.token_refresh = Some(
+                    out.token_refresh
+                        .map_or(token.renew, |t| t.min(token.renew)),
+                );
+                out.tokens.insert((v.name.clone(), path), token);
             }
         }
         ensure_tmpfs(dir).map_err(io)?;
@@ -239,17 +259,19 @@ where
     }
 }
 
-/// The files of one source of a projected volume, and the life of its token if it is one.
+/// The files of one source of a projected volume, and its token with its path if it is one:
+/// `cached` if given (not yet due for renewal), else a new one.
 async fn projected_source(
     client: &kube::Client,
     pod: &Pod,
     facts: &PodFacts,
     source: &VolumeProjection,
     mode: i32,
-) -> Result<(Files, Option<std::time::Duration>), String> {
+    cached: Option<&Token>,
+) -> Result<(Files, Option<(String, Token)>), String> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut files = Files::new();
-    let mut token_ttl = None;
+    let mut token_used = None;
     if let Some(c) = &source.config_map
         && let Some(cm) = named::<ConfigMap>(client, ns, &c.name, c.optional).await?
     {
@@ -269,15 +291,26 @@ async fn projected_source(
         )?);
     }
     if let Some(t) = &source.service_account_token {
-        let (token, ttl) =
-            request_token(client, pod, t.audience.as_deref(), t.expiration_seconds).await?;
-        files.insert(PathBuf::from(&t.path), (token.into_bytes(), mode));
-        token_ttl = Some(ttl);
+        let token = match cached {
+            Some(token) => token.clone(),
+            None => {
+                let (token, ttl) =
+                    request_token(client, pod, t.audience.as_deref(), t.expiration_seconds).await?;
+                // Renewed at 80% of its life, as the kubelet does.
+                let renew = std::time::Instant::now() + ttl.mul_f64(0.8);
+                Token { token, renew }
+            }
+        };
+        files.insert(
+            PathBuf::from(&t.path),
+            (token.token.clone().into_bytes(), mode),
+        );
+        token_used = Some((t.path.clone(), token));
     }
     if source.cluster_trust_bundle.is_some() {
         return Err("clusterTrustBundle projections are not supported".to_owned());
     }
-    Ok((files, token_ttl))
+    Ok((files, token_used))
 }
 
 /// The directory of a claim's volume: the claim must be bound, and its volume a hostPath

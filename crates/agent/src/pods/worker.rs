@@ -745,7 +745,12 @@ impl PodWorker {
         let pods_root = self.ctx.pods_root.clone();
         let pod = self.pod.clone();
         let facts = self.facts();
-        async move { volumes::setup(&client, &pods_root, &pod, &facts).await }
+        let tokens = self
+            .volumes
+            .as_ref()
+            .map(|v| v.tokens.clone())
+            .unwrap_or_default();
+        async move { volumes::setup(&client, &pods_root, &pod, &facts, &tokens).await }
     }
 
     fn ctr(&mut self, init: bool, i: usize) -> &mut Ctr {

@@ -680,6 +680,14 @@ spec:
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // That refresh of the volumes (the same pass writes them all, the token's last) kept
+    // the token: it is renewed at 80% of its hour, not on every refresh.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        sh("cat /var/run/secrets/tokens/token"),
+        token,
+        "the projected token changed before it was due for renewal"
+    );
 }
 
 #[test]
