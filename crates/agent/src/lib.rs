@@ -222,6 +222,7 @@ impl Agent {
         }
         rt_config.cgroup_parent = config.cgroup_parent.clone();
         let runtime = runtime::Runtime::new(rt_config)?;
+        let exits = runtime.exit_watcher()?;
         let images = images::ImageStore::open(&config.data_dir.join("images"))?;
         // In the node's namespace, like the pod network: the proxy acts where it was made.
         let service_proxy = net::ServiceProxy::new(net::ProxyConfig {
@@ -332,6 +333,7 @@ impl Agent {
             host_ip: address,
             facts_hostname: facts.hostname.clone(),
             runtime,
+            exits,
             images: images.clone(),
             network,
             pods_root: config.data_dir.join("pods"),

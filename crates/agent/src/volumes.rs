@@ -41,11 +41,16 @@ pub(crate) struct PodVolumes {
     pub(crate) paths: HashMap<String, PathBuf>,
     /// Volumes the containers must see read-only whatever the mount says.
     pub(crate) read_only: Vec<String>,
-    /// When the projected service account tokens need renewing.
-    pub(crate) token_refresh: Option<std::time::Instant>,
     /// The projected service account tokens, by volume and path, kept until they are due
     /// for renewal: the periodic refresh rewrites a volume only when a source changed.
     pub(crate) tokens: Tokens,
+}
+
+impl PodVolumes {
+    /// When the first projected service account token is due for renewal.
+    pub(crate) fn renew_at(&self) -> Option<std::time::Instant> {
+        self.tokens.values().map(|t| t.renew).min()
+    }
 }
 
 /// Projected service account tokens by (volume name, path in the volume).
@@ -206,10 +211,6 @@ async fn setup_one(
             let (more, token) = source.map_err(|m| err(&v.name, m))?;
             files.extend(more);
             if let Some((path, token)) = token {
-                out.token_refresh = Some(
-                    out.token_refresh
-                        .map_or(token.renew, |t| t.min(token.renew)),
-                );
                 out.tokens.insert((v.name.clone(), path), token);
             }
         }

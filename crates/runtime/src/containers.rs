@@ -75,7 +75,7 @@ impl From<RecordFile> for ContainerRecord {
 }
 
 /// runc's rule for ids (`^[\w+-\.]+$`, not `.` or `..`), and short enough for paths.
-fn check_id(id: &str) -> Result<()> {
+pub(crate) fn check_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 200
         && id != "."

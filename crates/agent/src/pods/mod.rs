@@ -178,6 +178,8 @@ pub(crate) struct Context {
     pub(crate) host_ip: IpAddr,
     pub(crate) facts_hostname: String,
     pub(crate) runtime: runtime::Runtime,
+    /// Wakes pod workers when their containers end.
+    pub(crate) exits: runtime::ExitWatcher,
     pub(crate) images: images::ImageStore,
     pub(crate) network: net::PodNetwork,
     /// `DATA/pods`: per pod its volumes, logs, /etc files.

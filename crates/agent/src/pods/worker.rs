@@ -37,9 +37,13 @@ use crate::volumes::{self, PodVolumes};
 const BACKOFF_START: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
-/// How often a pass runs when nothing else is due (the kubelet's PLEG
-/// relists every second).
+/// How often a pass runs when nothing else is due and the pod is not
+/// settled (the kubelet's PLEG relists every second).
 const RESYNC: Duration = Duration::from_secs(1);
+/// How often a pass runs when the pod is settled: its containers run or are
+/// done, their ends wake the worker (see `PodWorker::exited`), and the
+/// status is written.
+const SETTLED_RESYNC: Duration = Duration::from_secs(10);
 /// How often file volumes are compared with their sources.
 const VOLUME_REFRESH: Duration = Duration::from_secs(10);
 /// The size at which a container's log rotates.
@@ -173,6 +177,14 @@ pub(crate) struct PodWorker {
     /// Events of this pass, sent once its status is written (see
     /// [`PodWorker::flush_events`]).
     held: parking_lot::Mutex<Vec<(EventType, String, String)>>,
+    /// Woken when a container of this pod ends (the runtime's exit
+    /// watcher), so a settled pod needs no pass every second to notice.
+    exited: Arc<tokio::sync::Notify>,
+    /// A container's end could not be watched: its end is noticed by the
+    /// passes, which stay at one a second.
+    unwatched: bool,
+    /// The last status write failed: the next pass comes soon to retry.
+    unsaved: bool,
 }
 
 impl PodWorker {
@@ -215,9 +227,44 @@ impl PodWorker {
             reported: HashMap::new(),
             pull_backoff: HashMap::new(),
             held: parking_lot::Mutex::new(Vec::new()),
+            exited: Arc::new(tokio::sync::Notify::new()),
+            unwatched: false,
+            unsaved: false,
         };
         w.adopt(records);
+        let adopted: Vec<String> = w
+            .init
+            .iter()
+            .chain(w.containers.iter())
+            .filter_map(|c| c.id.clone())
+            .collect();
+        for id in adopted {
+            w.follow(&id);
+        }
         w
+    }
+
+    /// Asks the runtime to wake this worker when container `id` ends.
+    fn follow(&mut self, id: &str) {
+        if let Err(e) = self.ctx.exits.watch(id, &self.exited) {
+            tracing::warn!(pod = %self.name(), container = %id, error = %e,
+                "watching a container's end: noticed by polling instead");
+            self.unwatched = true;
+        }
+    }
+
+    /// Nothing the pod waits for needs a pass to notice it: every container
+    /// runs (its end wakes the worker) or is done, none is being killed, and
+    /// the status is written.
+    fn settled(&self) -> bool {
+        !self.unwatched
+            && !self.unsaved
+            && self.wiring.is_none()
+            && self
+                .init
+                .iter()
+                .chain(self.containers.iter())
+                .all(|c| !c.killing && (c.running() || c.done))
     }
 
     /// Takes over what a previous agent left: the newest runtime container
@@ -344,6 +391,7 @@ impl PodWorker {
 
     /// Runs the worker until the pod is gone from the node.
     pub(crate) async fn run(mut self, mut rx: watch::Receiver<Desired>) {
+        let exited = Arc::clone(&self.exited);
         loop {
             let wake = self.sync().await;
             self.flush_events();
@@ -351,6 +399,7 @@ impl PodWorker {
                 break;
             };
             tokio::select! {
+                () = exited.notified() => {}
                 changed = rx.changed() => {
                     if changed.is_err() {
                         // The agent is stopping: leave the containers running.
@@ -399,7 +448,6 @@ impl PodWorker {
             self.terminate().await;
             return None;
         }
-        let next = Instant::now() + RESYNC;
         if self.finished {
             self.cleanup_runtime().await;
             self.publish_registry();
@@ -481,7 +529,7 @@ impl PodWorker {
             self.write_status().await;
             return Some(Instant::now() + Duration::from_secs(2));
         }
-        let mut wake = next;
+        let mut wake = self.volumes_next();
         if let Some(t) = self.run_probes(&spec).await {
             wake = wake.min(t);
         }
@@ -508,7 +556,12 @@ impl PodWorker {
             self.finished = true;
             self.cleanup_runtime().await;
         }
-        Some(wake)
+        let resync = if self.settled() {
+            SETTLED_RESYNC
+        } else {
+            RESYNC
+        };
+        Some(wake.min(Instant::now() + resync))
     }
 
     /// The sandbox, its address and its files (/etc/hosts, resolv.conf).
@@ -732,8 +785,19 @@ impl PodWorker {
             || self
                 .volumes
                 .as_ref()
-                .and_then(|v| v.token_refresh)
+                .and_then(PodVolumes::renew_at)
                 .is_some_and(|t| std::time::Instant::now() >= t)
+    }
+
+    /// When the volumes are next due (see [`PodWorker::volumes_due`]).
+    fn volumes_next(&self) -> Instant {
+        let refresh = self
+            .volumes_checked
+            .map_or_else(|| Instant::now() + RESYNC, |t| t + VOLUME_REFRESH);
+        match self.volumes.as_ref().and_then(PodVolumes::renew_at) {
+            Some(renew) => refresh.min(Instant::from_std(renew)),
+            None => refresh,
+        }
     }
 
     /// Makes or refreshes the pod's volumes; the future borrows nothing of
@@ -1077,6 +1141,7 @@ impl PodWorker {
             c.next_start = None;
             c.started = spec.startup_probe.is_none();
         }
+        self.follow(&id);
         // The use only orders garbage collection, and the store writes it
         // durably (an fsync, ~8 ms here): off the start's path and off the
         // async workers.
@@ -1707,13 +1772,17 @@ impl PodWorker {
             .await
         {
             Ok(p) => {
+                self.unsaved = false;
                 self.written = Some(status);
                 // Keep the server's copy (its resourceVersion, its status) for
                 // later transition times; the spec comes from the watch.
                 self.pod.status = p.status;
             }
             Err(kube::Error::Api(e)) if e.code == 404 => self.gone = true,
-            Err(e) => tracing::warn!(pod = %self.name(), error = %e, "writing the pod status"),
+            Err(e) => {
+                self.unsaved = true;
+                tracing::warn!(pod = %self.name(), error = %e, "writing the pod status");
+            }
         }
         phase
     }

@@ -355,6 +355,28 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
 }
 
 #[test]
+fn an_exit_is_reported_as_it_happens() {
+    // A pod whose containers run is passed over every 10 s only; the end of
+    // a container wakes its worker at once.
+    let s = Server::node();
+    let ns = s.namespace("exits");
+    ns.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: brief}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [sh, -c, 'sleep 4; exit 3']\n",
+    );
+    wait_for(&ns, "pod/brief", "Running", |p| {
+        container(p, "c")["state"]["running"].is_object()
+    });
+    let running = Instant::now();
+    let p = wait_for(&ns, "pod/brief", "Failed", |p| phase(p) == "Failed");
+    let took = running.elapsed();
+    assert_eq!(container(&p, "c")["state"]["terminated"]["exitCode"], 3);
+    assert!(
+        took < Duration::from_secs(8),
+        "the exit of a container that runs 4 s was reported {took:?} after it was seen running"
+    );
+}
+
+#[test]
 fn probes_restart_and_gate_readiness() {
     let s = Server::node();
     let ns = s.namespace("probes");

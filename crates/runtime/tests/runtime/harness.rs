@@ -286,3 +286,21 @@ fn kill_and_remove(dir: &Path) {
     }
     eprintln!("cleanup: could not remove cgroup {}", dir.display());
 }
+
+/// The pid of the shim of the container in `dir`: the process whose command line names the
+/// container's directory.
+pub fn shim_pid(dir: &Path) -> i32 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| {
+                    c.split(|b| *b == 0)
+                        .any(|a| a == dir.as_os_str().as_encoded_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .expect("the shim runs")
+}

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Test;
 use crate::harness::{
-    Env, cgroup_dirs, config, logs, mounts_under, runc_list, wait_exit, wait_log,
+    Env, cgroup_dirs, config, logs, mounts_under, runc_list, shim_pid, wait_exit, wait_log,
 };
 
 macro_rules! tests {
@@ -39,6 +39,7 @@ pub fn all() -> Vec<(&'static str, Test)> {
         logs_rotate_follow_and_split_long_lines,
         containers_survive_a_killed_agent_and_are_adopted,
         a_lost_shim_is_reported_and_cleaned_up,
+        exits_and_lost_shims_wake_their_watchers,
     ]
 }
 
@@ -1182,21 +1183,8 @@ async fn a_lost_shim_is_reported_and_cleaned_up() {
         ContainerStatus::Running { pid, .. } => pid,
         other => panic!("{other:?}"),
     };
-    // Find the shim: the process whose command line ends with the container's directory.
     let dir = env.dir.path().join("containers/orphan");
-    let shim = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .find(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| {
-                    c.split(|b| *b == 0)
-                        .any(|a| a == dir.as_os_str().as_encoded_bytes())
-                })
-                .unwrap_or(false)
-        })
-        .expect("the shim runs");
+    let shim = shim_pid(&dir);
     assert_ne!(
         std::fs::read_to_string(format!("/proc/{shim}/stat"))
             .unwrap()
@@ -1226,4 +1214,80 @@ async fn a_lost_shim_is_reported_and_cleaned_up() {
         assert!(Instant::now() < deadline, "the container's process is gone");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The exit watcher wakes on an exit and on a shim's loss, at once for a container that
+/// already ended, never for a status read, and forgets a container once it is removed.
+async fn exits_and_lost_shims_wake_their_watchers() {
+    let env = Env::new();
+    let rt = &env.runtime;
+    let exits = rt.exit_watcher().unwrap();
+    let sandbox = rt.create_sandbox("pod-exits", "exits", false).unwrap();
+    let woken = |n: &std::sync::Arc<tokio::sync::Notify>, within: Duration| {
+        let n = std::sync::Arc::clone(n);
+        async move { tokio::time::timeout(within, n.notified()).await.is_ok() }
+    };
+
+    env.run(env.spec("ends", &sandbox, &["sh", "-c", "sleep 1; exit 3"]))
+        .await;
+    let ends = std::sync::Arc::new(tokio::sync::Notify::new());
+    exits.watch("ends", &ends).unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            rt.status("ends").unwrap(),
+            ContainerStatus::Running { .. }
+        ));
+    }
+    assert!(
+        !woken(&ends, Duration::from_millis(300)).await,
+        "woken while the container runs"
+    );
+    let began = Instant::now();
+    assert!(woken(&ends, secs(5)).await, "not woken by the exit");
+    assert!(
+        matches!(
+            rt.status("ends").unwrap(),
+            ContainerStatus::Exited { exit_code: 3, .. }
+        ),
+        "woken before the exit was recorded: {:?} after {:?}",
+        rt.status("ends"),
+        began.elapsed()
+    );
+    // Watching a container that already ended wakes at once.
+    let late = std::sync::Arc::new(tokio::sync::Notify::new());
+    exits.watch("ends", &late).unwrap();
+    assert!(woken(&late, Duration::from_millis(100)).await);
+
+    env.run(env.spec("orphaned", &sandbox, &["sleep", "1000"]))
+        .await;
+    let orphaned = std::sync::Arc::new(tokio::sync::Notify::new());
+    exits.watch("orphaned", &orphaned).unwrap();
+    assert!(!woken(&orphaned, Duration::from_millis(200)).await);
+    let shim = shim_pid(&env.dir.path().join("containers/orphaned"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), Signal::SIGKILL).unwrap();
+    assert!(
+        woken(&orphaned, secs(5)).await,
+        "not woken by the shim's loss"
+    );
+    assert!(matches!(
+        rt.status("orphaned").unwrap(),
+        ContainerStatus::Unknown(_)
+    ));
+
+    assert_eq!(exits.watched(), 2);
+    rt.remove_container("ends").await.unwrap();
+    rt.remove_container("orphaned").await.unwrap();
+    let deadline = Instant::now() + secs(5);
+    while exits.watched() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "removed containers are still watched"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        exits.watch("ends", &late).is_err(),
+        "a removed container cannot be watched"
+    );
+    rt.remove_sandbox("pod-exits").unwrap();
 }
