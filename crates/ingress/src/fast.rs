@@ -489,6 +489,12 @@ impl Exchange {
                 let mut rest = n;
                 let mut head_sent = false;
                 loop {
+                    if !head_sent && rest > 0 && conn.buf.is_empty() {
+                        // The head came alone (nginx writes it, then sendfile()s the
+                        // body): wait for the body's first bytes, so that the client gets
+                        // head and body in one write, one segment.
+                        conn.fill(self.silence).await?;
+                    }
                     let take = conn
                         .buf
                         .len()
@@ -1083,6 +1089,48 @@ mod tests {
         assert_eq!(got, b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf");
         // Neither backend connection is kept.
         assert_eq!(backends.sweep(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_head_that_came_alone_goes_out_with_its_body() {
+        // A backend that writes the head, then the body a moment later (as nginx does with
+        // sendfile): the client's first read gets both, written at once.
+        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = backend.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = backend.accept().await.unwrap();
+            let mut head = [0u8; 1024];
+            let _ = stream.read(&mut head).await;
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stream.write_all(b"hello").await.unwrap();
+            let _ = stream.read(&mut head).await;
+        });
+        let backends = Arc::new(Backends::new(Duration::from_secs(60)));
+        let exchange = Exchange {
+            endpoint: at,
+            body: 0,
+            head: false,
+            idempotent: true,
+            close: false,
+            silence: Duration::from_secs(5),
+        };
+        let (mut client, mut proxy_side) = tokio::io::duplex(4096);
+        let mut buf = BytesMut::new();
+        let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();
+        let mut first = vec![0u8; 4096];
+        let (open, read) = tokio::join!(
+            exchange.run(&mut proxy_side, &mut buf, &mut out, &backends),
+            client.read(&mut first)
+        );
+        assert_eq!(open, Ok(true));
+        assert_eq!(
+            String::from_utf8_lossy(&first[..read.unwrap()]),
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+        );
     }
 
     #[test]
