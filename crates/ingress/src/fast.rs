@@ -1037,6 +1037,18 @@ mod tests {
         }
     }
 
+    /// The exchange of a bodiless GET to `endpoint`.
+    fn get(endpoint: SocketAddr, silence: Duration) -> Exchange {
+        Exchange {
+            endpoint,
+            body: 0,
+            head: false,
+            idempotent: true,
+            close: false,
+            silence,
+        }
+    }
+
     #[tokio::test]
     async fn a_backend_silent_too_long_is_a_gateway_timeout() {
         // A backend that takes the request and never answers; one that answers only its
@@ -1057,14 +1069,7 @@ mod tests {
             }
         });
         let backends = Arc::new(Backends::new(Duration::from_secs(60)));
-        let exchange = Exchange {
-            endpoint: at,
-            body: 0,
-            head: false,
-            idempotent: true,
-            close: false,
-            silence: Duration::from_millis(100),
-        };
+        let exchange = get(at, Duration::from_millis(100));
         let (mut client, mut proxy_side) = tokio::io::duplex(4096);
         let mut buf = BytesMut::new();
         let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();
@@ -1110,14 +1115,7 @@ mod tests {
             let _ = stream.read(&mut head).await;
         });
         let backends = Arc::new(Backends::new(Duration::from_secs(60)));
-        let exchange = Exchange {
-            endpoint: at,
-            body: 0,
-            head: false,
-            idempotent: true,
-            close: false,
-            silence: Duration::from_secs(5),
-        };
+        let exchange = get(at, Duration::from_secs(5));
         let (mut client, mut proxy_side) = tokio::io::duplex(4096);
         let mut buf = BytesMut::new();
         let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();

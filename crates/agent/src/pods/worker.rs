@@ -779,17 +779,11 @@ impl PodWorker {
     /// secrets, the service account token).
     fn volumes_due(&self) -> bool {
         self.volumes.is_none()
-            || self
-                .volumes_checked
-                .is_none_or(|t| t.elapsed() >= VOLUME_REFRESH)
-            || self
-                .volumes
-                .as_ref()
-                .and_then(PodVolumes::renew_at)
-                .is_some_and(|t| std::time::Instant::now() >= t)
+            || self.volumes_checked.is_none()
+            || Instant::now() >= self.volumes_next()
     }
 
-    /// When the volumes are next due (see [`PodWorker::volumes_due`]).
+    /// When the volumes are next due: their refresh, or the first token's renewal.
     fn volumes_next(&self) -> Instant {
         let refresh = self
             .volumes_checked
