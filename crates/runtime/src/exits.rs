@@ -13,6 +13,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
@@ -36,6 +37,21 @@ struct Shared {
     /// Whom to wake, by the watch of a container's directory. A watch goes when its
     /// directory is removed (the kernel says so with `IN_IGNORED`).
     wakes: Mutex<HashMap<WatchDescriptor, Arc<Notify>>>,
+    /// The events can no longer be read: nobody is woken from now on.
+    broken: AtomicBool,
+}
+
+impl Shared {
+    /// Gives up reading events after `error`: every follower is woken once, to look for
+    /// itself and learn (from [`ExitWatcher::working`]) that it must keep polling.
+    fn give_up(&self, what: &str, error: &io::Error) {
+        tracing::error!(%error, "{what}: container exits are seen by polling only");
+        self.broken.store(true, Ordering::SeqCst);
+        let mut wakes = self.wakes.lock().expect("never poisoned");
+        for (_, wake) in wakes.drain() {
+            wake.notify_one();
+        }
+    }
 }
 
 /// Wakes followers of containers when their containers end (see the module's text).
@@ -61,29 +77,47 @@ impl Runtime {
             .map_err(io::Error::from)
             .context(|| "inotify_init1".to_owned())?;
         let fd = register(inotify).context(|| "register inotify".to_owned())?;
-        let shared = Arc::new(Shared {
-            fd,
-            wakes: Mutex::new(HashMap::new()),
-        });
-        let reader = tokio::spawn(read_events(Arc::clone(&shared)));
-        Ok(ExitWatcher {
-            root: self.config.root.clone(),
-            shared,
-            reader,
-        })
+        Ok(ExitWatcher::new(self.config.root.clone(), fd))
     }
 }
 
 impl ExitWatcher {
+    fn new(root: PathBuf, fd: AsyncFd<InotifyFd>) -> Self {
+        let shared = Arc::new(Shared {
+            fd,
+            wakes: Mutex::new(HashMap::new()),
+            broken: AtomicBool::new(false),
+        });
+        let reader = tokio::spawn(read_events(Arc::clone(&shared)));
+        ExitWatcher {
+            root,
+            shared,
+            reader,
+        }
+    }
+
+    /// Whether ends are still seen. Once not (reading the events failed, which is
+    /// logged), every follower has been woken once and [`ExitWatcher::watch`] refuses:
+    /// followers must look for ends themselves.
+    pub fn working(&self) -> bool {
+        !self.shared.broken.load(Ordering::SeqCst)
+    }
+
     /// Wakes `wake` when container `id` ends, or at once if it has already ended (its
     /// exit is recorded, or its shim is gone). Watching again replaces the earlier wake.
+    /// Refused once the watcher no longer works.
     pub fn watch(&self, id: &str, wake: &Arc<Notify>) -> Result<()> {
         crate::containers::check_id(id)?;
         let dir = self.root.join(id);
         {
             // Held from adding the watch to recording it: an event of the new watch is
-            // read only once its wake is known.
+            // read only once its wake is known; and a watch is never recorded after the
+            // reader gave up (which it does holding this lock).
             let mut wakes = self.shared.wakes.lock().expect("never poisoned");
+            if !self.working() {
+                return Err(io::Error::other("container exits are no longer watched"))
+                    .context(|| format!("watch {}", dir.display()));
+            }
             let wd = self
                 .shared
                 .fd
@@ -130,18 +164,12 @@ async fn read_events(shared: Arc<Shared>) {
     loop {
         let mut guard = match shared.fd.readable().await {
             Ok(guard) => guard,
-            Err(e) => {
-                tracing::error!(error = %e, "waiting on inotify: container exits are seen by polling only");
-                return;
-            }
+            Err(e) => return shared.give_up("waiting on inotify", &e),
         };
         let events = match guard.try_io(|fd| fd.get_ref().0.read_events().map_err(io::Error::from))
         {
             Ok(Ok(events)) => events,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "reading inotify: container exits are seen by polling only");
-                return;
-            }
+            Ok(Err(e)) => return shared.give_up("reading inotify", &e),
             Err(_would_block) => continue,
         };
         let mut wakes = shared.wakes.lock().expect("never poisoned");
@@ -164,5 +192,33 @@ async fn read_events(shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_watcher_that_gave_up_wakes_everyone_and_refuses() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("a")).unwrap();
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+        let watcher = ExitWatcher::new(root.path().to_owned(), register(inotify).unwrap());
+        let wake = Arc::new(Notify::new());
+        watcher.watch("a", &wake).unwrap();
+        // No shim holds the lock: woken at once, as for a lost shim.
+        wake.notified().await;
+        assert!(watcher.working());
+
+        watcher
+            .shared
+            .give_up("test", &io::Error::other("lost events"));
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified());
+        assert!(woken.await.is_ok(), "a follower was not told");
+        assert!(!watcher.working());
+        assert_eq!(watcher.watched(), 0);
+        assert!(watcher.watch("a", &wake).is_err());
+        assert_eq!(watcher.watched(), 0);
     }
 }

@@ -255,9 +255,10 @@ impl PodWorker {
 
     /// Nothing the pod waits for needs a pass to notice it: every container
     /// runs (its end wakes the worker) or is done, none is being killed, and
-    /// the status is written.
+    /// the status is written. Never while the exit watcher does not work.
     fn settled(&self) -> bool {
         !self.unwatched
+            && self.ctx.exits.working()
             && !self.unsaved
             && self.wiring.is_none()
             && self
