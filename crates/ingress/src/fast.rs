@@ -492,8 +492,17 @@ impl Exchange {
                     if !head_sent && rest > 0 && conn.buf.is_empty() {
                         // The head came alone (nginx writes it, then sendfile()s the
                         // body): wait for the body's first bytes, so that the client gets
-                        // head and body in one write, one segment.
-                        conn.fill(self.silence).await?;
+                        // head and body in one write, one segment. Nothing has been sent
+                        // yet, so a backend that ends here is answered for with a 502 or
+                        // 504 (never retried: it did answer).
+                        conn.fill(self.silence).await.map_err(|e| {
+                            let e = if e.kind() == io::ErrorKind::TimedOut {
+                                e
+                            } else {
+                                io::Error::other(e)
+                            };
+                            Failed::Backend(e, true)
+                        })?;
                     }
                     let take = conn
                         .buf
@@ -1129,6 +1138,55 @@ mod tests {
             String::from_utf8_lossy(&first[..read.unwrap()]),
             "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
         );
+    }
+
+    /// A backend that sends a head of a 5-byte body and then `end`s; the client's whole
+    /// answer, read until the proxy closes or for a second.
+    async fn head_then(end: &'static str) -> (Result<bool, ()>, String) {
+        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = backend.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = backend.accept().await.unwrap();
+            let mut head = [0u8; 1024];
+            let _ = stream.read(&mut head).await;
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+                .await
+                .unwrap();
+            if end == "silence" {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+        let backends = Arc::new(Backends::new(Duration::from_secs(60)));
+        let exchange = get(at, Duration::from_millis(300));
+        let (mut client, mut proxy_side) = tokio::io::duplex(4096);
+        let mut buf = BytesMut::new();
+        let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();
+        let mut answer = vec![0u8; 4096];
+        let (open, read) = tokio::join!(
+            async {
+                let open = exchange
+                    .run(&mut proxy_side, &mut buf, &mut out, &backends)
+                    .await;
+                drop(proxy_side);
+                open
+            },
+            tokio::time::timeout(Duration::from_secs(1), client.read(&mut answer))
+        );
+        let n = read.map(Result::unwrap).unwrap_or(0);
+        (open, String::from_utf8_lossy(&answer[..n]).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_backend_gone_between_head_and_body_is_answered_for() {
+        // Nothing of the answer reached the client: it is told, as nginx tells it, and
+        // its connection stays usable.
+        let (open, answer) = head_then("close").await;
+        assert_eq!(open, Ok(true));
+        assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
+        let (open, answer) = head_then("silence").await;
+        assert_eq!(open, Ok(true));
+        assert!(answer.starts_with("HTTP/1.1 504 "), "{answer}");
     }
 
     #[test]
