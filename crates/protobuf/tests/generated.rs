@@ -11,7 +11,7 @@ fn generated_table_is_up_to_date() {
     };
     let pb = protogen::k8spb::read(&src).unwrap_or_else(|e| panic!("{e}"));
     let generated = protogen::generate(&pb, &version).unwrap_or_else(|e| panic!("{e}"));
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/generated.rs");
+    let path = protogen::k8spb::package_dir().join("src/generated.rs");
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     if std::env::var_os("UPDATE_EXPECT").is_some() {
         if current != generated.source {

@@ -3,12 +3,12 @@
 //! itself prints for the same object (`--dry-run=client -o json`), or, for
 //! commands that cannot print it, with the JSON Kubernetes would hold.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
 fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kubectl")
+    package_dir().join("testdata/kubectl")
 }
 
 fn decode(case: &str) -> Value {
@@ -153,4 +153,13 @@ fn certificate_approval_keeps_the_served_object() {
             .unwrap()
             .ends_with('Z')
     );
+}
+
+/// The package's directory: the one the test runner names (cargo and nextest set
+/// `CARGO_MANIFEST_DIR` when they run a test), else the one it was built from. A build
+/// shared by checkouts at other paths (one `CARGO_TARGET_DIR`) may have been made in
+/// another checkout.
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
 }

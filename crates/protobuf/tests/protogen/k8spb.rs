@@ -56,7 +56,7 @@ pub fn locate() -> Option<(PathBuf, String)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args(["metadata", "--format-version", "1"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(package_dir())
         .output()
         .ok()?;
     if !output.status.success() {
@@ -274,4 +274,13 @@ fn message_path(ty: &SynType, module: &[String]) -> Result<String, String> {
         }
     }
     Ok(join(&resolved, name))
+}
+
+/// The package's directory: the one the test runner names (cargo and nextest set
+/// `CARGO_MANIFEST_DIR` when they run a test), else the one it was built from. A build
+/// shared by checkouts at other paths (one `CARGO_TARGET_DIR`) may have been made in
+/// another checkout.
+pub fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
 }

@@ -24,9 +24,7 @@ fn interpreter() -> PathBuf {
 }
 
 async fn run(script: &str, args: &[String]) -> serde_json::Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients/python")
-        .join(script);
+    let script = package_dir().join("tests/clients/python").join(script);
     let out = tokio::time::timeout(
         Duration::from_secs(90),
         tokio::process::Command::new(interpreter())
@@ -96,4 +94,15 @@ async fn python_port_forward() {
     );
     assert_eq!(server.protocols(), ["v4.channel.k8s.io"]);
     server.wait_idle(Duration::from_secs(10)).await;
+}
+
+/// The package's directory: the one the test runner names (cargo and nextest set
+/// `CARGO_MANIFEST_DIR` when they run a test), else the one it was built from. A build
+/// shared by checkouts at other paths (one `CARGO_TARGET_DIR`) may have been made in
+/// another checkout.
+fn package_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    )
 }

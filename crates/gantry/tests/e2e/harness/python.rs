@@ -35,7 +35,7 @@ pub fn interpreter() -> PathBuf {
 
 /// The directory of the test scripts.
 pub fn scripts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python")
+    package_dir().join("tests/python")
 }
 
 /// A script run being put together.
@@ -82,4 +82,15 @@ impl Python {
         assert!(out.success(), "python script failed:\n{out}");
         out.stdout
     }
+}
+
+/// The package's directory: the one the test runner names (cargo and nextest set
+/// `CARGO_MANIFEST_DIR` when they run a test), else the one it was built from. A build
+/// shared by checkouts at other paths (one `CARGO_TARGET_DIR`) may have been made in
+/// another checkout.
+fn package_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    )
 }
