@@ -1105,44 +1105,18 @@ mod tests {
         assert_eq!(backends.sweep(), 0);
     }
 
-    #[tokio::test]
-    async fn a_head_that_came_alone_goes_out_with_its_body() {
-        // A backend that writes the head, then the body a moment later (as nginx does with
-        // sendfile): the client's first read gets both, written at once.
-        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let at = backend.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut stream, _) = backend.accept().await.unwrap();
-            let mut head = [0u8; 1024];
-            let _ = stream.read(&mut head).await;
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            stream.write_all(b"hello").await.unwrap();
-            let _ = stream.read(&mut head).await;
-        });
-        let backends = Arc::new(Backends::new(Duration::from_secs(60)));
-        let exchange = get(at, Duration::from_secs(5));
-        let (mut client, mut proxy_side) = tokio::io::duplex(4096);
-        let mut buf = BytesMut::new();
-        let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();
-        let mut first = vec![0u8; 4096];
-        let (open, read) = tokio::join!(
-            exchange.run(&mut proxy_side, &mut buf, &mut out, &backends),
-            client.read(&mut first)
-        );
-        assert_eq!(open, Ok(true));
-        assert_eq!(
-            String::from_utf8_lossy(&first[..read.unwrap()]),
-            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
-        );
+    /// What a backend does after writing a head of a 5-byte body on its own.
+    enum Then {
+        /// Writes the body 50 ms later (as nginx does with sendfile).
+        Body,
+        Close,
+        /// Stays silent longer than the exchange waits (300 ms).
+        Silence,
     }
 
-    /// A backend that sends a head of a 5-byte body and then `end`s; the client's whole
-    /// answer, read until the proxy closes or for a second.
-    async fn head_then(end: &'static str) -> (Result<bool, ()>, String) {
+    /// One exchange with such a backend: its outcome, and what the client's first read got
+    /// (within a second).
+    async fn head_alone_then(then: Then) -> (Result<bool, ()>, String) {
         let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let at = backend.local_addr().unwrap();
         tokio::spawn(async move {
@@ -1153,8 +1127,14 @@ mod tests {
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
                 .await
                 .unwrap();
-            if end == "silence" {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+            match then {
+                Then::Body => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    stream.write_all(b"hello").await.unwrap();
+                    let _ = stream.read(&mut head).await;
+                }
+                Then::Close => {}
+                Then::Silence => tokio::time::sleep(Duration::from_secs(5)).await,
             }
         });
         let backends = Arc::new(Backends::new(Duration::from_secs(60)));
@@ -1162,7 +1142,7 @@ mod tests {
         let (mut client, mut proxy_side) = tokio::io::duplex(4096);
         let mut buf = BytesMut::new();
         let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n".to_vec();
-        let mut answer = vec![0u8; 4096];
+        let mut first = vec![0u8; 4096];
         let (open, read) = tokio::join!(
             async {
                 let open = exchange
@@ -1171,20 +1151,28 @@ mod tests {
                 drop(proxy_side);
                 open
             },
-            tokio::time::timeout(Duration::from_secs(1), client.read(&mut answer))
+            tokio::time::timeout(Duration::from_secs(1), client.read(&mut first))
         );
         let n = read.map(Result::unwrap).unwrap_or(0);
-        (open, String::from_utf8_lossy(&answer[..n]).into_owned())
+        (open, String::from_utf8_lossy(&first[..n]).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_head_that_came_alone_goes_out_with_its_body() {
+        // The client's first read gets both, written at once.
+        let (open, first) = head_alone_then(Then::Body).await;
+        assert_eq!(open, Ok(true));
+        assert_eq!(first, "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
     }
 
     #[tokio::test]
     async fn a_backend_gone_between_head_and_body_is_answered_for() {
         // Nothing of the answer reached the client: it is told, as nginx tells it, and
         // its connection stays usable.
-        let (open, answer) = head_then("close").await;
+        let (open, answer) = head_alone_then(Then::Close).await;
         assert_eq!(open, Ok(true));
         assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
-        let (open, answer) = head_then("silence").await;
+        let (open, answer) = head_alone_then(Then::Silence).await;
         assert_eq!(open, Ok(true));
         assert!(answer.starts_with("HTTP/1.1 504 "), "{answer}");
     }
