@@ -777,11 +777,10 @@ impl PodWorker {
     }
 
     /// The volumes were never made, or are due to be refreshed (configMaps,
-    /// secrets, the service account token).
+    /// secrets, the service account token). `volumes_checked` is set with
+    /// `volumes`, so made volumes have a time.
     fn volumes_due(&self) -> bool {
-        self.volumes.is_none()
-            || self.volumes_checked.is_none()
-            || Instant::now() >= self.volumes_next()
+        self.volumes.is_none() || Instant::now() >= self.volumes_next()
     }
 
     /// When the volumes are next due: their refresh, or the first token's renewal.
