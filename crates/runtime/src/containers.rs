@@ -269,11 +269,25 @@ impl Runtime {
         // `list_containers` reports and `remove_container` can clean up.
         let made = async {
             files::write_json_atomic(&dir.join(files::RECORD), &record)?;
-            // The shim starts loading now and waits on its stdin while the bundle is
-            // prepared: its exec (~1-2 ms of a large binary) overlaps that work.
-            let shim = self.spawn_shim(&dir, &spec.id)?;
-            self.prepare_bundle(&dir, &spec, &cgroup_path, run)?;
-            Ok(shim)
+            // The shim starts now and waits on its stdin while the bundle is prepared.
+            // Spawning it blocks the spawning thread until the child has exec'd the
+            // large binary (~1 ms), so a blocking thread does that beside the bundle.
+            let spawning = {
+                let (runtime, dir, id) = (self.clone(), dir.clone(), spec.id.clone());
+                tokio::task::spawn_blocking(move || runtime.spawn_shim(&dir, &id))
+            };
+            let bundled = self.prepare_bundle(&dir, &spec, &cgroup_path, run);
+            let spawned = spawning
+                .await
+                .map_err(|e| RuntimeError::Shim {
+                    id: spec.id.clone(),
+                    message: format!("start the shim: {e}"),
+                })
+                .and_then(|shim| shim);
+            // The bundle's error comes first; a shim already started is dropped
+            // with it: its stdin closes and it exits.
+            bundled?;
+            spawned
         }
         .await;
         match made {
