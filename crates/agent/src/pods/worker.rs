@@ -458,12 +458,19 @@ impl PodWorker {
         // The volumes need nothing of the sandbox (their files hold none of
         // the pod's addresses): both are made at once.
         let volumes = self.volumes_due().then(|| self.setup_volumes());
-        let (sandboxed, volumes) = tokio::join!(self.ensure_sandbox(), async move {
-            match volumes {
-                Some(setup) => Some(setup.await),
-                None => None,
+        let ((sandboxed, sandbox_took), (volumes, volumes_took)) = tokio::join!(
+            async {
+                let r = self.ensure_sandbox().await;
+                (r, began.elapsed())
+            },
+            async move {
+                let r = match volumes {
+                    Some(setup) => Some(setup.await),
+                    None => None,
+                };
+                (r, began.elapsed())
             }
-        });
+        );
         if let Err(message) = sandboxed {
             self.event(EventType::Warning, "FailedCreatePodSandBox", &message)
                 .await;
@@ -547,6 +554,8 @@ impl PodWorker {
             tracing::debug!(
                 pod = %self.name(),
                 sandbox_and_volumes_ms = prepared.as_secs_f64() * 1e3,
+                sandbox_ms = sandbox_took.as_secs_f64() * 1e3,
+                volumes_ms = volumes_took.as_secs_f64() * 1e3,
                 status_ms = (began.elapsed() - before_status).as_secs_f64() * 1e3,
                 total_ms = began.elapsed().as_secs_f64() * 1e3,
                 "pod synced"
@@ -572,28 +581,38 @@ impl PodWorker {
         }
         let hostname = self.hostname();
         let host_network = self.host_network();
-        let rt = Arc::clone(&self.ctx);
-        let uid = self.uid.clone();
-        let name = hostname.clone();
-        let sandbox = tokio::task::spawn_blocking(move || {
-            rt.runtime.create_sandbox(&uid, &name, host_network)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
         let network_failed = |e: net::NetError| {
             format!("Failed to create pod sandbox: setting up the pod network: {e}")
         };
+        // A blocking thread makes the namespaces while this one takes the
+        // address and writes the pod's files, which name it.
+        let rt = Arc::clone(&self.ctx);
+        let uid = self.uid.clone();
+        let name = hostname.clone();
+        let making = tokio::task::spawn_blocking(move || {
+            rt.runtime.create_sandbox(&uid, &name, host_network)
+        });
+        let addressed = if host_network {
+            Ok(())
+        } else {
+            self.ctx
+                .network
+                .address(&self.uid)
+                .map(|ip| self.ip = Some(ip))
+                .map_err(network_failed)
+        };
+        let written = addressed.and_then(|()| {
+            self.write_pod_files(&hostname)
+                .map_err(|e| format!("Failed to create pod sandbox: {e}"))
+        });
+        let sandbox = making
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
+        written?;
         if let Some(netns) = &sandbox.netns {
-            // The address is known at once (the pod's files and environment
-            // name it); the interface is made while the containers are
-            // prepared, and awaited before they start (`network_ready`).
-            self.ip = Some(
-                self.ctx
-                    .network
-                    .address(&self.uid)
-                    .map_err(network_failed)?,
-            );
+            // The interface is made while the containers are prepared, and
+            // awaited before they start (`network_ready`).
             let (ctx, uid, netns) = (Arc::clone(&self.ctx), self.uid.clone(), netns.clone());
             if let Some(old) = self.wiring.take() {
                 let _ = old.await;
@@ -610,8 +629,6 @@ impl PodWorker {
             // this, not before `network_ready`, after the bundle is made.
             tokio::task::yield_now().await;
         }
-        self.write_pod_files(&hostname)
-            .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
         self.sandbox = Some(sandbox);
         Ok(())
     }
