@@ -9,7 +9,14 @@
 //! one has been tried (as CNI's host-local does), which keeps a departed pod's address away
 //! from a newcomer for as long as possible. Nothing is flushed to disk: a crash of the
 //! machine that could lose an allocation also ends every pod it was for.
+//!
+//! An allocator keeps an index of the owners it knows: read from the directory when it
+//! opens, then kept by its own allocations and releases. So finding a pod's address reads
+//! one file (to confirm it is still the pod's) rather than every allocation, twice per pod
+//! start. The index assumes one allocator per owner, as one agent handles a pod; separate
+//! allocators of one directory still never share an address, which `link(2)` decides.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
@@ -56,9 +63,10 @@ pub(crate) fn candidates(range: Ipv4Net, last: Option<Ipv4Addr>) -> Vec<Ipv4Addr
 pub(crate) struct Ipam {
     dir: PathBuf,
     range: Ipv4Net,
-    /// Serializes find-or-allocate within this process, so that two attaches of the same pod
+    /// The owners this allocator knows and their addresses (see the module's notes). Its lock
+    /// serializes find-or-allocate within this process, so that two attaches of the same pod
     /// cannot both miss the other's file and take two addresses.
-    lock: Mutex<()>,
+    owners: Mutex<HashMap<String, Ipv4Addr>>,
 }
 
 impl Ipam {
@@ -68,18 +76,31 @@ impl Ipam {
         let ipam = Ipam {
             dir,
             range,
-            lock: Mutex::new(()),
+            owners: Mutex::new(HashMap::new()),
         };
         ipam.remove_stale_tmp()?;
+        let mut owners = HashMap::new();
+        for (owner, ip) in ipam.allocations()? {
+            // In address order: an owner listed twice keeps its lowest address.
+            owners.entry(owner).or_insert(ip);
+        }
+        *ipam.owners.lock().unwrap_or_else(|p| p.into_inner()) = owners;
         Ok(ipam)
     }
 
     /// The address recorded for `owner`, allocating one if there is none. The flag says
     /// whether the address is new.
     pub(crate) fn allocate(&self, owner: &str) -> Result<(Ipv4Addr, bool), NetError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(ip) = self.find(owner)? {
-            return Ok((ip, false));
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&ip) = owners.get(owner) {
+            // Still the owner's, unless its file went behind this allocator's back.
+            match fs::read_to_string(self.dir.join(ip.to_string())) {
+                Ok(who) if who.trim() == owner => return Ok((ip, false)),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(NetError::io(self.dir.join(ip.to_string()), e)),
+            }
+            owners.remove(owner);
         }
         let order = candidates(self.range, self.last_reserved());
         let usable = order.len();
@@ -89,6 +110,7 @@ impl Ipam {
         let _ = fs::remove_file(&tmp);
         match result? {
             Some(ip) => {
+                owners.insert(owner.to_owned(), ip);
                 self.remember(ip)?;
                 Ok((ip, true))
             }
@@ -113,7 +135,8 @@ impl Ipam {
         Ok(None)
     }
 
-    /// The address recorded for `owner`, if any.
+    /// The address recorded for `owner`, if any, as the directory says.
+    #[cfg(test)]
     pub(crate) fn find(&self, owner: &str) -> Result<Option<Ipv4Addr>, NetError> {
         Ok(self
             .allocations()?
@@ -124,7 +147,8 @@ impl Ipam {
 
     /// Removes every address recorded for `owner` and returns them.
     pub(crate) fn release(&self, owner: &str) -> Result<Vec<Ipv4Addr>, NetError> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        // The directory, not the index, says what the owner holds: all of it goes.
         let mut released = Vec::new();
         for (who, ip) in self.allocations()? {
             if who != owner {
@@ -137,6 +161,7 @@ impl Ipam {
                 Err(e) => return Err(NetError::io(path, e)),
             }
         }
+        owners.remove(owner);
         Ok(released)
     }
 
@@ -339,6 +364,27 @@ mod tests {
         assert_eq!(again.allocate("b").unwrap(), (ip("10.2.0.3"), false));
         // Round robin continues after the remembered .3, not at the freed .2.
         assert_eq!(again.allocate("c").unwrap().0, ip("10.2.0.4"));
+    }
+
+    #[test]
+    fn an_address_whose_file_went_is_not_handed_out_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ipam");
+        let ipam = Ipam::open(path.clone(), net("10.4.0.0/29")).unwrap();
+        assert_eq!(ipam.allocate("a").unwrap(), (ip("10.4.0.2"), true));
+        // Removed behind the allocator's back: "a" gets an address it holds again.
+        fs::remove_file(path.join("10.4.0.2")).unwrap();
+        assert_eq!(ipam.allocate("a").unwrap(), (ip("10.4.0.3"), true));
+        assert_eq!(ipam.find("a").unwrap(), Some(ip("10.4.0.3")));
+        // Handed to another owner behind its back: "a" does not share it.
+        fs::write(path.join("10.4.0.3"), "b").unwrap();
+        let (again, new) = ipam.allocate("a").unwrap();
+        assert!(new && again != ip("10.4.0.3"), "{again}");
+        assert_eq!(ipam.release("a").unwrap(), [again]);
+        assert_eq!(
+            ipam.allocations().unwrap(),
+            [("b".to_owned(), ip("10.4.0.3"))]
+        );
     }
 
     #[test]
