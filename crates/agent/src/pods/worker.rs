@@ -605,11 +605,19 @@ impl PodWorker {
             self.write_pod_files(&hostname)
                 .map_err(|e| format!("Failed to create pod sandbox: {e}"))
         });
-        let sandbox = making
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
-        written?;
+        let made = match making.await {
+            Ok(made) => made.map_err(|e| format!("Failed to create pod sandbox: {e}")),
+            Err(e) => Err(e.to_string()),
+        };
+        let sandbox = match made.and_then(|sandbox| written.map(|()| sandbox)) {
+            Ok(sandbox) => sandbox,
+            Err(message) => {
+                // No address shows in the status before the sandbox is whole; it
+                // stays reserved for the pod (`address` finds it again).
+                self.ip = None;
+                return Err(message);
+            }
+        };
         if let Some(netns) = &sandbox.netns {
             // The interface is made while the containers are prepared, and
             // awaited before they start (`network_ready`).
