@@ -73,7 +73,7 @@ impl Ipam {
     /// Opens (creating) the directory and removes temporary files a crash left behind.
     pub(crate) fn open(dir: PathBuf, range: Ipv4Net) -> Result<Self, NetError> {
         fs::create_dir_all(&dir).map_err(|e| NetError::io(&dir, e))?;
-        let ipam = Ipam {
+        let mut ipam = Ipam {
             dir,
             range,
             owners: Mutex::new(HashMap::new()),
@@ -84,7 +84,7 @@ impl Ipam {
             // In address order: an owner listed twice keeps its lowest address.
             owners.entry(owner).or_insert(ip);
         }
-        *ipam.owners.lock().unwrap_or_else(|p| p.into_inner()) = owners;
+        ipam.owners = Mutex::new(owners);
         Ok(ipam)
     }
 
@@ -94,11 +94,12 @@ impl Ipam {
         let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&ip) = owners.get(owner) {
             // Still the owner's, unless its file went behind this allocator's back.
-            match fs::read_to_string(self.dir.join(ip.to_string())) {
+            let path = self.dir.join(ip.to_string());
+            match fs::read_to_string(&path) {
                 Ok(who) if who.trim() == owner => return Ok((ip, false)),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(NetError::io(self.dir.join(ip.to_string()), e)),
+                Err(e) => return Err(NetError::io(path, e)),
             }
             owners.remove(owner);
         }
