@@ -26,7 +26,7 @@ pub struct User {
 }
 
 impl User {
-    fn new(name: &str, uid: &str, groups: impl IntoIterator<Item = String>) -> Self {
+    pub(crate) fn new(name: &str, uid: &str, groups: impl IntoIterator<Item = String>) -> Self {
         let mut groups: Vec<String> = groups.into_iter().collect();
         groups.push("system:authenticated".into());
         Self {

@@ -16,6 +16,7 @@ mod crds;
 mod discovery;
 mod eviction;
 mod limitrange;
+mod local;
 mod meta;
 mod namespaces;
 mod node_proxy;
@@ -54,6 +55,7 @@ pub use auth::User;
 pub use bootstrap::BootstrapToken;
 
 use crate::auth::Tokens;
+pub use crate::local::LocalService;
 use crate::request::{Query, ResourcePath};
 use crate::status::ApiError;
 
@@ -186,6 +188,7 @@ impl Api {
 /// A running API server.
 pub struct ApiServer {
     local_addr: SocketAddr,
+    router: Router,
     kubeconfig: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -284,12 +287,13 @@ impl ApiServer {
 
         let router = router(Arc::clone(&api));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, tls, router, async move {
+        let task = tokio::spawn(server::serve(listener, tls, router.clone(), async move {
             let _ = rx.await;
         }));
         tracing::info!(%server_url, "API server serving");
         Ok(Self {
             local_addr,
+            router,
             kubeconfig,
             shutdown: Some(tx),
             task,
@@ -299,6 +303,13 @@ impl ApiServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The in-process door for `user` in `groups` (`system:authenticated`
+    /// is added): requests served without a socket, as that user. It keeps
+    /// answering after `shutdown`, which only stops the listener.
+    pub fn local_service(&self, user: &str, groups: &[&str]) -> LocalService {
+        LocalService::new(self.router.clone(), user, groups)
     }
 
     /// The admin kubeconfig it wrote.
@@ -400,7 +411,16 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
     Router::new().fallback(handle).with_state(api)
 }
 
-async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
+async fn handle(state: State<Arc<Api>>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = serve_request(state, req).await;
+    tracing::debug!(target: "apiserver::requests", %method, %path, status = response.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0, "served");
+    response
+}
+
+async fn serve_request(State(api): State<Arc<Api>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let query = Query::parse(parts.uri.query());
