@@ -44,21 +44,14 @@ pub(crate) fn advertised(advertise: Option<IpAddr>, listen: SocketAddr) -> IpAdd
 /// `address` and the server's port; a loopback address cannot be reached
 /// from pods, so then there is none (with a warning).
 pub(crate) async fn start(
-    ca: &pki::Ca,
+    api: &apiserver::ApiServer,
     data_dir: &Path,
-    server_addr: SocketAddr,
     address: IpAddr,
     node_name: Option<String>,
     say: &impl Fn(String),
 ) -> anyhow::Result<ApiEndpoint> {
-    let client = crate::node::loopback_client(
-        ca,
-        data_dir,
-        server_addr,
-        ("system:apiserver", &["system:masters"]),
-        "apiserver.kubeconfig",
-    )
-    .await?;
+    let server_addr = api.local_addr();
+    let client = crate::node::local_client(api, ("system:apiserver", &["system:masters"]));
     let slice = dns::ServerSlice {
         namespace: NAMESPACE.into(),
         service: SERVICE.into(),

@@ -36,21 +36,13 @@ impl ClusterDns {
 /// that can be bound, else at a free port of that address: the Service
 /// reaches it through the EndpointSlice whatever the port.
 pub(crate) async fn start(
-    ca: &pki::Ca,
+    api: &apiserver::ApiServer,
     data_dir: &Path,
-    server_addr: SocketAddr,
     listen: Option<SocketAddr>,
     node_name: Option<String>,
     say: &impl Fn(String),
 ) -> anyhow::Result<ClusterDns> {
-    let client = crate::node::loopback_client(
-        ca,
-        data_dir,
-        server_addr,
-        ("system:kube-dns", &[]),
-        "dns.kubeconfig",
-    )
-    .await?;
+    let client = crate::node::local_client(api, ("system:kube-dns", &[]));
     let server = match listen {
         Some(addr) => dns::Server::start(dns::ServerConfig::new(addr))
             .await

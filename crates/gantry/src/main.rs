@@ -331,44 +331,32 @@ async fn serve(
         .await
         .context("starting the API server")?;
     let kubeconfig = server.kubeconfig().display().to_string();
-    let (ca, _) =
-        pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
     let node_name = node
         .as_ref()
         .map(|n| n.node_name.clone().unwrap_or_else(node::hostname));
     let api_endpoint = api_endpoint::start(
-        &ca,
+        &server,
         &data_dir,
-        server.local_addr(),
         api_endpoint::advertised(cluster.advertise_address, server.local_addr()),
         node_name.clone(),
         &say,
     )
     .await?;
-    let dns = cluster_dns::start(
-        &ca,
-        &data_dir,
-        server.local_addr(),
-        cluster.dns_listen,
-        node_name,
-        &say,
-    )
-    .await?;
+    let dns = cluster_dns::start(&server, &data_dir, cluster.dns_listen, node_name, &say).await?;
     let mut control_plane = None;
     if controllers {
         let who = node
             .as_ref()
             .and_then(|n| n.node_name.clone())
             .unwrap_or_else(node::hostname);
-        control_plane =
-            Some(start_control_plane(&data_dir, server.local_addr(), &who, &cluster, &say).await?);
+        control_plane = Some(start_control_plane(&data_dir, &server, &who, &cluster, &say).await?);
     }
     let mut agent = None;
     if let Some(flags) = node {
         agent = Some(
             start_node(
                 &data_dir,
-                server.local_addr(),
+                &server,
                 flags,
                 (cluster.cluster_cidr, cluster.service_cluster_ip_range),
                 &say,
@@ -426,10 +414,10 @@ impl ControlPlane {
 
 /// Starts the scheduler and the controllers, each behind leader election
 /// (Leases `kube-scheduler` and `kube-controller-manager` in kube-system, as
-/// Kubernetes names them), as clients of the server at `server_addr`.
+/// Kubernetes names them), as in-process clients of `server`.
 async fn start_control_plane(
     data_dir: &std::path::Path,
-    server_addr: SocketAddr,
+    server: &apiserver::ApiServer,
     who: &str,
     cluster: &ClusterFlags,
     say: &impl Fn(String),
@@ -451,8 +439,6 @@ async fn start_control_plane(
         .pod_ranges
         .validate()
         .map_err(|e| anyhow::anyhow!("--node-cidr-mask-size: {e}"))?;
-    let (ca, _) =
-        pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
     // Host, port and data directory: the same for every start of this
     // server, so one restarted after a crash takes its own Leases back at
     // once instead of waiting for them to run out.
@@ -462,21 +448,17 @@ async fn start_control_plane(
         std::fs::canonicalize(data_dir)
             .unwrap_or_else(|_| data_dir.to_path_buf())
             .hash(&mut h);
-        format!("{who}_{}_{:08x}", server_addr.port(), h.finish() as u32)
+        format!(
+            "{who}_{}_{:08x}",
+            server.local_addr().port(),
+            h.finish() as u32
+        )
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    for (lease, user, file) in [
-        (
-            "kube-scheduler",
-            "system:kube-scheduler",
-            "scheduler.kubeconfig",
-        ),
-        (
-            "kube-controller-manager",
-            "system:kube-controller-manager",
-            "controllers.kubeconfig",
-        ),
+    for (lease, user) in [
+        ("kube-scheduler", "system:kube-scheduler"),
+        ("kube-controller-manager", "system:kube-controller-manager"),
     ] {
         say(format!(
             "starting the {} (elected through the Lease kube-system/{lease})",
@@ -486,7 +468,7 @@ async fn start_control_plane(
                 "controllers"
             }
         ));
-        let client = node::loopback_client(&ca, data_dir, server_addr, (user, &[]), file).await?;
+        let client = node::local_client(server, (user, &[]));
         let elector =
             controllers::leader::Elector::new(client.clone(), "kube-system", lease, &identity);
         let mut stopped = stopped.clone();
@@ -519,7 +501,7 @@ async fn start_control_plane(
 /// Starts this machine's agent beside the API server.
 async fn start_node(
     data_dir: &std::path::Path,
-    server_addr: SocketAddr,
+    server: &apiserver::ApiServer,
     flags: NodeFlags,
     (cluster_cidr, service_cidr): (ipnet::Ipv4Net, ipnet::Ipv4Net),
     say: &impl Fn(String),
@@ -528,14 +510,7 @@ async fn start_node(
         pki::Ca::load_or_create(&data_dir.join("pki")).context("loading the cluster CA")?;
     let name = flags.node_name.clone().unwrap_or_else(node::hostname);
     say(format!("starting the node agent ({name})"));
-    let client = node::loopback_client(
-        &ca,
-        data_dir,
-        server_addr,
-        (&format!("system:node:{name}"), &["system:nodes"]),
-        "agent.kubeconfig",
-    )
-    .await?;
+    let client = node::local_client(server, (&format!("system:node:{name}"), &["system:nodes"]));
     // An agent bound to one address is reached there; otherwise at the
     // address the machine's main route leaves from.
     let address = match (flags.node_ip, flags.agent_listen.ip()) {

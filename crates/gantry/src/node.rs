@@ -1,41 +1,26 @@
 //! Wiring of the node side: the agent and scheduler `gantry up` runs beside
-//! the API server, each a client of it with a certificate of its own.
+//! the API server, each a client of it in the same process with an identity
+//! of its own.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use anyhow::Context;
 
-/// A kube client of the server at `server_addr` over loopback, for `user`
-/// in `groups`, through a kubeconfig written to `DATA_DIR/clients/<file>`.
-pub(crate) async fn loopback_client(
-    ca: &pki::Ca,
-    data_dir: &Path,
-    server_addr: SocketAddr,
+/// A kube client of `server`, in this process, for `user` in `groups`:
+/// its requests go straight to the server's router (no TLS, no socket),
+/// retried on 429, 503 and 504 as a client from a kubeconfig would be.
+pub(crate) fn local_client(
+    server: &apiserver::ApiServer,
     (user, groups): (&str, &[&str]),
-    file: &str,
-) -> anyhow::Result<kube::Client> {
-    let url = format!("https://127.0.0.1:{}", server_addr.port());
-    let clients = data_dir.join("clients");
-    std::fs::create_dir_all(&clients).with_context(|| format!("creating {}", clients.display()))?;
-    client_for(ca, &url, user, groups, &clients.join(file)).await
-}
-
-/// A kube client for `user` in `groups`, with a certificate from the
-/// cluster CA, through a kubeconfig written to `path`.
-pub(crate) async fn client_for(
-    ca: &pki::Ca,
-    server_url: &str,
-    user: &str,
-    groups: &[&str],
-    path: &Path,
-) -> anyhow::Result<kube::Client> {
-    let issued = ca
-        .issue_client(user, groups)
-        .with_context(|| format!("issuing a certificate for {user}"))?;
-    pki::write_kubeconfig(path, server_url, ca.cert_pem(), user, &issued)
-        .with_context(|| format!("writing {}", path.display()))?;
-    client_from(path).await
+) -> kube::Client {
+    let service = tower::ServiceBuilder::new()
+        .layer(tower::retry::RetryLayer::new(
+            kube::client::retry::RetryPolicy::server_retry(),
+        ))
+        .map_err(|never: std::convert::Infallible| -> tower::BoxError { match never {} })
+        .service(server.local_service(user, groups));
+    kube::Client::new(service, "default")
 }
 
 /// A kube client from a kubeconfig file.
