@@ -53,7 +53,7 @@ pub use proxy::{
 };
 
 use crate::ipam::Ipam;
-use crate::link::{FALLBACK_MTU, Netlink};
+use crate::link::{FALLBACK_MTU, Link, Netlink};
 use crate::netns::{THREAD_NETNS, open_netns_named, run_async_in_netns, spawn_in_netns};
 
 /// The name of the pod's end of its veth pair, inside the pod.
@@ -324,43 +324,30 @@ impl PodNetwork {
             .await?
             .filter(|link| link.kind == Some(InfoKind::Veth));
 
-        // The pair is whole when the pod's eth0 is the peer of our host end. Anything else
-        // (no pod end, or an eth0 of another pair, say of an older sandbox) is removed and
-        // the pair made anew.
-        let host_index = host.as_ref().map(|link| link.index);
-        let paired = run_async_in_netns(netns, dup(&pod_ns, netns)?, move || async move {
-            let netlink = Netlink::open()?;
-            match netlink.link(POD_INTERFACE).await? {
-                Some(eth0) if host_index.is_some() && eth0.peer_index == host_index => Ok(true),
-                Some(_) => {
-                    netlink.delete_link(POD_INTERFACE).await?;
-                    Ok(false)
-                }
-                None => Ok(false),
-            }
-        })
-        .await?;
-
-        match host {
-            Some(host) if paired => self
+        // No host end: no pair of ours exists (deleting either end removes both), so a
+        // new sandbox's pair is made at once. Only an `eth0` already in the namespace
+        // makes that fail, and then `repair_pair` looks inside.
+        let made = match host {
+            None => match self
                 .netlink
-                .set_up(host.index, Some(self.mtu), Some(bridge.index))
+                .create_veth(
+                    &interface.host_veth,
+                    bridge.index,
+                    self.mtu,
+                    POD_INTERFACE,
+                    pod_ns.as_fd(),
+                )
                 .await
-                .map_err(|e| {
-                    NetError::netlink(format!("bringing up veth {}", interface.host_veth), e)
-                })?,
-            _ => {
-                self.netlink.delete_link(&interface.host_veth).await?;
-                self.netlink
-                    .create_veth(
-                        &interface.host_veth,
-                        bridge.index,
-                        self.mtu,
-                        POD_INTERFACE,
-                        pod_ns.as_fd(),
-                    )
-                    .await?;
-            }
+            {
+                Ok(()) => true,
+                Err(e) if link::errno(&e) == Some(libc::EEXIST) => false,
+                Err(e) => return Err(creating_veth(&interface.host_veth, e)),
+            },
+            Some(_) => false,
+        };
+        if !made {
+            self.repair_pair(interface, netns, &pod_ns, host, bridge.index)
+                .await?;
         }
 
         // A pod reaching itself through a Service: br_netfilter DNATs the frame on the
@@ -417,6 +404,55 @@ impl PodNetwork {
             netlink.replace_default_route(gateway, eth0.index).await
         })
         .await
+    }
+
+    /// Makes the pair of `interface` whole when its host end exists or the namespace
+    /// already has an `eth0`: the pair is whole when the pod's `eth0` is the peer of our
+    /// host end. Anything else (no pod end, or an `eth0` of another pair, say of an older
+    /// sandbox) is removed and the pair made anew.
+    async fn repair_pair(
+        &self,
+        interface: &PodInterface,
+        netns: &Path,
+        pod_ns: &OwnedFd,
+        host: Option<Link>,
+        bridge: u32,
+    ) -> Result<(), NetError> {
+        let host_index = host.as_ref().map(|link| link.index);
+        let paired = run_async_in_netns(netns, dup(pod_ns, netns)?, move || async move {
+            let netlink = Netlink::open()?;
+            match netlink.link(POD_INTERFACE).await? {
+                Some(eth0) if host_index.is_some() && eth0.peer_index == host_index => Ok(true),
+                Some(_) => {
+                    netlink.delete_link(POD_INTERFACE).await?;
+                    Ok(false)
+                }
+                None => Ok(false),
+            }
+        })
+        .await?;
+        match host {
+            Some(host) if paired => self
+                .netlink
+                .set_up(host.index, Some(self.mtu), Some(bridge))
+                .await
+                .map_err(|e| {
+                    NetError::netlink(format!("bringing up veth {}", interface.host_veth), e)
+                }),
+            _ => {
+                self.netlink.delete_link(&interface.host_veth).await?;
+                self.netlink
+                    .create_veth(
+                        &interface.host_veth,
+                        bridge,
+                        self.mtu,
+                        POD_INTERFACE,
+                        pod_ns.as_fd(),
+                    )
+                    .await
+                    .map_err(|e| creating_veth(&interface.host_veth, e))
+            }
+        }
     }
 
     /// Disconnects the pod `pod_uid`: removes its veth pair (the host end by name, else the
@@ -544,6 +580,11 @@ async fn patient<T>(
                 waited: NETLINK_PATIENCE,
             })
         })
+}
+
+/// The error of a failed veth pair creation.
+fn creating_veth(host: &str, e: rtnetlink::Error) -> NetError {
+    NetError::netlink(format!("creating veth pair {host}/{POD_INTERFACE}"), e)
 }
 
 #[cfg(test)]

@@ -290,7 +290,7 @@ impl Netlink {
         mtu: u32,
         peer: &str,
         peer_ns: BorrowedFd<'_>,
-    ) -> Result<(), NetError> {
+    ) -> Result<(), rtnetlink::Error> {
         let peer_message = LinkMessageBuilder::<LinkUnspec>::new()
             .name(peer)
             .mtu(mtu)
@@ -303,12 +303,7 @@ impl Netlink {
             .up()
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
             .build();
-        self.handle
-            .link()
-            .add(message)
-            .execute()
-            .await
-            .map_err(|e| NetError::netlink(format!("creating veth pair {host}/{peer}"), e))
+        self.handle.link().add(message).execute().await
     }
 
     /// Puts the bridge port `index` in hairpin mode: frames may leave through the port they

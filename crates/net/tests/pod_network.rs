@@ -191,6 +191,19 @@ fn attach_and_detach_are_idempotent() {
         assert!(network.allocations().unwrap().is_empty());
         assert_eq!(host.link_names(), ["lo", "gantry0"]);
 
+        // A new namespace that already has an `eth0` (not ours): a pair cannot be made
+        // over it, so it is removed and the pair made.
+        let c = Netns::new("pod-c");
+        c.ip("link add eth0 type veth peer name other0");
+        let ic = network.attach("uid-c", c.path()).await.unwrap();
+        let details: serde_json::Value =
+            serde_json::from_str(&c.ip("-d -j link show dev eth0")).unwrap();
+        assert_eq!(details[0]["linkinfo"]["info_kind"], "veth");
+        assert_eq!(c.ipv4_addresses("eth0"), [format!("{}/24", ic.ip)]);
+        assert!(host.link(&ic.host_veth).is_some());
+        network.detach("uid-c", Some(c.path())).await.unwrap();
+        assert_eq!(c.link_names(), ["lo"]);
+
         network.teardown().await.unwrap();
     });
 }
