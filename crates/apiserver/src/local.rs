@@ -3,7 +3,8 @@
 //! scheduler, controllers and agent). No TLS, no socket, no HTTP framing:
 //! the request and the response body (a watch's too) pass as values. The
 //! caller names the user its requests are made as, where a client over the
-//! network would show a certificate. Upgrades (exec, attach, port-forward)
+//! network would show a certificate. Each request's handler runs on a task
+//! of its own, as on a connection's. Upgrades (exec, attach, port-forward)
 //! need a connection and are refused here; those components make none.
 
 use std::convert::Infallible;
@@ -70,8 +71,19 @@ where
         // was made for.
         req.extensions_mut()
             .insert(CertUser(Some(self.user.clone())));
-        let router = self.router.clone();
-        Box::pin(async move { tower::ServiceExt::oneshot(router, req).await })
+        // The handler runs on a task of its own, as on a connection's: a caller
+        // that gives up does not cut it off halfway, and a handler that panics
+        // answers 500 instead of unwinding into the caller.
+        let handler = tokio::spawn(tower::ServiceExt::oneshot(self.router.clone(), req));
+        Box::pin(async move {
+            Ok(match handler.await {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(e) => {
+                    ApiError::internal(format!("the request's handler failed: {e}")).into_response()
+                }
+            })
+        })
     }
 }
 
