@@ -412,6 +412,11 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
 }
 
 async fn handle(state: State<Arc<Api>>, req: Request) -> Response {
+    // The request line is kept only when someone listens for it: no
+    // allocation on the hot path otherwise.
+    if !tracing::enabled!(target: "apiserver::requests", tracing::Level::DEBUG) {
+        return serve_request(state, req).await;
+    }
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
