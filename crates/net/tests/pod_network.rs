@@ -305,7 +305,7 @@ fn a_small_range_runs_out_clearly() {
 }
 
 #[test]
-fn mtu_is_set_on_the_bridge_and_both_veth_ends() {
+fn mtu_and_queues_are_set_on_the_bridge_and_both_veth_ends() {
     let host = Netns::new("host");
     let pod = Netns::new("pod");
     let state = tempfile::tempdir().unwrap();
@@ -317,6 +317,10 @@ fn mtu_is_set_on_the_bridge_and_both_veth_ends() {
         assert_eq!(host.mtu("gantry0"), 1400);
         assert_eq!(host.mtu(&interface.host_veth), 1400);
         assert_eq!(pod.mtu("eth0"), 1400);
+        // One queue each way on both ends: the kernel would otherwise make one per CPU and
+        // cut back, waiting for a grace period per end.
+        assert_eq!(host.queues(&interface.host_veth), (1, 1));
+        assert_eq!(pod.queues("eth0"), (1, 1));
         network.teardown().await.unwrap();
     });
 }

@@ -100,6 +100,21 @@ impl Netns {
             .unwrap()
     }
 
+    /// The transmit and receive queues link `name` was made with.
+    #[allow(dead_code)] // not every test binary looks
+    pub fn queues(&self, name: &str) -> (u64, u64) {
+        let out = self
+            .cmd("ip", &format!("-d -j link show dev {name}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let links: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
+        let count = |key: &str| {
+            links[0][key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {key} for {name} in {out}"))
+        };
+        (count("num_tx_queues"), count("num_rx_queues"))
+    }
+
     /// The IPv4 addresses (`a.b.c.d/len`) of link `name`.
     pub fn ipv4_addresses(&self, name: &str) -> Vec<String> {
         let out = self.ip(&format!("-j -4 addr show dev {name}"));
