@@ -251,6 +251,10 @@ impl Runtime {
             }
             Err(e) => return Err(e).context(|| format!("create {}", dir.display())),
         }
+        // runc will move the container's process into its cgroup; the grace period that
+        // move would wait for passes beside the shim and the bundle instead (see
+        // `cgroups::prime_migration`).
+        cgroups::prime_migration();
         let cgroup_path = format!(
             "/{}/pod{}/{}",
             self.config.cgroup_parent.trim_matches('/'),

@@ -135,6 +135,9 @@ impl Runtime {
         if let Some(existing) = sandbox::load(pod_uid, &dir)? {
             return Ok(existing);
         }
+        // A new sandbox means a container's start follows: the grace period runc's move
+        // of its process waits for may pass now (see `cgroups::prime_migration`).
+        cgroups::prime_migration();
         // A sandbox half made (the agent died while making it) is made again from scratch.
         sandbox::remove(&dir)?;
         match sandbox::create(pod_uid, &dir, hostname, host_network) {
