@@ -153,7 +153,9 @@ fn move_into_own_cgroup() {
 /// The `cgroup.procs` of this process's own cgroup in one hierarchy, from the text of
 /// `/proc/self/cgroup` (`<id>:<controllers>:<path>` lines, `0::<path>` for the unified
 /// hierarchy): the unified one where mounted (it has no controllers on a hybrid host, so
-/// the move touches none), else the first v1 hierarchy whose controllers the line names.
+/// the move touches none), else the first v1 hierarchy whose controllers are exactly those
+/// a line names. A named hierarchy (`name=systemd`, no controllers) is never matched: a
+/// wrong match would be a real move, into another cgroup.
 fn own_procs_file(all: &[Hierarchy], proc_self_cgroup: &str) -> Option<PathBuf> {
     let lines: Vec<(&str, &str)> = proc_self_cgroup
         .lines()
@@ -170,9 +172,15 @@ fn own_procs_file(all: &[Hierarchy], proc_self_cgroup: &str) -> Option<PathBuf> 
     });
     let dir = unified.or_else(|| {
         all.iter().filter(|h| !h.unified).find_map(|h| {
+            if h.controllers.is_empty() {
+                return None;
+            }
             let (_, path) = lines.iter().find(|(controllers, _)| {
-                let named: Vec<&str> = controllers.split(',').collect();
-                !named.is_empty() && h.controllers.iter().all(|c| named.contains(&c.as_str()))
+                let mut named: Vec<&str> = controllers.split(',').collect();
+                let mut mounted: Vec<&str> = h.controllers.iter().map(String::as_str).collect();
+                named.sort_unstable();
+                mounted.sort_unstable();
+                named == mounted
             })?;
             Some(join(&h.mount_point, path))
         })
@@ -236,6 +244,11 @@ mod tests {
     fn finds_its_own_cgroup_in_one_hierarchy() {
         let hybrid = [
             Hierarchy {
+                mount_point: "/sys/fs/cgroup/systemd".into(),
+                unified: false,
+                controllers: vec![],
+            },
+            Hierarchy {
                 mount_point: "/sys/fs/cgroup/memory".into(),
                 unified: false,
                 controllers: vec!["memory".into()],
@@ -251,24 +264,32 @@ mod tests {
                 controllers: vec![],
             },
         ];
-        let own = "5:cpu,cpuacct:/user.slice\n4:memory:/agent/x\n0::/system.slice/gantry.service\n";
+        let own = "9:name=systemd:/elsewhere\n5:cpu,cpuacct:/user.slice\n4:memory:/agent/x\n0::/system.slice/gantry.service\n";
         assert_eq!(
             own_procs_file(&hybrid, own),
             Some(PathBuf::from(
                 "/sys/fs/cgroup/unified/system.slice/gantry.service/cgroup.procs"
             ))
         );
-        // Without the unified hierarchy: the first v1 one the file names.
+        // Without the unified hierarchy: the first v1 one with controllers, at the path
+        // of the line naming exactly its controllers.
         assert_eq!(
-            own_procs_file(&hybrid[..2], own),
+            own_procs_file(&hybrid[..3], own),
             Some(PathBuf::from("/sys/fs/cgroup/memory/agent/x/cgroup.procs"))
         );
         assert_eq!(
-            own_procs_file(&hybrid[1..2], "5:cpu,cpuacct:/\n"),
+            own_procs_file(&hybrid[2..3], "5:cpu,cpuacct:/\n"),
             Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/cgroup.procs"))
         );
-        // Nothing matches: nothing to write.
-        assert_eq!(own_procs_file(&hybrid[..1], "5:cpu,cpuacct:/\n"), None);
+        assert_eq!(
+            own_procs_file(&hybrid[2..3], "5:cpuacct,cpu:/a\n"),
+            Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/a/cgroup.procs"))
+        );
+        // Nothing matches (a named hierarchy alone, a line naming only part of a
+        // hierarchy's controllers): nothing to write.
+        assert_eq!(own_procs_file(&hybrid[..1], own), None);
+        assert_eq!(own_procs_file(&hybrid[2..3], "5:cpu:/\n"), None);
+        assert_eq!(own_procs_file(&hybrid[1..2], "5:cpu,cpuacct:/\n"), None);
         assert_eq!(own_procs_file(&hybrid, ""), None);
     }
 
